@@ -1,0 +1,174 @@
+"""The ``LieGroup`` base class: the contract every group implements.
+
+A group is one small class with declared sizes and pure tensor methods.  Group elements travel
+through the network in a *flat parametrisation* of size ``elem_dim`` (``Lifted.elems``): by default
+the flattened ``rep_dim x rep_dim`` matrix, but a group may choose something cheaper (an angle, a
+translation vector) as long as ``elems_to_matrix`` / ``matrix_to_elems`` convert both ways.
+
+Sizes (class or instance attributes):
+    ``space_dim``      D, the dimension of the points the group acts on
+    ``lie_dim``        dimension of the Lie algebra (length of ``log`` coordinates)
+    ``rep_dim``        size of the matrices
+    ``q_dim``          size of the orbit embedding q (paper §4.5)
+    ``elem_dim``       size of the flat parametrisation of an element
+    ``stabilizer_dim`` dimension of the stabilizer of a point; 0 means the lift is unique and
+                       ``num_samples`` must be 1
+
+Points are acted on linearly (``affine = False``: ``x -> g x`` with ``rep_dim == D``) or affinely
+(``affine = True``: homogeneous coordinates, ``rep_dim == D + 1``).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["LieGroup"]
+
+
+class LieGroup:
+    space_dim: int
+    lie_dim: int
+    rep_dim: int
+    q_dim: int = 0
+    stabilizer_dim: int = 0
+    affine: bool = False
+    name: str = "LieGroup"
+
+    def __init__(self, *, alpha: float = 0.2):
+        if not 0.0 <= float(alpha) <= 1.0:
+            raise ValueError(f"alpha: expected a number in [0, 1], got {alpha!r}")
+        self.alpha = float(alpha)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def elem_dim(self) -> int:
+        return self.rep_dim * self.rep_dim
+
+    def __repr__(self) -> str:
+        return f"{self.name}(alpha={self.alpha})"
+
+    # ------------------------------------------------------------- algebra
+    def hat(self, a: Tensor) -> Tensor:
+        """Algebra coordinates (..., lie_dim) -> algebra matrices (..., rep_dim, rep_dim)."""
+        raise NotImplementedError
+
+    def vee(self, A: Tensor) -> Tensor:
+        """Algebra matrices (..., rep_dim, rep_dim) -> coordinates (..., lie_dim)."""
+        raise NotImplementedError
+
+    def exp(self, a: Tensor) -> Tensor:
+        """exp: (..., lie_dim) -> (..., rep_dim, rep_dim).  Default: ``matrix_exp(hat(a))``."""
+        return torch.linalg.matrix_exp(self.hat(a))
+
+    def log(self, g: Tensor) -> Tensor:
+        """log: (..., rep_dim, rep_dim) -> (..., lie_dim), the principal branch."""
+        raise NotImplementedError
+
+    def inv(self, g: Tensor) -> Tensor:
+        return torch.linalg.inv(g)
+
+    def mul(self, g: Tensor, h: Tensor) -> Tensor:
+        return g @ h
+
+    def identity(self, *shape, dtype=None, device=None) -> Tensor:
+        eye = torch.eye(self.rep_dim, dtype=dtype, device=device)
+        return eye.expand(*shape, self.rep_dim, self.rep_dim).clone()
+
+    # ------------------------------------------------ flat element parameters
+    def elems_to_matrix(self, e: Tensor) -> Tensor:
+        """(..., elem_dim) -> (..., rep_dim, rep_dim)."""
+        return e.reshape(*e.shape[:-1], self.rep_dim, self.rep_dim)
+
+    def matrix_to_elems(self, g: Tensor) -> Tensor:
+        """(..., rep_dim, rep_dim) -> (..., elem_dim)."""
+        return g.reshape(*g.shape[:-2], self.rep_dim * self.rep_dim)
+
+    # --------------------------------------------------------------- action
+    def act(self, g: Tensor, x: Tensor) -> Tensor:
+        """Act with matrices g (..., rep_dim, rep_dim) on points x (..., D) -> (..., D)."""
+        if self.affine:
+            D = self.space_dim
+            return (g[..., :D, :D] @ x.unsqueeze(-1)).squeeze(-1) + g[..., :D, D]
+        return (g @ x.unsqueeze(-1)).squeeze(-1)
+
+    def left_mul_elems(self, g: Tensor, e: Tensor) -> Tensor:
+        """(g u) in flat parameters: g (..., rep_dim, rep_dim) broadcast against e (..., elem_dim)."""
+        return self.matrix_to_elems(self.mul(g, self.elems_to_matrix(e)))
+
+    def orbit(self, x: Tensor) -> Tensor:
+        """Orbit embedding q(x): (..., D) -> (..., q_dim), invariant under the group."""
+        raise NotImplementedError
+
+    def origin(self, q: Tensor) -> Tensor:
+        """The chosen origin o_q of each orbit: (..., q_dim) -> (..., D), so lift(x) o_q = x."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- lifting
+    def lift(self, x: Tensor, num_samples: int = 1, generator: torch.Generator | None = None):
+        """Lift points to group elements and orbits (paper Algorithm 1).
+
+        Args:
+            x: (..., n, D) points.
+            num_samples: lift samples per point, drawn by Haar measure over the stabilizer
+                (must be 1 when ``stabilizer_dim == 0``).
+            generator: the source of the stabilizer draws.
+
+        Returns:
+            ``(elems, orbits)`` of shapes (..., n * num_samples, elem_dim) and
+            (..., n * num_samples, q_dim), point-major (sample s of point i at i * num_samples + s),
+            with ``act(elems_to_matrix(elems), origin(q)) == x``.
+        """
+        raise NotImplementedError
+
+    def check_num_samples(self, num_samples: int) -> None:
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples: expected a positive int, got {num_samples!r}")
+        if self.stabilizer_dim == 0 and num_samples != 1:
+            raise ValueError(
+                f"num_samples: {self.name} has a trivial stabilizer, so each point has exactly one "
+                f"lift; expected 1, got {num_samples}")
+
+    # ---------------------------------------------------- pairs and distance
+    def rel_log(self, u: Tensor, v: Tensor) -> Tensor:
+        """log(v^-1 u) for flat elements u, v (broadcastable (..., elem_dim)) -> (..., lie_dim)."""
+        U, V = self.elems_to_matrix(u), self.elems_to_matrix(v)
+        return self.log(self.mul(self.inv(V), U))
+
+    def distance(self, rel: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:
+        """Invariant distance ``alpha * ||log(v^-1 u)|| + (1 - alpha) * ||q_u - q_v||``.
+
+        With no orbit embedding (q_dim = 0) it is ``||log(v^-1 u)||``; with a trivial algebra
+        (lie_dim = 0) it is ``||q_u - q_v||``.
+        """
+        if self.q_dim == 0:
+            return _norm(rel)
+        if self.lie_dim == 0:
+            return _norm(q_u - q_v)
+        return self.alpha * _norm(rel) + (1 - self.alpha) * _norm(q_u - q_v)
+
+    def elem_distance(self, u: Tensor, v: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:
+        """``distance(rel_log(u, v), q_u, q_v)``; groups may override with something cheaper.
+
+        Only used without gradients, to choose neighbourhoods and farthest points.
+        """
+        return self.distance(self.rel_log(u, v), q_u, q_v)
+
+    # --------------------------------------------------------------- random
+    def sample(self, *shape, generator: torch.Generator | None = None, dtype=torch.float64,
+               scale: float = 1.0) -> Tensor:
+        """Random group elements as matrices (*shape, rep_dim, rep_dim): exp of a Gaussian algebra
+        vector of standard deviation ``scale`` (used by tests and augmentation)."""
+        a = torch.randn(*shape, self.lie_dim, generator=generator, dtype=dtype) * scale
+        return self.exp(a)
+
+
+def _norm(x: Tensor) -> Tensor:
+    """Euclidean norm over the last axis whose gradient is finite (zero) at the origin."""
+    sq = (x * x).sum(-1)
+    small = sq < 1e-30
+    return torch.where(small, torch.zeros_like(sq), torch.sqrt(torch.where(small, torch.ones_like(sq), sq)))
+
+
+TWO_PI = 2 * math.pi
