@@ -1,0 +1,86 @@
+"""Bottleneck residual block and global pooling (paper Figure 5, appendix C.3)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..data import Lifted
+from ..neighbors import gather_points
+from .conv import LieConv
+from .norm import MaskBatchNorm
+
+__all__ = ["BottleneckBlock", "GlobalPool", "PointwiseNormAct"]
+
+
+class PointwiseNormAct(nn.Module):
+    """Optional masked batch norm then Swish, applied to the values of a ``Lifted``."""
+
+    def __init__(self, channels: int, *, bn: bool):
+        super().__init__()
+        self.norm = MaskBatchNorm(channels) if bn else None
+        self.act = nn.SiLU()
+
+    def forward(self, x: Lifted) -> Lifted:
+        v = x.values if self.norm is None else self.norm(x.values, x.mask)
+        return x.replace(values=self.act(v))
+
+
+class BottleneckBlock(nn.Module):
+    """x -> x|_queries + [BN, Swish, Linear(chin -> chin/4), BN, Swish, LieConv(chin/4 -> chout/4),
+    BN, Swish, Linear(chout/4 -> chout)](x).
+
+    The shortcut is taken at exactly the query points the convolution kept (one selection serves
+    both), and added to the first ``chin`` output channels (``chout >= chin``) or through a linear
+    projection when the block narrows.
+
+    Shapes: ``Lifted`` with values (B, N, chin) -> ``Lifted`` with values (B, m, chout).
+    """
+
+    def __init__(self, chin: int, chout: int, *, group, num_nbhd: int, fill: float, ds_frac: float = 1.0,
+                 knn: bool = False, bn: bool = True, mean: bool = True):
+        super().__init__()
+        if chin < 4 or chout < 4:
+            raise ValueError(f"chin, chout: expected at least 4 channels for the bottleneck, got {chin}, {chout}")
+        self.chin, self.chout = chin, chout
+        self.pre = PointwiseNormAct(chin, bn=bn)
+        self.down = nn.Linear(chin, chin // 4)
+        self.mid = PointwiseNormAct(chin // 4, bn=bn)
+        self.conv = LieConv(chin // 4, chout // 4, group=group, num_nbhd=num_nbhd, fill=fill, ds_frac=ds_frac,
+                            knn=knn, bn=bn, mean=mean)
+        self.post = PointwiseNormAct(chout // 4, bn=bn)
+        self.up = nn.Linear(chout // 4, chout)
+        self.shortcut = nn.Linear(chin, chout) if chout < chin else None
+
+    def forward(self, x: Lifted, generator: torch.Generator | None = None) -> Lifted:
+        sel = self.conv.select(x, generator)
+        h = self.pre(x)
+        h = self.mid(h.replace(values=self.down(h.values)))
+        h = self.post(self.conv(h, sel))
+        out = self.up(h.values)
+        skip = x.values if sel.query_idx is None else gather_points(x.values, sel.query_idx)
+        if self.shortcut is not None:
+            out = out + self.shortcut(skip)
+        elif self.chout == self.chin:
+            out = out + skip
+        else:
+            out = torch.cat([out[..., : self.chin] + skip, out[..., self.chin:]], dim=-1)
+        return h.replace(values=out * h.mask.unsqueeze(-1).to(out.dtype))
+
+
+class GlobalPool(nn.Module):
+    """Average (``mean=True``) or sum of the values over the real points of each example.
+
+    Shapes: ``Lifted`` values (B, N, c), mask (Bg, N) -> (B, c).  An example with no real point
+    gives zeros.
+    """
+
+    def __init__(self, *, mean: bool = True):
+        super().__init__()
+        self.mean = mean
+
+    def forward(self, x: Lifted) -> Tensor:
+        w = x.mask.to(x.values.dtype).unsqueeze(-1)
+        total = (x.values * w).sum(1)
+        if not self.mean:
+            return total
+        return total / w.sum(1).clamp(min=1.0)

@@ -1,0 +1,124 @@
+"""The LieConv layer (paper eq. 9, Algorithm 2, PointConv trick of appendix A.1)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ..data import Lifted
+from ..groups.base import LieGroup
+from ..neighbors import Selection, farthest_point_indices, gather_points, neighborhood_indices
+from .kernels import KernelMLP
+
+__all__ = ["LieConv"]
+
+
+class LieConv(nn.Module):
+    r"""Group convolution on lifted point data.
+
+    .. math::
+        h_i = \frac{1}{n_i} \sum_{j \in \mathrm{nbhd}(i)} k_\theta(a_{ij}) f_j,\qquad
+        a_{ij} = [\log(v_j^{-1} u_i), q_i, q_j]
+
+    computed with the PointConv trick: the kernel MLP outputs s_ij (``kernel_out`` channels),
+    ``z_i = (1/n_i) sum_j f_j (x) s_ij`` (c_in x kernel_out) and h_i = W z_i, so no
+    (c_in x c_out) kernel tensor is ever formed.  The four steps are separate methods
+    (``subsample``, ``neighborhood`` — together ``select`` —, ``kernel_inputs``, ``aggregate``) so
+    a variant overrides one of them.
+
+    Args:
+        chin, chout: input / output channels.
+        group: the ``LieGroup``.
+        num_nbhd: Monte-Carlo neighbourhood size K.
+        fill: fraction of an example's points that form each query's ball.
+        ds_frac: keep ``ceil(ds_frac * N)`` query points chosen by farthest-point sampling
+            (1 = no subsampling: the queries are the inputs).
+        knn: use the K nearest instead of a sample of the ball.
+        bn: masked batch norm inside the kernel MLP.
+        mean: divide by the number of real neighbours n_i (True) or by K (False).
+
+    Shapes:
+        input ``Lifted`` (elems (Bg, N, E), orbits (Bg, N, q), values (B, N, chin), mask (Bg, N))
+        -> ``Lifted`` (elems (Bg, m, E), orbits (Bg, m, q), values (B, m, chout), mask (Bg, m)).
+    """
+
+    def __init__(self, chin: int, chout: int, *, group: LieGroup, num_nbhd: int = 32, fill: float = 1 / 3,
+                 ds_frac: float = 1.0, knn: bool = False, bn: bool = False, mean: bool = True,
+                 kernel_hidden: int = 32, kernel_out: int = 16):
+        super().__init__()
+        if not isinstance(group, LieGroup):
+            raise ValueError(f"group: expected a LieGroup instance, got {group!r}")
+        if not 0 < fill <= 1:
+            raise ValueError(f"fill: expected a fraction in (0, 1], got {fill!r}")
+        if not 0 < ds_frac <= 1:
+            raise ValueError(f"ds_frac: expected a fraction in (0, 1], got {ds_frac!r}")
+        if int(num_nbhd) < 1:
+            raise ValueError(f"num_nbhd: expected a positive int, got {num_nbhd!r}")
+        self.group, self.chin, self.chout = group, chin, chout
+        self.num_nbhd, self.fill, self.ds_frac, self.knn, self.mean = int(num_nbhd), float(fill), float(ds_frac), knn, mean
+        self.kernel = KernelMLP(group.lie_dim + 2 * group.q_dim, kernel_out, hidden=kernel_hidden, bn=bn)
+        self.linear = nn.Linear(chin * kernel_out, chout)
+
+    def extra_repr(self) -> str:
+        return (f"{self.chin}, {self.chout}, group={self.group}, num_nbhd={self.num_nbhd}, fill={self.fill:.4g}, "
+                f"ds_frac={self.ds_frac:.4g}, knn={self.knn}")
+
+    # ----------------------------------------------------------- selection
+    def num_queries(self, n: int) -> int:
+        return n if self.ds_frac >= 1 else max(1, math.ceil(self.ds_frac * n))
+
+    def subsample(self, x: Lifted) -> tuple[Tensor | None, Tensor, Tensor, Tensor]:
+        """Farthest-point query points: (query_idx or None, elems, orbits, mask) of the queries."""
+        m = self.num_queries(x.num_points)
+        if m >= x.num_points:
+            return None, x.elems, x.orbits, x.mask
+        idx, qmask = farthest_point_indices(self.group, x.elems, x.orbits, x.mask, m)
+        return idx, gather_points(x.elems, idx), gather_points(x.orbits, idx), qmask
+
+    def select(self, x: Lifted, generator: torch.Generator | None = None) -> Selection:
+        """Queries and their neighbourhoods (no gradients flow through the choice)."""
+        qidx, qe, qq, qmask = self.subsample(x)
+        nidx, nmask = neighborhood_indices(self.group, qe, qq, qmask, x.elems, x.orbits, x.mask,
+                                           num_nbhd=self.num_nbhd, fill=self.fill, knn=self.knn, generator=generator)
+        return Selection(qidx, qmask, nidx, nmask)
+
+    # ------------------------------------------------------------- kernel
+    def kernel_inputs(self, x: Lifted, sel: Selection) -> Tensor:
+        """a_ij = [log(v_j^-1 u_i), q_i, q_j] for the chosen pairs: (Bg, m, K, lie_dim + 2 q_dim)."""
+        qe = x.elems if sel.query_idx is None else gather_points(x.elems, sel.query_idx)
+        qq = x.orbits if sel.query_idx is None else gather_points(x.orbits, sel.query_idx)
+        ne = gather_points(x.elems, sel.nbhd_idx)             # (Bg, m, K, E)
+        nq = gather_points(x.orbits, sel.nbhd_idx)            # (Bg, m, K, q)
+        rel = self.group.rel_log(qe.unsqueeze(2), ne)        # (Bg, m, K, lie_dim)
+        parts = [rel]
+        if self.group.q_dim:
+            parts += [qq.unsqueeze(2).expand_as(nq), nq]
+        return torch.cat(parts, dim=-1)
+
+    def aggregate(self, values: Tensor, weights: Tensor, sel: Selection) -> Tensor:
+        """h_i = W (sum_j f_j (x) s_ij) / n_i.  values (B, N, c), weights (Bg, m, K, h) -> (B, m, chout)."""
+        f = gather_points(values, sel.nbhd_idx)                 # (B, m, K, c)
+        if weights.shape[0] == 1 and f.shape[0] > 1:           # shared geometry: one kernel for the batch
+            z = torch.einsum("bmkc,mkh->bmch", f, weights[0])
+        else:
+            z = torch.einsum("bmkc,bmkh->bmch", f, weights)
+        B, m = z.shape[:2]
+        if self.mean:
+            n = sel.nbhd_mask.sum(-1, keepdim=True).clamp(min=1).to(z.dtype)  # (Bg, m, 1)
+        else:
+            n = torch.full((1, 1, 1), float(sel.nbhd_mask.shape[-1]), dtype=z.dtype, device=z.device)
+        h = self.linear(z.reshape(B, m, -1) / n)
+        return h * sel.query_mask.unsqueeze(-1).to(h.dtype)
+
+    def forward(self, x: Lifted, selection: Selection | None = None,
+                generator: torch.Generator | None = None) -> Lifted:
+        if x.values.shape[-1] != self.chin:
+            raise ValueError(f"x.values: expected {self.chin} channels, got {x.values.shape[-1]}")
+        sel = self.select(x, generator) if selection is None else selection
+        a = self.kernel_inputs(x, sel)
+        s = self.kernel(a, sel.nbhd_mask) * sel.nbhd_mask.unsqueeze(-1).to(a.dtype)
+        h = self.aggregate(x.values, s, sel)
+        if sel.query_idx is None:
+            return x.replace(values=h, mask=sel.query_mask)
+        return Lifted(gather_points(x.elems, sel.query_idx), gather_points(x.orbits, sel.query_idx), h, sel.query_mask)
