@@ -52,8 +52,10 @@ def transform_lifted(group: LieGroup, g: Tensor, x: Lifted) -> Lifted:
 
 def relative_error(a: Tensor, b: Tensor) -> float:
     """max |a - b| / max(max |a|, 1): an error relative to the output's scale, floored at 1."""
-    scale = max(1.0, float(a.abs().max())) if a.numel() else 1.0
-    return float((a - b).abs().max()) / scale if a.numel() else 0.0
+    if not a.numel():
+        return 0.0
+    a, b = a.detach(), b.detach()
+    return float((a - b).abs().max()) / max(1.0, float(a.abs().max()))
 
 
 def _outputs(out) -> Tensor:

@@ -66,13 +66,18 @@ class LieConv(nn.Module):
 
     # ----------------------------------------------------------- selection
     def num_queries(self, n: int) -> int:
+        """Queries kept from ``n`` real points: ceil(ds_frac * n) (n itself when ds_frac = 1)."""
         return n if self.ds_frac >= 1 else max(1, math.ceil(self.ds_frac * n))
 
     def subsample(self, x: Lifted) -> tuple[Tensor | None, Tensor, Tensor, Tensor]:
-        """Farthest-point query points: (query_idx or None, elems, orbits, mask) of the queries."""
-        m = self.num_queries(x.num_points)
-        if m >= x.num_points:
+        """Farthest-point query points: (query_idx or None, elems, orbits, mask) of the queries.
+
+        The number of queries comes from the largest count of *real* points in the batch, so
+        padding an example with masked points changes nothing.
+        """
+        if self.ds_frac >= 1:
             return None, x.elems, x.orbits, x.mask
+        m = self.num_queries(int(x.mask.sum(1).max()))
         idx, qmask = farthest_point_indices(self.group, x.elems, x.orbits, x.mask, m)
         return idx, gather_points(x.elems, idx), gather_points(x.orbits, idx), qmask
 

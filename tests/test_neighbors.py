@@ -1,0 +1,77 @@
+"""Farthest-point sampling and neighbourhoods: invariance, masks, chunking."""
+from __future__ import annotations
+
+import torch
+
+import lieconv.neighbors as nb
+from lieconv.groups import get_group
+from lieconv.lifting import lift
+from lieconv import Points
+
+
+def cloud(B=2, n=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return Points.from_coords(torch.randn(B, n, 2, generator=g, dtype=torch.float64))
+
+
+def test_fps_spreads_points_and_masks_repeats():
+    group = get_group("T2")
+    p = cloud()
+    mask = p.mask.clone()
+    mask[1, 5:] = False
+    x = lift(p.replace(mask=mask), group)
+    idx, qmask = nb.farthest_point_indices(group, x.elems, x.orbits, x.mask, 10)
+    assert idx.shape == (2, 10)
+    assert qmask[0].all() and len(set(idx[0].tolist())) == 10
+    assert qmask[1].sum() == 5 and set(idx[1][qmask[1]].tolist()) == set(range(5))
+    # the second choice is the point farthest from the first
+    d = (x.elems[0] - x.elems[0, idx[0, 0]]).norm(dim=-1)
+    assert idx[0, 1] == d.argmax()
+
+
+def test_neighborhoods_are_the_fill_nearest_and_respect_masks():
+    group = get_group("T2")
+    p = cloud(B=1, n=50)
+    mask = p.mask.clone()
+    mask[0, 40:] = False
+    x = lift(p.replace(mask=mask), group)
+    idx, nmask = nb.neighborhood_indices(group, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask,
+                                         num_nbhd=5, fill=0.25, generator=torch.Generator().manual_seed(0))
+    assert idx.shape == (1, 50, 5)
+    assert not nmask[0, 40:].any()
+    d = torch.cdist(x.elems[0, :40], x.elems[0, :40])
+    cand = d.topk(10, largest=False).indices  # ceil(0.25 * 40) = 10 nearest real points
+    for i in range(40):
+        assert set(idx[0, i].tolist()) <= set(cand[i].tolist())
+        assert len(set(idx[0, i].tolist())) == 5
+    knn, kmask = nb.neighborhood_indices(group, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask,
+                                         num_nbhd=5, fill=0.25, knn=True)
+    for i in range(40):
+        assert set(knn[0, i].tolist()) == set(cand[i, :5].tolist())
+
+
+def test_small_neighbourhood_masks_missing_members():
+    group = get_group("T2")
+    p = cloud(B=1, n=6)
+    x = lift(p, group)
+    idx, nmask = nb.neighborhood_indices(group, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask,
+                                         num_nbhd=5, fill=0.5, generator=torch.Generator().manual_seed(0))
+    assert (nmask.sum(-1) == 3).all()  # ceil(0.5 * 6) = 3 candidates only
+
+
+def test_chunked_distances_give_the_same_neighbourhoods(monkeypatch):
+    group = get_group("T2")
+    x = lift(cloud(B=2, n=64), group)
+    args = (group, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask)
+    ref = nb.neighborhood_indices(*args, num_nbhd=8, fill=0.3, knn=True)
+    monkeypatch.setattr(nb, "_CHUNK_ELEMENTS", 64 * 2 * 3)  # a few queries per chunk
+    small = nb.neighborhood_indices(*args, num_nbhd=8, fill=0.3, knn=True)
+    assert torch.equal(ref[0], small[0]) and torch.equal(ref[1], small[1])
+
+
+def test_gather_points_broadcasts_shared_geometry():
+    x = torch.arange(24.0).reshape(2, 4, 3)
+    idx = torch.tensor([[[3, 1], [0, 0]]])
+    out = nb.gather_points(x, idx)
+    assert out.shape == (2, 2, 2, 3)
+    assert torch.equal(out[1, 0, 0], x[1, 3])
