@@ -1,0 +1,294 @@
+"""Baseline dynamics models for the spring problem (paper §6.3, Table 6, C.4) and their integration.
+
+Common interface (states and parameters as in :mod:`lieconv.dynamics.hamiltonian`)::
+
+    model(t, z, sys_params) -> dz/dt          z (B, D = 2·n·d), sys_params (B, n, 2) = (m, k)
+
+Hamiltonian models (:class:`HamiltonianModel`) also expose ``H(z, sys_params) -> (B,)`` and
+compute ``dz/dt = J ∇_z H`` by autograd (graph kept while grad is enabled, so the training loss
+backpropagates through the integrator).  Separable ones (:class:`SeparableHamiltonianModel`) use
+the analytic kinetic energy ``K(p, m) = Σ |p_i|²/(2 m_i)`` and learn only a potential::
+
+    V(q, sys_params) -> (B,)                  q (B, n, d)
+
+and can therefore be integrated by leapfrog.  :class:`PotentialModel` turns any potential network
+``net(q (B, n, d), values (B, n, 2)) -> (B,) or (B, 1)`` into such a model — this is where the
+HLieResNet potential plugs in, optionally with positions centred (SO(2)*: ``q − mean_i q_i``).
+
+=========  ====================================================  ============  =========
+model      what is learned                                       conserves     C.4 sizes
+=========  ====================================================  ============  =========
+FC         MLP ``(z, m, k) -> dz/dt``                            —             256 × 4
+HFC        MLP ``(z, m, k) -> H``                                energy        256 × 4
+OGN        graph network on the complete graph ``-> dz/dt``     —             256 × 1
+HOGN       graph network ``-> H``, positions centred (T(2))     E, P          256 × 1
+=========  ====================================================  ============  =========
+
+All use SiLU (Swish), which is twice differentiable.  ``PAPER_HPARAMS`` holds C.4's sizes and
+learning rates; ``MODELS`` / :func:`build_baseline` resolve names.
+
+:class:`ModelDynamics` integrates any of these over a time grid and returns ``(B, T, D)``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..dynamics.hamiltonian import (SeparableHamiltonian, join_state, kinetic_energy, spring_potential,
+                                    split_state, symplectic_gradient)
+from ..dynamics.integrate import SOLVERS, odeint
+
+__all__ = ["mlp", "FC", "HFC", "OGN", "HOGN", "HamiltonianModel", "SeparableHamiltonianModel",
+           "PotentialModel", "SpringPotential", "ModelDynamics", "MODELS", "PAPER_HPARAMS", "build_baseline"]
+
+
+def mlp(in_dim: int, hidden: int, num_layers: int, out_dim: int) -> nn.Sequential:
+    """``num_layers`` hidden layers ``Linear -> SiLU`` of width ``hidden``, then ``Linear(hidden, out_dim)``."""
+    layers, d = [], in_dim
+    for _ in range(num_layers):
+        layers += [nn.Linear(d, hidden), nn.SiLU()]
+        d = hidden
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
+
+
+def _check_inputs(z: Tensor, sys_params: Tensor, n_bodies: int, dim: int) -> None:
+    D = 2 * n_bodies * dim
+    if z.dim() != 2 or z.shape[-1] != D:
+        raise ValueError(f"z: expected shape (B, {D}) for {n_bodies} bodies in {dim}-D, got {tuple(z.shape)}")
+    if sys_params.shape != (z.shape[0], n_bodies, 2):
+        raise ValueError(f"sys_params: expected shape (B, n, 2) = ({z.shape[0]}, {n_bodies}, 2), "
+                         f"got {tuple(sys_params.shape)}")
+
+
+class FC(nn.Module):
+    """Neural-ODE MLP: ``dz/dt = MLP([z, m, k])``.  No structure, conserves nothing.
+
+    Shapes: z ``(B, 2·n·d)``, sys_params ``(B, n, 2)`` -> ``(B, 2·n·d)``.
+    """
+
+    def __init__(self, n_bodies: int = 6, dim: int = 2, *, hidden: int = 256, num_layers: int = 4):
+        super().__init__()
+        self.n_bodies, self.dim = n_bodies, dim
+        D = 2 * n_bodies * dim
+        self.net = mlp(D + 2 * n_bodies, hidden, num_layers, D)
+
+    def forward(self, t: Tensor, z: Tensor, sys_params: Tensor) -> Tensor:
+        _check_inputs(z, sys_params, self.n_bodies, self.dim)
+        return self.net(torch.cat([z, sys_params.flatten(-2)], dim=-1))
+
+
+class HamiltonianModel(nn.Module):
+    """Base class: subclasses implement ``H(z, sys_params) -> (B,)``; ``forward`` is ``J ∇_z H``."""
+
+    n_bodies: int
+    dim: int
+
+    def H(self, z: Tensor, sys_params: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, t: Tensor, z: Tensor, sys_params: Tensor) -> Tensor:
+        _check_inputs(z, sys_params, self.n_bodies, self.dim)
+        return symplectic_gradient(lambda x: self.H(x, sys_params), z)
+
+
+class HFC(HamiltonianModel):
+    """Hamiltonian MLP: ``H = MLP([z, m, k])`` (scalar), ``dz/dt = J ∇_z H``.  Conserves energy."""
+
+    def __init__(self, n_bodies: int = 6, dim: int = 2, *, hidden: int = 256, num_layers: int = 4):
+        super().__init__()
+        self.n_bodies, self.dim = n_bodies, dim
+        self.net = mlp(2 * n_bodies * dim + 2 * n_bodies, hidden, num_layers, 1)
+
+    def H(self, z: Tensor, sys_params: Tensor) -> Tensor:
+        return self.net(torch.cat([z, sys_params.flatten(-2)], dim=-1)).squeeze(-1)
+
+
+class _GraphNet(nn.Module):
+    """One message-passing round on the complete graph without self-loops.
+
+    Node features ``x_i = (q_i, p_i, m_i, k_i)`` (``2d + 2``); edge input
+    ``[x_i, x_j, q_i − q_j]``; messages ``e_ij = φ_e(·)``; node output ``φ_v([x_i, Σ_{j≠i} e_ij])``.
+    """
+
+    def __init__(self, dim: int, hidden: int, num_layers: int, out_dim: int):
+        super().__init__()
+        node = 2 * dim + 2
+        self.edge = mlp(2 * node + dim, hidden, num_layers, hidden)
+        self.node = mlp(node + hidden, hidden, num_layers, out_dim)
+
+    def forward(self, q: Tensor, p: Tensor, sys_params: Tensor) -> Tensor:
+        B, n, d = q.shape
+        x = torch.cat([q, p, sys_params], dim=-1)                                  # (B, n, 2d+2)
+        xi = x.unsqueeze(2).expand(B, n, n, x.shape[-1])
+        xj = x.unsqueeze(1).expand(B, n, n, x.shape[-1])
+        rel = q.unsqueeze(2) - q.unsqueeze(1)                                      # (B, n, n, d)
+        e = self.edge(torch.cat([xi, xj, rel], dim=-1))                            # (B, n, n, hidden)
+        off = ~torch.eye(n, dtype=torch.bool, device=q.device)
+        agg = (e * off[..., None].to(e.dtype)).sum(2)                              # (B, n, hidden)
+        return self.node(torch.cat([x, agg], dim=-1))                              # (B, n, out_dim)
+
+
+class OGN(nn.Module):
+    """ODE graph network: per-node ``(dq_i/dt, dp_i/dt)`` from one message-passing round.
+
+    Absolute positions enter the node features, so it is neither T(2)-equivariant nor momentum
+    conserving.  Shapes: z ``(B, 2·n·d)``, sys_params ``(B, n, 2)`` -> ``(B, 2·n·d)``.
+    """
+
+    def __init__(self, n_bodies: int = 6, dim: int = 2, *, hidden: int = 256, num_layers: int = 1):
+        super().__init__()
+        self.n_bodies, self.dim = n_bodies, dim
+        self.gn = _GraphNet(dim, hidden, num_layers, 2 * dim)
+
+    def forward(self, t: Tensor, z: Tensor, sys_params: Tensor) -> Tensor:
+        _check_inputs(z, sys_params, self.n_bodies, self.dim)
+        q, p = split_state(z, self.n_bodies)
+        out = self.gn(q, p, sys_params)
+        return join_state(out[..., :self.dim], out[..., self.dim:])
+
+
+class HOGN(HamiltonianModel):
+    """Hamiltonian graph network: ``H = Σ_i φ_v([x_i, Σ_j φ_e(x_i, x_j, q_i − q_j)])`` (scalar per node).
+
+    Positions are centred, ``q_i − q̄``, before the network (C.4), so ``H`` is translation
+    invariant and the dynamics conserve energy and linear momentum.
+    """
+
+    def __init__(self, n_bodies: int = 6, dim: int = 2, *, hidden: int = 256, num_layers: int = 1):
+        super().__init__()
+        self.n_bodies, self.dim = n_bodies, dim
+        self.gn = _GraphNet(dim, hidden, num_layers, 1)
+
+    def H(self, z: Tensor, sys_params: Tensor) -> Tensor:
+        q, p = split_state(z, self.n_bodies)
+        q = q - q.mean(-2, keepdim=True)
+        return self.gn(q, p, sys_params).sum((-2, -1))
+
+
+class SeparableHamiltonianModel(HamiltonianModel):
+    """``H(q, p) = K(p, m) + V(q, sys_params)`` with analytic ``K = Σ |p_i|²/(2 m_i)``.
+
+    Subclasses implement ``V(q (B, n, d), sys_params (B, n, 2)) -> (B,)``.  Integrable by leapfrog
+    (:class:`ModelDynamics` with ``method="leapfrog"``), which then conserves ``Σ p_i`` exactly when
+    ``V`` is translation invariant and ``Σ q_i × p_i`` exactly when it is rotation invariant.
+    """
+
+    def V(self, q: Tensor, sys_params: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def H(self, z: Tensor, sys_params: Tensor) -> Tensor:
+        q, p = split_state(z, self.n_bodies)
+        return kinetic_energy(p, sys_params[..., 0]) + self.V(q, sys_params)
+
+    def separable(self, sys_params: Tensor) -> SeparableHamiltonian:
+        """The Hamiltonian for fixed ``sys_params``, exposing ``dV_dq`` / ``dK_dp`` to the solvers."""
+        return SeparableHamiltonian(lambda q: self.V(q, sys_params), sys_params[..., 0])
+
+
+class PotentialModel(SeparableHamiltonianModel):
+    """Wrap a potential network ``net(q, values) -> (B,)`` into a separable Hamiltonian model.
+
+    Parameters
+    ----------
+    net : nn.Module
+        Called as ``net(q, sys_params)`` with positions ``q (B, n, d)`` and per-particle values
+        ``sys_params (B, n, 2) = (m_i, k_i)``; returns ``(B,)`` or ``(B, 1)``.  It must be twice
+        differentiable in ``q`` (SiLU, not ReLU).
+    center : bool
+        Subtract the centre ``mean_i q_i`` first (adds T(d) invariance; HLieConv-SO(2)*).
+    n_bodies, dim : int
+        System size (6 bodies in 2-D).
+    """
+
+    def __init__(self, net: nn.Module, *, center: bool = False, n_bodies: int = 6, dim: int = 2):
+        super().__init__()
+        self.net, self.center = net, center
+        self.n_bodies, self.dim = n_bodies, dim
+
+    def V(self, q: Tensor, sys_params: Tensor) -> Tensor:
+        if self.center:
+            q = q - q.mean(-2, keepdim=True)
+        return self.net(q, sys_params).reshape(q.shape[0])
+
+
+class SpringPotential(nn.Module):
+    """The true potential ``½ Σ_{i<j} k_i k_j ‖q_i − q_j‖²`` as a parameter-free potential network
+    (``net(q, sys_params) -> (B,)``), a reference for :class:`PotentialModel` and trainers."""
+
+    def forward(self, q: Tensor, sys_params: Tensor) -> Tensor:
+        return spring_potential(q, sys_params[..., 1])
+
+
+class ModelDynamics(nn.Module):
+    """Roll out a dynamics model: ``(z0, ts, sys_params) -> (B, T, D)``, with ``out[:, 0] = z0``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        ``model(t, z, sys_params) -> dz/dt``; for ``"leapfrog"`` a :class:`SeparableHamiltonianModel`.
+    method : str
+        A solver of ``lieconv.dynamics.SOLVERS``: ``"rk4"`` (default, one step per interval of
+        ``ts`` times ``substeps``), ``"leapfrog"``, ``"dopri5"`` (``rtol``, ``atol``; paper training
+        tolerance 1e-4), ``"euler"``.
+
+    Shapes: z0 ``(B, D)``; ts ``(T,)`` or ``(B, T)`` with identical rows (a collated batch);
+    sys_params ``(B, n, 2)`` -> ``(B, T, D)``.  Gradients flow to the model's parameters when grad
+    is enabled (Hamiltonian models keep the graph of ``∇H``); under ``torch.no_grad()`` nothing is
+    kept.  ``nfe`` counts vector-field (or ``dV/dq``) evaluations of the last call.
+    """
+
+    def __init__(self, model: nn.Module, *, method: str = "rk4", substeps: int = 1,
+                 rtol: float = 1e-4, atol: float = 1e-4):
+        super().__init__()
+        if method not in SOLVERS:
+            raise ValueError(f"method: unknown solver {method!r}; choose from {sorted(SOLVERS)}")
+        if method == "leapfrog" and not isinstance(model, SeparableHamiltonianModel):
+            raise ValueError(f"model: method 'leapfrog' needs a SeparableHamiltonianModel (K(p, m) + V(q)), "
+                             f"got {type(model).__name__}")
+        self.model, self.method, self.substeps, self.rtol, self.atol = model, method, substeps, rtol, atol
+        self.nfe = 0
+
+    def forward(self, z0: Tensor, ts: Tensor, sys_params: Tensor) -> Tensor:
+        if ts.dim() == 2:
+            if not torch.equal(ts, ts[:1].expand_as(ts)):
+                raise ValueError("ts: a batch of time grids must have identical rows (one batched ODE)")
+            ts = ts[0]
+        if self.method == "leapfrog":
+            f = self.model.separable(sys_params)
+        else:
+            f = _Counted(lambda t, z: self.model(t, z, sys_params))
+        out = odeint(f, z0, ts, method=self.method, substeps=self.substeps, rtol=self.rtol, atol=self.atol)
+        self.nfe = f.nfe
+        return out.transpose(0, 1)
+
+
+class _Counted:
+    def __init__(self, f: Callable[[Tensor, Tensor], Tensor]):
+        self.f, self.nfe = f, 0
+
+    def __call__(self, t: Tensor, z: Tensor) -> Tensor:
+        self.nfe += 1
+        return self.f(t, z)
+
+
+MODELS: dict[str, type[nn.Module]] = {"FC": FC, "HFC": HFC, "OGN": OGN, "HOGN": HOGN}
+
+#: Paper C.4: (H)FC 256 channels, 4 layers; (H)OGN 256 channels, 1 layer; all lr 1e-2.
+PAPER_HPARAMS: dict[str, dict] = {
+    "FC": {"hidden": 256, "num_layers": 4, "lr": 1e-2},
+    "HFC": {"hidden": 256, "num_layers": 4, "lr": 1e-2},
+    "OGN": {"hidden": 256, "num_layers": 1, "lr": 1e-2},
+    "HOGN": {"hidden": 256, "num_layers": 1, "lr": 1e-2},
+}
+
+
+def build_baseline(name: str, n_bodies: int = 6, dim: int = 2, **kwargs) -> nn.Module:
+    """Instantiate ``MODELS[name]`` with the paper's sizes unless ``kwargs`` override them."""
+    if name not in MODELS:
+        raise ValueError(f"name: unknown baseline {name!r}; choose from {sorted(MODELS)}")
+    hp = {k: v for k, v in PAPER_HPARAMS[name].items() if k != "lr"}
+    hp.update(kwargs)
+    return MODELS[name](n_bodies, dim, **hp)
