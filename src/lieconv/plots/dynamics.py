@@ -1,0 +1,129 @@
+"""Figures for the spring experiments (paper Figures 6–8).  matplotlib (Agg) is imported lazily.
+
+Every function writes a PNG and returns its path.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["plot_trajectories", "plot_rollout_errors", "plot_data_efficiency"]
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _positions(traj: Tensor, n_bodies: int) -> Tensor:
+    """``(T, 2·n·2) -> (T, n, 2)`` positions of a flat 2-D trajectory."""
+    traj = torch.as_tensor(traj).detach().cpu().to(torch.float64)
+    if traj.dim() != 2 or traj.shape[-1] != 4 * n_bodies:
+        raise ValueError(f"trajectory: expected shape (T, {4 * n_bodies}) for {n_bodies} bodies in 2-D, "
+                         f"got {tuple(traj.shape)}")
+    return traj[:, :2 * n_bodies].reshape(-1, n_bodies, 2)
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def plot_trajectories(true: Tensor, predictions: Mapping[str, Tensor] | Tensor, path: str | os.PathLike, *,
+                      n_bodies: int = 6) -> Path:
+    """Figure 6: paths of the bodies, ground truth (solid) vs each model's rollout (dashed).
+
+    Parameters
+    ----------
+    true : Tensor
+        ``(T, D)`` one system's true trajectory (flat states, 2-D).
+    predictions : Tensor or dict
+        ``(T, D)`` or ``{model name: (T, D)}``; one panel per model.
+    path : path
+        Output PNG.
+    """
+    plt = _pyplot()
+    if not isinstance(predictions, Mapping):
+        predictions = {"model": predictions}
+    qt = _positions(true, n_bodies)
+    fig, axes = plt.subplots(1, len(predictions), figsize=(4 * len(predictions), 4), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, (name, pred) in zip(axes[0], predictions.items()):
+        qp = _positions(pred, n_bodies)
+        for i in range(n_bodies):
+            c = colors(i % 10)
+            ax.plot(qt[:, i, 0], qt[:, i, 1], "-", color=c, lw=1.5, alpha=0.5)
+            ax.plot(qp[:, i, 0], qp[:, i, 1], "--", color=c, lw=1.2)
+            ax.plot(qt[0, i, 0], qt[0, i, 1], "o", color=c, ms=4)
+        ax.set_title(name)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].plot([], [], "k-", alpha=0.5, label="truth")
+    axes[0, 0].plot([], [], "k--", label="prediction")
+    axes[0, 0].legend(loc="best", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_rollout_errors(errors: Mapping[str, Mapping[str, Tensor]], ts: Tensor, path: str | os.PathLike, *,
+                        quantities: Sequence[str] = ("state", "energy", "linear_momentum", "angular_momentum")) -> Path:
+    """Figure 7: relative error vs time (log y), one panel per quantity, one line per model.
+
+    Parameters
+    ----------
+    errors : dict
+        ``{model: rollout_errors(...)}`` with curves ``(B, T)``; the line is the geometric mean over
+        systems, the band its 25–75 % quantiles.
+    ts : Tensor
+        ``(T,)`` times.
+    """
+    plt = _pyplot()
+    t = torch.as_tensor(ts).detach().cpu().to(torch.float64)
+    fig, axes = plt.subplots(1, len(quantities), figsize=(4 * len(quantities), 3.3), squeeze=False)
+    for ax, q in zip(axes[0], quantities):
+        for name, errs in errors.items():
+            e = errs[q].detach().cpu().to(torch.float64).clamp_min(1e-17)       # (B, T)
+            mid = e.log().mean(0).exp()
+            lo, hi = e.quantile(0.25, dim=0), e.quantile(0.75, dim=0)
+            (line,) = ax.plot(t, mid, label=name)
+            ax.fill_between(t, lo, hi, color=line.get_color(), alpha=0.2)
+        ax.set_yscale("log")
+        ax.set_xlabel("t")
+        ax.set_title(q.replace("_", " "))
+    axes[0, 0].set_ylabel("relative error")
+    axes[0, -1].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], path: str | os.PathLike) -> Path:
+    """Figure 8: test MSE vs training-set size (log–log), mean over trials with a 95 % band.
+
+    Parameters
+    ----------
+    results : dict
+        ``{model: {train size N: [test MSE of each trial]}}``; the band is ``±1.96·sd/√trials``.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for name, by_size in results.items():
+        sizes = sorted(by_size)
+        vals = [torch.as_tensor(list(by_size[s]), dtype=torch.float64).reshape(-1) for s in sizes]
+        mean = torch.stack([v.mean() for v in vals])
+        half = torch.stack([1.96 * v.std() / v.numel() ** 0.5 if v.numel() > 1 else v.new_zeros(()) for v in vals])
+        (line,) = ax.plot(sizes, mean, "o-", label=name)
+        ax.fill_between(sizes, (mean - half).clamp_min(mean * 1e-3), mean + half, color=line.get_color(), alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training set size N")
+    ax.set_ylabel("test MSE")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
