@@ -303,7 +303,7 @@ def load_rotated_mnist(root: str | os.PathLike | None = None, *, seed: int = 0, 
         if tensors is not None:
             return tensors
     images, labels = load_mnist_pickle(pickle_path)
-    tensors = build_rotated_mnist(images, labels, seed=seed)
+    tensors = build_rotated_mnist(images, labels, seed=seed, n_train_valid=N_TRAIN + N_VALID, n_test=N_TEST)
     _offline.save_cache(cache, tensors, key)
     return tensors
 
