@@ -119,8 +119,29 @@ class LieGroup:
             ``(elems, orbits)`` of shapes (..., n * num_samples, elem_dim) and
             (..., n * num_samples, q_dim), point-major (sample s of point i at i * num_samples + s),
             with ``act(elems_to_matrix(elems), origin(q)) == x``.
+
+        Raises:
+            ValueError: naming ``x`` (wrong rank, point dimension or dtype, see ``check_points``)
+                or ``num_samples`` (see ``check_num_samples``).
         """
         raise NotImplementedError
+
+    def check_points(self, x: Tensor, name: str = "x") -> None:
+        """Raise ``ValueError`` naming ``name`` unless x is a floating (..., n, space_dim) tensor."""
+        if not isinstance(x, Tensor):
+            raise ValueError(f"{name}: expected a torch.Tensor of points, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise ValueError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
+        if x.dim() < 2:
+            raise ValueError(f"{name}: expected points of shape (..., n, {self.space_dim}) (at least "
+                             f"2 dimensions), got shape {tuple(x.shape)}")
+        if x.shape[-1] != self.space_dim:
+            raise ValueError(f"{name}: {self.name} acts on {self.space_dim}-D points, expected shape "
+                             f"(..., n, {self.space_dim}), got {tuple(x.shape)}")
+
+    def identity_elems(self, *shape, dtype=None, device=None) -> Tensor:
+        """The identity in flat parameters: (*shape, elem_dim)."""
+        return self.matrix_to_elems(self.identity(*shape, dtype=dtype, device=device))
 
     def check_num_samples(self, num_samples: int) -> None:
         if not isinstance(num_samples, int) or num_samples < 1:

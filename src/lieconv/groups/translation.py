@@ -68,6 +68,7 @@ class T(LieGroup):
         return q.new_zeros(*q.shape[:-1], self.space_dim)
 
     def lift(self, x, num_samples=1, generator=None):
+        self.check_points(x)
         self.check_num_samples(num_samples)
         return x, self.orbit(x)
 
@@ -131,6 +132,7 @@ class Trivial(LieGroup):
         return q
 
     def lift(self, x, num_samples=1, generator=None):
+        self.check_points(x)
         self.check_num_samples(num_samples)
         return x.new_zeros(*x.shape[:-1], 0), x
 
