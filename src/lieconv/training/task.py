@@ -10,7 +10,7 @@ a 2-core CPU.  The CLI is generated from the dataclass fields.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,21 +22,30 @@ __all__ = ["TrainConfig", "Task", "TASKS", "register_task", "get_task"]
 
 @dataclass
 class TrainConfig:
-    """Options every task shares.  Task configs add their own fields after these."""
+    """Options every task shares.  Task configs add their own fields after these.
 
-    seed: int = 0
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    warmup_epochs: float = 0.0          # linear warm-up length (epochs, may be fractional)
-    cosine: bool = True                 # cosine decay of the learning rate to 0 over `epochs`
-    early_stopping_patience: int = 0    # epochs without improvement of the monitored metric; 0 = off
-    checkpoint_every_n_steps: int = 0   # also checkpoint inside long epochs; 0 = once per epoch
-    device: str = "auto"                # cpu | cuda | auto
-    num_workers: int = 0
-    dtype: str = "float32"              # float32 | float64
-    out: str = "runs/default"
+    A field may declare ``field(metadata={"choices": [...], "help": "..."})``: the CLI then offers
+    exactly those values and ``lieconv.training.config.validate_config`` rejects any other.
+    """
+
+    seed: int = field(default=0, metadata={"help": "seed of data order, model init and every random draw"})
+    epochs: int = field(default=100, metadata={"help": "training epochs"})
+    batch_size: int = field(default=32, metadata={"help": "global batch size (split over DDP processes)"})
+    lr: float = field(default=3e-3, metadata={"help": "peak Adam learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "Adam weight decay"})
+    warmup_epochs: float = field(default=0.0, metadata={"help": "linear warm-up length in epochs (may be fractional)"})
+    cosine: bool = field(default=True, metadata={"help": "cosine decay of the learning rate to 0 over `epochs`"})
+    early_stopping_patience: int = field(
+        default=0, metadata={"help": "epochs without improvement of the monitored metric before stopping; 0 = off"})
+    checkpoint_every_n_steps: int = field(
+        default=0, metadata={"help": "also checkpoint every N optimizer steps; 0 = once per epoch only"})
+    device: str = field(default="auto", metadata={"choices": ["auto", "cpu", "cuda"], "help": "where to train"})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
+    dtype: str = field(default="float32", metadata={"choices": ["float32", "float64"],
+                                                    "help": "dtype of the model and of floating batch tensors"})
+    out: str = field(default="runs/default", metadata={"help": "run folder (config, metrics, checkpoints, figures)"})
+    resume: bool = field(default=True, metadata={
+        "help": "resume from OUT/checkpoints/last.ckpt when it exists; --no-resume starts the run afresh"})
 
 
 class Task:
@@ -47,6 +56,10 @@ class Task:
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}}
     monitor: ClassVar[str] = "valid/loss"   # metric used for the best checkpoint / early stopping
     monitor_mode: ClassVar[str] = "min"
+
+    #: Set by the trainer before every training step (e.g. for schedules inside a task).
+    global_step: int = 0
+    epoch: int = 0
 
     def __init__(self, config: TrainConfig):
         self.config = config
@@ -76,6 +89,13 @@ class Task:
         first = batch[0] if isinstance(batch, (tuple, list)) else next(iter(batch.values())) if isinstance(batch, dict) else batch
         return int(first.shape[0])
 
+    def configure_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """The optimizer (default: Adam with ``config.lr`` and ``config.weight_decay``, as in the paper).
+
+        The trainer wraps it in the warm-up + cosine schedule; override only to change parameter groups.
+        """
+        return torch.optim.Adam(model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+
     def report(self, model: nn.Module, run_dir: Path) -> dict[str, Any]:
         """Optional work after training (figures, rollouts); returns numbers for the summary."""
         return {}
@@ -90,7 +110,18 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 
 def get_task(name: str) -> type[Task]:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ValueError(f"task: unknown task {name!r}; choose from {sorted(TASKS)}") from None
+    """The registered task class called ``name`` (imports ``lieconv.tasks`` first).
+
+    Raises
+    ------
+    ValueError
+        Unknown name; the message lists the registered tasks (and task modules that failed to import).
+    """
+    if name not in TASKS:
+        from ..tasks import IMPORT_ERRORS, load_tasks
+
+        load_tasks()
+        if name not in TASKS:
+            broken = f" (task modules that failed to import: {IMPORT_ERRORS})" if IMPORT_ERRORS else ""
+            raise ValueError(f"task: unknown task {name!r}; choose from {sorted(TASKS)}{broken}")
+    return TASKS[name]

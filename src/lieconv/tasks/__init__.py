@@ -1,0 +1,53 @@
+"""Applications ("tasks") of the shared trainer, and the demo hook.
+
+Importing this package registers every task module listed in ``TASK_MODULES`` that exists (the
+applications are written by different people; one that is not there yet, or whose optional heavy
+dependency is missing at import time, is skipped and its error kept in ``IMPORT_ERRORS``).
+A task module must import only torch/numpy at module level and load heavy things lazily.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TASK_MODULES", "IMPORT_ERRORS", "load_tasks", "demo"]
+
+#: Modules under ``lieconv.tasks`` that define and register tasks.
+TASK_MODULES = ("toy", "springs", "rotmnist", "qm9")
+
+#: ``{module: error message}`` for task modules that exist but failed to import.
+IMPORT_ERRORS: dict[str, str] = {}
+
+_loaded = False
+
+
+def load_tasks() -> dict[str, type]:
+    """Import the task modules (once) and return the task registry ``{name: Task subclass}``."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for mod in TASK_MODULES:
+            try:
+                importlib.import_module(f"{__name__}.{mod}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{__name__}.{mod}":          # the module exists but a dependency is missing
+                    IMPORT_ERRORS[mod] = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # noqa: BLE001 - a broken task must not break the others
+                IMPORT_ERRORS[mod] = f"{type(exc).__name__}: {exc}"
+    from ..training.task import TASKS
+
+    return TASKS
+
+
+def demo(out: str = "runs/demo") -> dict[str, Any]:
+    """What ``lieconv demo`` / ``make demo`` runs.  Swap this body for the flagship demo.
+
+    For now: trains the toy task with its ``quick`` preset and returns the run summary.
+    """
+    from ..training.trainer import fit
+
+    summary = fit("toy", preset="quick", overrides={"out": out, "resume": False})
+    print(f"demo: toy regression trained; test MSE {summary['test'].get('loss', float('nan')):.4g}; "
+          f"run folder: {Path(out).resolve()}")
+    return summary

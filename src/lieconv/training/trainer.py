@@ -1,0 +1,423 @@
+"""fit / evaluate / resume: the shared trainer (Lightning underneath).
+
+A run folder (``config.out``) holds::
+
+    config.json              {"task", "config", "lieconv_version"}: the resolved config
+    metrics.csv              one row per epoch (Lightning CSVLogger); tensorboard/ too if installed
+    checkpoints/last.ckpt    every epoch (and every ``checkpoint_every_n_steps`` steps)
+    checkpoints/best.ckpt    best value of the task's monitored validation metric
+    summary.json             status, last-epoch metrics, best-model valid/test metrics, report numbers
+    figures/                 whatever ``task.report`` draws
+
+Running the same command again resumes from ``last.ckpt`` (loop state, optimizer, schedule,
+data position, metric sums): the finished run is the same as an uninterrupted one.  Every check of
+the inputs (task, options, checkpoint, output folder) happens before training starts.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import RUNTIME_FIELDS, config_to_dict, resolve_config, validate_config
+from .task import Task, TrainConfig, get_task
+
+__all__ = ["fit", "evaluate", "load_model", "read_checkpoint", "resolve_accelerator", "check_output_folder",
+           "distributed_env"]
+
+_PRECISION = {"float32": "32-true", "float64": "64-true"}
+
+
+# ------------------------------------------------------------------------------------------- checks
+
+
+def distributed_env() -> tuple[int, int, int]:
+    """``(world_size, local_world_size, rank)`` from the torchrun environment (1, 1, 0 without it)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    rank = int(os.environ.get("RANK", "0"))
+    return world, local, rank
+
+
+def resolve_accelerator(device: str) -> str:
+    """Map ``cpu|cuda|auto`` to a Lightning accelerator name; error if CUDA is asked for but absent."""
+    if device == "cpu":
+        return "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("device: 'cuda' requested but torch.cuda.is_available() is False; use --device cpu")
+        return "gpu"
+    if device == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    raise ValueError(f"device: unknown value {device!r}; choose from ['auto', 'cpu', 'cuda']")
+
+
+def check_output_folder(out: str | Path) -> Path:
+    """Create ``out`` (and ``out/checkpoints``) and check that files can be written there.
+
+    Raises
+    ------
+    ValueError
+        Naming the folder, when it cannot be created or written.
+    """
+    out = Path(out)
+    try:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"out: cannot write to output folder {str(out)!r} ({type(exc).__name__}: {exc})") from None
+    return out
+
+
+def read_checkpoint(path: str | Path, task: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint written by this trainer (on CPU) and check that it belongs to ``task``.
+
+    Raises
+    ------
+    ValueError
+        Missing file, unreadable/corrupt file, not a lieconv checkpoint, or another task's checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint: file {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "corrupt"
+        raise ValueError(f"checkpoint: file {str(path)!r} is corrupt or not a checkpoint "
+                         f"({type(exc).__name__}: {exc})") from None
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not isinstance(hp, dict) or "task" not in hp or "config" not in hp or "state_dict" not in ckpt:
+        raise ValueError(f"checkpoint: file {str(path)!r} is not a lieconv training checkpoint "
+                         "(no task name and config in its hyper_parameters)")
+    if task is not None and hp["task"] != task:
+        raise ValueError(f"checkpoint: file {str(path)!r} was written by task {hp['task']!r}, not {task!r}")
+    return ckpt
+
+
+def _config_diff(stored: dict[str, Any], config: TrainConfig) -> list[str]:
+    now = config_to_dict(config)
+    keys = sorted((set(stored) | set(now)) - RUNTIME_FIELDS)
+    return [f"{k}: {stored.get(k, '<missing>')!r} -> {now.get(k, '<missing>')!r}" for k in keys
+            if stored.get(k, "<missing>") != now.get(k, "<missing>")]
+
+
+def _check_run_folder(out: Path, task_cls: type[Task], config: TrainConfig) -> dict[str, Any] | None:
+    """Refuse another task's folder; return the checkpoint to resume from (or None)."""
+    cfg_file = out / "config.json"
+    if cfg_file.is_file():
+        try:
+            stored = json.loads(cfg_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"out: {str(cfg_file)!r} is not valid JSON ({exc}); use another --out") from None
+        if isinstance(stored, dict) and stored.get("task") not in (None, task_cls.name):
+            raise ValueError(f"out: folder {str(out)!r} holds a run of task {stored.get('task')!r}, not "
+                             f"{task_cls.name!r} (see its config.json); choose another --out")
+    last = out / "checkpoints" / "last.ckpt"
+    if not (config.resume and last.exists()):
+        return None
+    ckpt = read_checkpoint(last, task_cls.name)
+    diff = _config_diff(ckpt["hyper_parameters"]["config"], config)
+    if diff:
+        raise ValueError(f"out: folder {str(out)!r} holds a run with another config ({'; '.join(diff)}); "
+                         "run the same command to resume it, or pass --no-resume to start afresh, or another --out")
+    return ckpt
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Hide Lightning's start-up chatter and the warnings that do not apply to these runs."""
+    names = ("lightning.pytorch", "lightning.fabric", "lightning")
+    levels = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for msg in (".*does not have many workers.*", ".*Experiment logs directory.*",
+                        ".*sync_dist=True.*", ".*smaller than the logging interval.*",
+                        ".*Checkpoint directory .* exists and is not empty.*", ".*is not resumable.*",
+                        ".*You're resuming from a checkpoint.*", ".*GPU available but not used.*",
+                        ".*find_unused_parameters=True.*", ".*`isinstance\\(treespec, LeafSpec\\)`.*"):
+                warnings.filterwarnings("ignore", message=msg)
+            yield
+    finally:
+        for n, lvl in levels.items():
+            logging.getLogger(n).setLevel(lvl)
+
+
+def _trainer_kwargs(config: TrainConfig) -> dict[str, Any]:
+    world, local, _ = distributed_env()
+    accelerator = resolve_accelerator(config.device)
+    kw: dict[str, Any] = dict(accelerator=accelerator, precision=_PRECISION[config.dtype])
+    if world > 1:
+        from lightning.pytorch.strategies import DDPStrategy
+
+        if world % local:
+            raise ValueError(f"torchrun: WORLD_SIZE {world} is not a multiple of LOCAL_WORLD_SIZE {local}")
+        kw.update(devices=local, num_nodes=world // local, sync_batchnorm=True,
+                  strategy=DDPStrategy(find_unused_parameters=True,
+                                       process_group_backend="nccl" if accelerator == "gpu" else "gloo"))
+    else:
+        kw.update(devices=1)
+    return kw
+
+
+# ------------------------------------------------------------------------------------------- fit
+
+
+def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: str | None = "paper",
+        overrides: dict[str, Any] | None = None, config_file: str | Path | None = None,
+        progress_bar: bool | None = None, print_lines: bool = True) -> dict[str, Any]:
+    """Train a task, evaluate its best checkpoint, write the run folder; resume if the folder has a run.
+
+    Parameters
+    ----------
+    task : str or Task subclass
+        Registered task name (e.g. ``"toy"``, ``"springs"``) or the class.
+    config : TrainConfig, optional
+        A complete config (instance of ``task.config_class``).  Without it the config is resolved
+        from ``preset``, ``config_file`` and ``overrides`` (see ``resolve_config``).
+    preset, overrides, config_file
+        As in ``lieconv.training.config.resolve_config``.
+    progress_bar : bool, optional
+        Lightning's progress bar; default: only when stdout is a terminal.
+    print_lines : bool
+        Print one line per epoch (rank 0).
+
+    Returns
+    -------
+    dict
+        The content of ``summary.json``: ``status``, ``last_epoch`` (metrics row of the last epoch),
+        ``best_valid`` and ``test`` (metrics of the best checkpoint), ``best_score``, ``report``,
+        paths and timings.
+
+    Raises
+    ------
+    ValueError
+        Bad input found before training (unknown task/preset/option/value, unwritable ``out``,
+        corrupt ``last.ckpt``, a run folder of another task or with another config).
+    NonFiniteLossError
+        The training loss became NaN/inf; the message names the global step; checkpoints saved
+        before it are kept.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    from .callbacks import EpochLogger
+    from .module import TaskModule
+
+    task_cls = get_task(task) if isinstance(task, str) else task
+    if config is None:
+        config = resolve_config(task_cls, preset, config_file=config_file, overrides=overrides)
+    else:
+        if not isinstance(config, task_cls.config_class):
+            raise ValueError(f"config: expected a {task_cls.config_class.__name__} for task {task_cls.name!r}, "
+                             f"got {type(config).__name__}")
+        config = validate_config(dataclasses.replace(config, **(overrides or {})))
+    world, _, rank = distributed_env()
+    trainer_kw = _trainer_kwargs(config)
+    if config.batch_size % world:
+        raise ValueError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
+    out = check_output_folder(config.out)
+    resume = _check_run_folder(out, task_cls, config)
+    ckpt_dir = out / "checkpoints"
+    if rank == 0:
+        from .. import __version__
+
+        _write_json(out / "config.json", {"task": task_cls.name, "config": config_to_dict(config),
+                                          "lieconv_version": __version__})
+
+    t_start = time.perf_counter()
+    with _quiet_lightning():
+        L.seed_everything(config.seed, workers=True, verbose=False)
+        module = TaskModule(task_cls.name, config_to_dict(config))
+
+        loggers: list = [CSVLogger(save_dir=str(out), name="", version="")]
+        try:
+            import tensorboard  # noqa: F401
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard", version="",
+                                             default_hp_metric=False))
+        except ImportError:
+            pass
+        if rank == 0:
+            _restore_csv(loggers[0], out / "metrics.csv",
+                         resume["lieconv"]["last_logged_epoch"] if resume and "lieconv" in resume else None)
+
+        best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=task_cls.monitor,
+                                  mode=task_cls.monitor_mode, save_top_k=1, save_on_train_epoch_end=True,
+                                  enable_version_counter=False, auto_insert_metric_name=False)
+        last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
+                                  save_on_train_epoch_end=True, enable_version_counter=False)
+        callbacks: list = [EpochLogger(print_lines=print_lines), best_cb, last_cb]
+        if config.checkpoint_every_n_steps > 0:
+            callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
+                                             every_n_train_steps=config.checkpoint_every_n_steps,
+                                             save_on_train_epoch_end=False, enable_version_counter=False))
+        early_cb = None
+        if config.early_stopping_patience > 0:
+            early_cb = EarlyStopping(monitor=task_cls.monitor, mode=task_cls.monitor_mode,
+                                     patience=config.early_stopping_patience, check_on_train_epoch_end=True)
+            callbacks.append(early_cb)
+        if progress_bar is None:
+            progress_bar = sys.stdout.isatty()
+        progress_bar = bool(progress_bar and rank == 0)
+        if progress_bar:
+            callbacks.append(TQDMProgressBar())
+        trainer = L.Trainer(max_epochs=config.epochs, logger=loggers, callbacks=callbacks,
+                            enable_progress_bar=progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
+                            use_distributed_sampler=False, default_root_dir=str(out), log_every_n_steps=1,
+                            **trainer_kw)
+
+        already_stopped = resume is not None and _early_stopped(resume)
+        if already_stopped:
+            module.on_load_checkpoint(resume)
+        else:
+            trainer.fit(module, ckpt_path=str(ckpt_dir / "last.ckpt") if resume is not None else None)
+        status = "early_stopped" if already_stopped or (early_cb is not None and early_cb.stopped_epoch > 0) \
+            else "completed"
+        t_train = time.perf_counter() - t_start
+
+        best = ckpt_dir / "best.ckpt"
+        eval_ckpt = str(best if best.exists() else ckpt_dir / "last.ckpt")
+        results: dict[str, dict[str, float]] = {}
+        for split in ("valid", "test"):
+            if split == "test" and "test" not in module.datasets():
+                continue
+            module.eval_split = split
+            trainer.test(module, ckpt_path=eval_ckpt, verbose=False)
+            results[split] = dict(module.last_eval)
+        report: dict[str, Any] = {}
+        if rank == 0:
+            module.model.eval()
+            report = module.task.report(module.model, out) or {}
+
+    best_score = best_cb.best_model_score
+    summary = {
+        "task": task_cls.name,
+        "status": status,
+        "epochs_completed": int(module.last_epoch_row.get("epoch", -1)) + 1,
+        "global_step": int(module.last_epoch_row.get("global_step", trainer.global_step)),
+        "monitor": task_cls.monitor,
+        "best_score": float(best_score) if best_score is not None else results.get("valid", {}).get(
+            task_cls.monitor.split("/", 1)[-1]),
+        "last_epoch": module.last_epoch_row,
+        "best_valid": results.get("valid", {}),
+        "test": results.get("test", {}),
+        "report": report,
+        "world_size": world,
+        "train_time_s": t_train,
+        "total_time_s": time.perf_counter() - t_start,
+        "run_dir": str(out),
+        "best_checkpoint": eval_ckpt,
+        "last_checkpoint": str(ckpt_dir / "last.ckpt"),
+    }
+    if rank == 0:
+        _write_json(out / "summary.json", summary)
+    return summary
+
+
+def _early_stopped(ckpt: dict[str, Any]) -> bool:
+    for key, state in (ckpt.get("callbacks") or {}).items():
+        if str(key).startswith("EarlyStopping") and isinstance(state, dict) and state.get("stopped_epoch", 0) > 0:
+            return True
+    return False
+
+
+def _restore_csv(logger, path: Path, last_logged_epoch: int | None) -> None:
+    """Keep the rows of epochs already in the checkpoint when a run resumes (the logger empties the file)."""
+    rows: list[dict[str, str]] = []
+    if last_logged_epoch is not None and path.is_file():
+        with open(path, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("epoch") not in (None, "")
+                    and float(r["epoch"]) <= last_logged_epoch]
+    writer = logger.experiment          # creating the writer removes the old file
+    if rows:
+        writer.metrics.extend({k: v for k, v in r.items() if v != ""} for r in rows)
+        writer.save()
+
+
+# ------------------------------------------------------------------------------------------- evaluate
+
+
+def load_model(checkpoint: str | Path, task: str | None = None) -> tuple[torch.nn.Module, Task]:
+    """The trained model (eval mode, CPU, checkpoint dtype) and its task, from a checkpoint.
+
+    Raises
+    ------
+    ValueError
+        As ``read_checkpoint``.
+    """
+    from .module import TaskModule
+
+    ckpt = read_checkpoint(checkpoint, task)
+    hp = ckpt["hyper_parameters"]
+    module = TaskModule(hp["task"], hp["config"])
+    if hp["config"].get("dtype") == "float64":
+        module = module.double()
+    module.load_state_dict(ckpt["state_dict"])
+    module.model.eval()
+    return module.model, module.task
+
+
+def evaluate(checkpoint: str | Path, task: str | None = None, *, split: str = "test", device: str = "auto",
+             batch_size: int | None = None) -> dict[str, float]:
+    """Metrics of a checkpoint on one split (example-weighted means over the whole split).
+
+    Parameters
+    ----------
+    checkpoint : path
+        A ``.ckpt`` written by ``fit``.
+    task : str, optional
+        If given, the checkpoint must belong to this task.
+    split : {"test", "valid", "train"}
+    device : {"auto", "cpu", "cuda"}
+    batch_size : int, optional
+        Evaluation batch size (default: the training config's).
+
+    Raises
+    ------
+    ValueError
+        Missing/corrupt checkpoint, another task's checkpoint, unknown split or device.
+    """
+    import lightning as L
+
+    from .module import TaskModule
+
+    ckpt = read_checkpoint(checkpoint, task)
+    hp = ckpt["hyper_parameters"]
+    cfg = dict(hp["config"], device=device)
+    if batch_size is not None:
+        cfg["batch_size"] = batch_size
+    accelerator = resolve_accelerator(device)
+    with _quiet_lightning():
+        module = TaskModule(hp["task"], cfg)
+        splits = module.datasets()
+        if split not in splits:
+            raise ValueError(f"split: unknown split {split!r}; choose from {sorted(splits)}")
+        module.eval_split = split
+        module.load_state_dict(ckpt["state_dict"])
+        trainer = L.Trainer(accelerator=accelerator, devices=1, precision=_PRECISION[cfg.get("dtype", "float32")],
+                            logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, use_distributed_sampler=False)
+        trainer.test(module, verbose=False)
+    return dict(module.last_eval)
