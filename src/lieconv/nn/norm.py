@@ -14,34 +14,46 @@ class MaskBatchNorm(nn.Module):
     batch in training (running averages updated there, and only there) and the running averages
     in evaluation.
 
+    Args:
+        channels: c.
+        zero_masked: multiply the output by the mask (False when the caller masks it anyway, as
+            the LieConv kernel does: it saves a pass over the largest tensors of the layer).
+
     Shapes:
         x (..., c); mask broadcastable to x.shape[:-1] (e.g. (1, N) against (B, N, c) for a shared
-        geometry).  Masked entries of the output are zero.
+        geometry).
     """
 
-    def __init__(self, channels: int, *, eps: float = 1e-5, momentum: float = 0.1):
+    def __init__(self, channels: int, *, eps: float = 1e-5, momentum: float = 0.1, zero_masked: bool = True):
         super().__init__()
-        self.eps, self.momentum = eps, momentum
+        self.eps, self.momentum, self.zero_masked = eps, momentum, zero_masked
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        w = mask.to(x.dtype).unsqueeze(-1)
         if self.training:
-            dims = tuple(range(x.dim() - 1))
-            count = torch.broadcast_to(w, x.shape[:-1] + (1,)).sum(dims)
-            n = count.clamp(min=1.0)
-            mean = (x * w).sum(dims) / n
-            var = (((x - mean) ** 2) * w).sum(dims) / n
-            with torch.no_grad():  # no update from a batch with fewer than two real entries
-                keep = count <= 1
-                unbiased = (var * count / (count - 1).clamp(min=1.0)).to(self.running_var.dtype)
-                rm, rv = self.running_mean, self.running_var
-                rm.copy_(torch.where(keep, rm, rm.lerp(mean.detach().to(rm.dtype), self.momentum)))
-                rv.copy_(torch.where(keep, rv, rv.lerp(unbiased, self.momentum)))
+            mean, var = self._batch_stats(x, mask)
         else:
-            mean, var = self.running_mean, self.running_var
-        y = (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
-        return y * w
+            mean, var = self.running_mean.to(x.dtype), self.running_var.to(x.dtype)
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        y = torch.addcmul(self.bias - mean * scale, x, scale)
+        return y * mask.unsqueeze(-1).to(y.dtype) if self.zero_masked else y
+
+    def _batch_stats(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        c = x.shape[-1]
+        rows = x.reshape(-1, c)
+        keep = torch.broadcast_to(mask, x.shape[:-1]).reshape(-1)
+        if not bool(keep.all()):
+            rows = rows[keep]
+        count = rows.shape[0]
+        if count == 0:
+            return x.new_zeros(c), x.new_ones(c)
+        var, mean = torch.var_mean(rows, dim=0, correction=0)
+        if count > 1:
+            with torch.no_grad():
+                unbiased = var * (count / (count - 1))
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
+        return mean, var

@@ -42,6 +42,11 @@ class LieResNet(nn.Module):
         knn: nearest-neighbour instead of Monte-Carlo neighbourhoods.
         pool: pool to one vector per example (False: return the per-point ``Lifted``).
 
+    Attributes:
+        shared_geometry: ``None`` (default) detects batches whose examples share coordinates and
+            mask and runs them on the fixed-grid fast path; ``False`` forces the per-example path,
+            ``True`` forces the fast path.
+
     Shapes:
         ``Points`` (coords (B, n, D), values (B, n, chin), mask (B, n)) or an already lifted
         ``Lifted`` -> (B, num_outputs) if ``pool`` else ``Lifted`` with values (B, m, num_outputs).
@@ -67,9 +72,10 @@ class LieResNet(nn.Module):
         self.head_act = PointwiseNormAct(ks[-1], bn=bn)
         self.head = nn.Linear(ks[-1], num_outputs)
         self.pooling = GlobalPool(mean=mean)
+        self.shared_geometry: bool | None = None
 
     def lift(self, points: Points, generator: torch.Generator | None = None) -> Lifted:
-        return lift(points, self.group, self.liftsamples, generator=generator)
+        return lift(points, self.group, self.liftsamples, generator=generator, shared=self.shared_geometry)
 
     def forward(self, x: Points | Lifted, generator: torch.Generator | None = None) -> Tensor | Lifted:
         if isinstance(x, Points):
