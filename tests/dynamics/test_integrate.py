@@ -59,11 +59,12 @@ def _springs(B=8, seed=0):
 
 
 def _momentum_drift(z):
+    """Max drift of Σp and Σ q×p relative to the size of their summands (Σ|p_i|, Σ|q_i||p_i|),
+    the scale of their rounding errors (a system may have L(0) ≈ 0)."""
     q, p = split_state(z, 6)                                        # (T, B, 6, 2)
     P, L = linear_momentum(p), angular_momentum(q, p)
-    dP = ((P - P[:1]).norm(dim=-1) / P[:1].norm(dim=-1)).max().item()
-    dL = ((L - L[:1]).abs() / L[:1].abs()).max().item()
-    return dP, dL
+    sP, sL = p.norm(dim=-1).sum(-1), (q.norm(dim=-1) * p.norm(dim=-1)).sum(-1)
+    return ((P - P[:1]).norm(dim=-1) / sP).max().item(), ((L - L[:1]).abs() / sL).max().item()
 
 
 def test_leapfrog_conserves_momenta_exactly_rk4_does_not():
