@@ -59,6 +59,18 @@ def gather_points(x: Tensor, idx: Tensor) -> Tensor:
     return out.reshape(B, *idx.shape[1:], *feat)
 
 
+#: Relative resolution at which distances count as equal: exact ties of the maths (the stabilizer
+#: samples of one point, pixel grids) come out of the arithmetic in either order, so distances are
+#: rounded to this fraction of a per-example scale and equal ones are ordered by index.
+TIE_RESOLUTION = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
+
+
+def _quantize(d: Tensor, scale: Tensor) -> Tensor:
+    """Round distances to ``TIE_RESOLUTION * scale`` (inf and negative sentinels kept)."""
+    step = scale * TIE_RESOLUTION.get(d.dtype, 1e-4)
+    return torch.where(torch.isfinite(d) & (d >= 0), torch.round(d / step), d)
+
+
 def _distance_rows(group: LieGroup, qe: Tensor, qq: Tensor, elems: Tensor, orbits: Tensor) -> Tensor:
     """Distances between queries (Bg, mc, E)/(Bg, mc, q) and all points (Bg, N, E)/(Bg, N, q)."""
     return group.elem_distance(elems[:, None, :, :], qe[:, :, None, :], orbits[:, None, :, :], qq[:, :, None, :])
@@ -69,7 +81,8 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
     """Farthest-point subsampling on the group distance.
 
     Starts at the first real point of each example (an index-based, hence equivariant, choice),
-    then repeatedly adds the real point farthest from those chosen.  An example with fewer than
+    then repeatedly adds the real point farthest from those chosen (distances rounded to
+    ``TIE_RESOLUTION``, ties going to the lowest index).  An example with fewer than
     ``m`` real points repeats points, and the repeats are masked out.
 
     Shapes: elems (Bg, N, E), orbits (Bg, N, q), mask (Bg, N) -> idx (Bg, m) long, mask (Bg, m) bool.
@@ -82,11 +95,14 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
     idx = torch.empty(Bg, m, dtype=torch.long, device=mask.device)
     out_mask = torch.empty(Bg, m, dtype=torch.bool, device=mask.device)
     current = mask.to(torch.uint8).argmax(dim=1)  # first real point (0 if none)
+    scale = None
     for step in range(m):
         idx[:, step] = current
         out_mask[:, step] = min_dist[arange, current] > 0  # real and not chosen before
         d = group.elem_distance(elems, elems[arange, current][:, None], orbits, orbits[arange, current][:, None])
-        min_dist = torch.minimum(min_dist, d.to(dtype))
+        if scale is None:  # an invariant per-example scale: the largest distance from the start
+            scale = d.masked_fill(~mask, 0).amax(1, keepdim=True).clamp(min=torch.finfo(d.dtype).tiny)
+        min_dist = torch.minimum(min_dist, _quantize(d, scale).to(dtype))
         min_dist[arange, current] = 0.0
         min_dist = min_dist.masked_fill(~mask, -1.0)
         current = min_dist.argmax(dim=1)
@@ -100,7 +116,8 @@ def neighborhood_indices(group: LieGroup, query_elems: Tensor, query_orbits: Ten
     """Monte-Carlo neighbourhoods of the queries among all points.
 
     For query i of example b the candidate set is the ``ceil(fill * n_b)`` nearest real points
-    (n_b real points in example b); ``num_nbhd`` of them are drawn uniformly without replacement
+    (n_b real points in example b; distances rounded to ``TIE_RESOLUTION`` of the row's largest,
+    ties going to the lowest index); ``num_nbhd`` of them are drawn uniformly without replacement
     (all of them when fewer).  ``knn=True`` takes the ``num_nbhd`` nearest instead.
 
     Shapes: queries (Bg, m, E)/(Bg, m, q)/(Bg, m); points (Bg, N, E)/(Bg, N, q)/(Bg, N)
@@ -125,7 +142,8 @@ def neighborhood_indices(group: LieGroup, query_elems: Tensor, query_orbits: Ten
         e = min(m, s + chunk)
         d = _distance_rows(group, query_elems[:, s:e], query_orbits[:, s:e], elems, orbits)
         d = d.masked_fill(~mask[:, None, :], math.inf)
-        _, near = torch.topk(d, k_max, dim=-1, largest=False, sorted=True)  # (Bg, mc, k_max)
+        scale = d.masked_fill(~mask[:, None, :], 0).amax(-1, keepdim=True).clamp(min=torch.finfo(d.dtype).tiny)
+        near = torch.sort(_quantize(d, scale), dim=-1, stable=True).indices[..., :k_max]  # (Bg, mc, k_max)
         in_cand = ranks_all < k_cand[:, None, None]                           # (Bg, 1, k_max)
         if knn or K >= k_max:
             ranks = ranks_all[:K].expand(Bg, e - s, K)
