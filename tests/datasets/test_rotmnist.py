@@ -70,18 +70,19 @@ def test_amat_bad_rows_name_file_and_line(tmp_path):
         rotmnist.load_amat(path)
 
 
-def test_official_zip_md5_and_splits(tmp_path):
+def test_official_zip_md5_and_splits(tmp_path, monkeypatch):
     imgs, labels = digits(24)
+    kw = dict(root=tmp_path / "cache")
     zpath = tmp_path / "mnist_rotation_new.zip"
     with zipfile.ZipFile(zpath, "w") as zf:
         zf.writestr(f"mnist_rotation_new/{rotmnist.TRAIN_VALID_AMAT}", amat_text(imgs[:12] / 255, labels[:12]))
         zf.writestr(f"mnist_rotation_new/{rotmnist.TEST_AMAT}", amat_text(imgs[12:] / 255, labels[12:]))
     with pytest.raises(_offline.ChecksumError, match="md5 mismatch"):
-        rotmnist.RotMNIST("train", official=zpath)
-    train = rotmnist.RotMNIST("train", official=zpath, verify=False)
-    valid = rotmnist.RotMNIST("valid", official=zpath, verify=False)
-    both = rotmnist.RotMNIST("train_valid", official=zpath, verify=False)
-    test = rotmnist.RotMNIST("test", official=zpath, verify=False, normalize=True)
+        rotmnist.RotMNIST("train", official=zpath, **kw)
+    train = rotmnist.RotMNIST("train", official=zpath, verify=False, **kw)
+    valid = rotmnist.RotMNIST("valid", official=zpath, verify=False, **kw)
+    both = rotmnist.RotMNIST("train_valid", official=zpath, verify=False, **kw)
+    test = rotmnist.RotMNIST("test", official=zpath, verify=False, normalize=True, **kw)
     assert (len(train), len(valid), len(both), len(test)) == (10, 2, 12, 12)
     image, label = train[3]
     assert image.shape == (1, 28, 28) and image.dtype == torch.float32 and label.dtype == torch.int64
@@ -90,8 +91,14 @@ def test_official_zip_md5_and_splits(tmp_path):
     # the two .amat files directly
     zipfile.ZipFile(zpath).extractall(tmp_path)
     d = tmp_path / "mnist_rotation_new"
-    assert len(rotmnist.RotMNIST("test", official=d)) == 12
-    assert len(rotmnist.RotMNIST("test", official=(d / rotmnist.TRAIN_VALID_AMAT, d / rotmnist.TEST_AMAT))) == 12
+    assert len(rotmnist.RotMNIST("test", official=d, **kw)) == 12
+    pair = (d / rotmnist.TRAIN_VALID_AMAT, d / rotmnist.TEST_AMAT)
+    assert len(rotmnist.RotMNIST("test", official=pair, **kw)) == 12
+    assert len(list((tmp_path / "cache" / "rotmnist").glob("official-*.pt"))) == 2      # zip + amat pair
+    # later loads come from the cache
+    monkeypatch.setattr(rotmnist, "load_official", lambda *a, **k: pytest.fail("parsed although cached"))
+    torch.testing.assert_close(rotmnist.RotMNIST("train", official=zpath, verify=False, **kw).images, train.images)
+    assert len(rotmnist.RotMNIST("test", official=d, **kw)) == 12
 
 
 def test_pickle_roundtrip_and_restricted_unpickler(tmp_path):

