@@ -6,7 +6,7 @@ from torch import nn
 from lieconv.dynamics import join_state, split_state
 from lieconv.dynamics.hamiltonian import angular_momentum, linear_momentum, spring_energy
 from lieconv.datasets.springs import spring_exact_solution
-from lieconv.models.baselines import (FC, HFC, HOGN, MODELS, OGN, PAPER_HPARAMS, ModelDynamics, PotentialModel,
+from lieconv.models.baselines import (MODELS, PAPER_HPARAMS, ModelDynamics, PointsPotential, PotentialModel,
                                       SpringPotential, build_baseline)
 
 F64 = dict(dtype=torch.float64)
@@ -157,3 +157,17 @@ def test_model_dynamics_bad_input():
     ts = torch.stack([0.01 * torch.arange(3, **F64), 0.02 * torch.arange(3, **F64)])
     with pytest.raises(ValueError, match="ts"):
         ModelDynamics(_small("FC"))(z, ts, sp)
+
+
+def test_points_potential_adapter():
+    from lieconv import Points
+
+    class MeanSquare(nn.Module):                       # stands in for a LieResNet(2, 1) on Points
+        def forward(self, x):
+            assert isinstance(x, Points) and x.values.shape[-1] == 2 and x.mask.all()
+            return (x.coords.pow(2).sum(-1) * x.values[..., 1]).mean(-1, keepdim=True)     # (B, 1)
+
+    z, sp = _batch()
+    model = PotentialModel(PointsPotential(MeanSquare()), center=True)
+    out = ModelDynamics(model, method="leapfrog")(z, 0.01 * torch.arange(4, **F64), sp)
+    assert out.shape == (4, 4, 24) and torch.isfinite(out).all()

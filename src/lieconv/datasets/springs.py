@@ -53,6 +53,7 @@ SPLIT_SIZES = {"train": 3000, "valid": 2000, "test": 2000}
 GT_METHODS = ("rk4", "dopri5", "exact")
 _SPLIT_OFFSETS = {"train": 0, "valid": 1, "test": 2}
 _FORMAT_VERSION = 1
+_BLOCK = 1024          # systems integrated together by generate_springs
 
 
 @dataclass(frozen=True)
@@ -285,13 +286,23 @@ def generate_springs(config: SpringsConfig) -> dict:
     g = torch.Generator().manual_seed(config.seed)
     z_init, masses, k = sample_systems(config, g)
     start = torch.randint(0, config.n_steps - config.chunk_len + 1, (config.n_systems,), generator=g)
-    traj = integrate_springs(z_init, masses, k, config.times, method=config.method, omega_h=config.omega_h,
-                             rtol=config.rtol, atol=config.atol)
-    idx = start[:, None] + torch.arange(config.chunk_len)                       # (S, L)
-    chunks = torch.gather(traj, 1, idx[..., None].expand(-1, -1, traj.shape[-1]))
+    # integrate in blocks of systems with similar stiffness; only the segments (and, if asked, the
+    # trajectories) are kept, so memory stays at one block of full trajectories
+    D, L = z_init.shape[-1], config.chunk_len
+    chunks = torch.empty(config.n_systems, L, D, dtype=torch.float64)
+    traj = torch.empty(config.n_systems, config.n_steps, D, dtype=torch.float64) if config.keep_trajectories else None
+    order = torch.argsort(max_frequency(masses, k))
+    for b in range(0, config.n_systems, _BLOCK):
+        idx = order[b:b + _BLOCK]
+        block = integrate_springs(z_init[idx], masses[idx], k[idx], config.times, method=config.method,
+                                  omega_h=config.omega_h, rtol=config.rtol, atol=config.atol, batch_size=_BLOCK)
+        steps = start[idx, None] + torch.arange(L)                                   # (b, L)
+        chunks[idx] = torch.gather(block, 1, steps[..., None].expand(-1, -1, D))
+        if traj is not None:
+            traj[idx] = block
     data = {"key": config.key(), "config": config.to_dict(), "masses": masses, "k": k, "z_init": z_init,
             "start": start, "chunks": chunks, "times": config.times}
-    if config.keep_trajectories:
+    if traj is not None:
         data["trajectories"] = traj
     return data
 

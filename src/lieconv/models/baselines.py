@@ -41,7 +41,7 @@ from ..dynamics.hamiltonian import (SeparableHamiltonian, join_state, kinetic_en
 from ..dynamics.integrate import SOLVERS, odeint
 
 __all__ = ["mlp", "FC", "HFC", "OGN", "HOGN", "HamiltonianModel", "SeparableHamiltonianModel",
-           "PotentialModel", "SpringPotential", "ModelDynamics", "MODELS", "PAPER_HPARAMS", "build_baseline"]
+           "PotentialModel", "PointsPotential", "SpringPotential", "ModelDynamics", "MODELS", "PAPER_HPARAMS", "build_baseline"]
 
 
 def mlp(in_dim: int, hidden: int, num_layers: int, out_dim: int) -> nn.Sequential:
@@ -212,6 +212,23 @@ class PotentialModel(SeparableHamiltonianModel):
         if self.center:
             q = q - q.mean(-2, keepdim=True)
         return self.net(q, sys_params).reshape(q.shape[0])
+
+
+class PointsPotential(nn.Module):
+    """Adapter: a point-cloud network on ``lieconv.Points`` used as a potential ``net(q, values)``.
+
+    ``PotentialModel(PointsPotential(LieResNet(2, 1, group=...)), center=...)`` gives HLieConv:
+    positions ``q (B, n, d)`` become ``Points.coords``, ``(m_i, k_i)`` the 2 value channels, all
+    points real; the network's ``(B, 1)`` output is the potential.
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, q: Tensor, values: Tensor) -> Tensor:
+        from ..data import Points
+        return self.net(Points.from_coords(q, values)).reshape(q.shape[0])
 
 
 class SpringPotential(nn.Module):
