@@ -143,7 +143,9 @@ def neighborhood_indices(group: LieGroup, query_elems: Tensor, query_orbits: Ten
         d = _distance_rows(group, query_elems[:, s:e], query_orbits[:, s:e], elems, orbits)
         d = d.masked_fill(~mask[:, None, :], math.inf)
         scale = d.masked_fill(~mask[:, None, :], 0).amax(-1, keepdim=True).clamp(min=torch.finfo(d.dtype).tiny)
-        near = torch.sort(_quantize(d, scale), dim=-1, stable=True).indices[..., :k_max]  # (Bg, mc, k_max)
+        # unique keys (rounded distance, then index) make topk's choice and order deterministic
+        key = _quantize(d, scale).to(torch.float64) * N + torch.arange(N, device=d.device, dtype=torch.float64)
+        near = torch.topk(key, k_max, dim=-1, largest=False, sorted=True).indices  # (Bg, mc, k_max)
         in_cand = ranks_all < k_cand[:, None, None]                           # (Bg, 1, k_max)
         if knn or K >= k_max:
             ranks = ranks_all[:K].expand(Bg, e - s, K)

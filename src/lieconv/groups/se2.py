@@ -1,6 +1,8 @@
 """SE(2): rigid motions of the plane, acting affinely on R^2."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -113,9 +115,9 @@ class SE2(LieGroup):
 
     def elem_distance(self, u: Tensor, v: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:
         """||log(v^-1 u)|| in closed form: V^-1 is a scaled rotation, so no rotation is needed:
-        ``||log||^2 = phi^2 + (h(phi)^2 + phi^2 / 4) ||t_u - t_v||^2``."""
+        ``||log||^2 = phi^2 + (h(phi)^2 + phi^2 / 4) ||t_u - t_v||^2 = phi^2 + ||t_u - t_v||^2 /
+        sinc(phi / 2)^2`` (no gradients: used only to choose neighbourhoods)."""
         phi = wrap_angle(u[..., 0] - v[..., 0])
-        p2 = phi * phi
-        h = half_cot_sq(p2)
+        s = torch.sinc(phi * (0.5 / math.pi))  # torch.sinc(x) = sin(pi x) / (pi x)
         d2 = ((u[..., 1:] - v[..., 1:]) ** 2).sum(-1)
-        return torch.sqrt(p2 + (h * h + p2 / 4) * d2)
+        return torch.sqrt(phi * phi + d2 / (s * s))

@@ -17,7 +17,12 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["EpochBatchSampler", "ResumableDataLoader", "epoch_seed", "make_loader"]
+__all__ = ["EpochBatchSampler", "ResumableDataLoader", "epoch_seed", "make_loader", "train_steps_per_epoch"]
+
+
+def train_steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimizer steps per epoch: full global batches only (one batch of all ``n`` if ``n < batch_size``)."""
+    return max(1, n // min(batch_size, n))
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -60,8 +65,13 @@ class EpochBatchSampler(Sampler[list[int]]):
         return min(self.batch_size, self.n)
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at the start of every epoch."""
+        """Called by Lightning at the start of every epoch (through ``batch_sampler.sampler``)."""
         self.epoch = int(epoch)
+
+    @property
+    def sampler(self) -> "EpochBatchSampler":
+        # Lightning calls ``set_epoch`` on ``loader.sampler`` and ``loader.batch_sampler.sampler`` only.
+        return self
 
     def _batches(self) -> list[list[int]]:
         if self.shuffle:

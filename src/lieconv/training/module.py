@@ -14,7 +14,7 @@ import lightning as L
 import torch
 
 from .config import config_from_dict
-from .data import make_loader
+from .data import make_loader, train_steps_per_epoch
 from .task import get_task
 
 __all__ = ["TaskModule", "NonFiniteLossError", "step_seed"]
@@ -82,7 +82,9 @@ class TaskModule(L.LightningModule):
         task_cls = get_task(task)
         self.config = config_from_dict(task_cls.config_class, dict(config), source=f"task {task!r}")
         self.task = task_cls(self.config)
-        self.model = self.task.build_model()
+        # Convert now: Lightning restores checkpoint weights *before* its precision plugin converts
+        # the module, so a float32 model would truncate float64 weights on resume.
+        self.model = self.task.build_model().to(getattr(torch, self.config.dtype))
         self.eval_split = "test"                 # which split `trainer.test` reads (see evaluate())
         self._datasets: dict | None = None
         self._train = _Sums()
@@ -195,8 +197,10 @@ class TaskModule(L.LightningModule):
     # ------------------------------------------------------------------------------------- optimisation
     def configure_optimizers(self):
         opt = self.task.configure_optimizer(self.model)
-        total = max(1, int(self.trainer.estimated_stepping_batches))   # epochs * steps per epoch
-        spe = total / max(1, self.trainer.max_epochs)
+        # not trainer.estimated_stepping_batches: it builds the train loader before the checkpoint
+        # (and the loader's position in the epoch) is restored
+        spe = train_steps_per_epoch(len(self.datasets()["train"]), self.config.batch_size)
+        total = max(1, self.config.epochs * spe)
         warm = self.config.warmup_epochs * spe
         cosine = self.config.cosine
 
