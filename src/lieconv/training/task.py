@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+import argparse
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TrainConfig", "Task", "TASKS", "register_task", "get_task"]
+__all__ = ["TrainConfig", "Task", "TaskCommand", "TASKS", "register_task", "get_task"]
 
 
 @dataclass
@@ -48,6 +49,20 @@ class TrainConfig:
         "help": "resume from OUT/checkpoints/last.ckpt when it exists; --no-resume starts the run afresh"})
 
 
+@dataclass(frozen=True)
+class TaskCommand:
+    """An extra command of one task, run as ``lieconv <command> <task> [options]``.
+
+    ``add_arguments(parser)`` declares its options (each with a help text and default);
+    ``run(args)`` does the work and returns the exit status.  Example: ``lieconv equivariance
+    rotmnist --checkpoint ...``.
+    """
+
+    help: str
+    add_arguments: "Callable[[argparse.ArgumentParser], None]"
+    run: "Callable[[argparse.Namespace], int]"
+
+
 class Task:
     """One application.  Subclasses set the class variables and implement the methods."""
 
@@ -56,6 +71,8 @@ class Task:
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}}
     monitor: ClassVar[str] = "valid/loss"   # metric used for the best checkpoint / early stopping
     monitor_mode: ClassVar[str] = "min"
+    #: Extra CLI commands of this task: ``{command name: TaskCommand}``.
+    commands: ClassVar[dict[str, TaskCommand]] = {}
 
     #: Set by the trainer before every training step (e.g. for schedules inside a task).
     global_step: int = 0
