@@ -30,7 +30,7 @@ class ToyConfig(TrainConfig):
     """Options of the toy regression (after the shared ``TrainConfig`` ones)."""
 
     epochs: int = field(default=30, metadata={"help": "training epochs"})
-    lr: float = field(default=3e-3, metadata={"help": "peak Adam learning rate"})
+    lr: float = field(default=1e-2, metadata={"help": "peak Adam learning rate"})
     n_train: int = field(default=512, metadata={"help": "training examples"})
     n_valid: int = field(default=128, metadata={"help": "validation examples"})
     n_test: int = field(default=128, metadata={"help": "test examples"})

@@ -296,6 +296,7 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
         status = "early_stopped" if already_stopped or (early_cb is not None and early_cb.stopped_epoch > 0) \
             else "completed"
         t_train = time.perf_counter() - t_start
+        last_row = dict(module.last_epoch_row)     # loading the best checkpoint below would replace it
 
         best = ckpt_dir / "best.ckpt"
         eval_ckpt = str(best if best.exists() else ckpt_dir / "last.ckpt")
@@ -315,12 +316,12 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
     summary = {
         "task": task_cls.name,
         "status": status,
-        "epochs_completed": int(module.last_epoch_row.get("epoch", -1)) + 1,
-        "global_step": int(module.last_epoch_row.get("global_step", trainer.global_step)),
+        "epochs_completed": int(last_row.get("epoch", -1)) + 1,
+        "global_step": int(last_row.get("global_step", 0)),
         "monitor": task_cls.monitor,
         "best_score": float(best_score) if best_score is not None else results.get("valid", {}).get(
             task_cls.monitor.split("/", 1)[-1]),
-        "last_epoch": module.last_epoch_row,
+        "last_epoch": last_row,
         "best_valid": results.get("valid", {}),
         "test": results.get("test", {}),
         "report": report,
