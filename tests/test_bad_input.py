@@ -77,3 +77,12 @@ def test_bad_layer_options():
         LieConv(4, 4, group=type(g))
     with pytest.raises(ValueError, match="k"):
         LieResNet(2, 3, group=g, k=[8, 8, 8], num_layers=1)
+
+
+def test_nan_values_at_real_points():
+    p = pts()
+    p.values[0, 2, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"values.*NaN or inf at a real point.*batch 0, point 2"):
+        net()(p)
+    p.mask[0, 2] = False  # the same NaN in padding is fine
+    assert torch.isfinite(net()(p)).all()

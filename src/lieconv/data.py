@@ -104,6 +104,11 @@ def check_points(points: Points, space_dim: int | None = None, name: str = "poin
         _fail(f"{name}.mask", f"shape {tuple(getattr(m, 'shape', ()))}", f"shape (B, n) = {tuple(c.shape[:2])}")
     if m.dtype != torch.bool:
         _fail(f"{name}.mask", f"dtype {m.dtype}", "dtype torch.bool")
+    bad_values = ~torch.isfinite(v).all(-1) & m
+    if bad_values.any():
+        bad = bad_values.nonzero()[0].tolist()
+        _fail(f"{name}.values", f"NaN or inf at a real point (first at batch {bad[0]}, point {bad[1]})",
+              "finite values wherever mask is True")
     if not torch.isfinite(c).all():
         bad = (~torch.isfinite(c)).any(-1).nonzero()[0].tolist()
         _fail(f"{name}.coords", f"NaN or inf (first at batch {bad[0]}, point {bad[1]})", "finite coordinates")

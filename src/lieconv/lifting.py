@@ -45,6 +45,9 @@ def lift(points: Points, group: LieGroup, num_samples: int = 1, *,
     if shared is None:
         shared = has_shared_geometry(points)
     coords, mask = (points.coords[:1], points.mask[:1]) if shared else (points.coords, points.mask)
+    if not bool(mask.all()) and bool(mask.any()):
+        # padding sits anywhere (often 0, outside RxSQ's quadrant): lift a real point there instead
+        coords = torch.where(mask.unsqueeze(-1), coords, coords[mask][:1])
     elems, orbits = group.lift(coords, num_samples, generator)
     values = points.values
     if num_samples > 1:

@@ -90,23 +90,24 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
     Bg, N = mask.shape
     dtype = elems.dtype if elems.is_floating_point() else orbits.dtype
     arange = torch.arange(Bg, device=mask.device)
-    min_dist = torch.full((Bg, N), math.inf, dtype=dtype, device=mask.device)
-    min_dist = min_dist.masked_fill(~mask, -1.0)
-    idx = torch.empty(Bg, m, dtype=torch.long, device=mask.device)
-    out_mask = torch.empty(Bg, m, dtype=torch.bool, device=mask.device)
+    # min_dist: rounded distance to the chosen set; -1 marks padding (never the farthest)
+    min_dist = torch.full((Bg, N), math.inf, dtype=dtype, device=mask.device).masked_fill(~mask, -1.0)
     current = mask.to(torch.uint8).argmax(dim=1)  # first real point (0 if none)
-    scale = None
-    for step in range(m):
-        idx[:, step] = current
-        out_mask[:, step] = min_dist[arange, current] > 0  # real and not chosen before
+    ok = mask.any(1)
+    chosen, chosen_ok = [], []
+    inv_step = None
+    for _ in range(m):
+        chosen.append(current)
+        chosen_ok.append(ok)
         d = group.elem_distance(elems, elems[arange, current][:, None], orbits, orbits[arange, current][:, None])
-        if scale is None:  # an invariant per-example scale: the largest distance from the start
+        if inv_step is None:  # an invariant per-example scale: the largest distance from the start
             scale = d.masked_fill(~mask, 0).amax(1, keepdim=True).clamp(min=torch.finfo(d.dtype).tiny)
-        min_dist = torch.minimum(min_dist, _quantize(d, scale).to(dtype))
+            inv_step = 1.0 / (scale * TIE_RESOLUTION.get(d.dtype, 1e-4))
+        min_dist = torch.fmin(min_dist, torch.round(d * inv_step).to(dtype))  # fmin: NaN at padding ignored
         min_dist[arange, current] = 0.0
-        min_dist = min_dist.masked_fill(~mask, -1.0)
-        current = min_dist.argmax(dim=1)
-    return idx, out_mask
+        best, current = min_dist.max(dim=1)  # first index among equal maxima
+        ok = best > 0  # a real point not chosen before
+    return torch.stack(chosen, 1), torch.stack(chosen_ok, 1)
 
 
 @torch.no_grad()

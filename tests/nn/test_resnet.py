@@ -116,3 +116,17 @@ def test_fixed_grid_draws_are_redrawn_every_call():
     net = net_for(group)
     pts = grid_points(3)
     assert not torch.allclose(net(pts), net(pts))  # no frozen neighbourhoods across steps
+
+
+def test_padding_that_lifts_to_non_finite_elements_is_harmless():
+    """Zeros padding a cloud for RxSQ (whose lift takes log of the coordinates) and NaN values in
+    the padding change nothing: masked pairs never reach the kernel or the sums."""
+    group = get_group("RxSQ")
+    net = net_for(group).eval()
+    pts = random_points(group, B=2, n=12, n_real=[12, 8])
+    coords, values = pts.coords.clone(), pts.values.clone()
+    coords[1, 8:] = 0.0
+    values[1, 8:] = float("nan")
+    out = net(pts.replace(coords=coords, values=values), generator=gen())
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, net(pts, generator=gen()), rtol=0, atol=1e-12)

@@ -121,8 +121,9 @@ class LieConv(nn.Module):
         if x.values.shape[-1] != self.chin:
             raise ValueError(f"x.values: expected {self.chin} channels, got {x.values.shape[-1]}")
         sel = self.select(x, generator) if selection is None else selection
-        a = self.kernel_inputs(x, sel)
-        s = self.kernel(a, sel.nbhd_mask) * sel.nbhd_mask.unsqueeze(-1).to(a.dtype)
+        keep = sel.nbhd_mask.unsqueeze(-1)
+        a = torch.where(keep, self.kernel_inputs(x, sel), 0.0)  # padding may lift to non-finite elements
+        s = torch.where(keep, self.kernel(a, sel.nbhd_mask), 0.0)
         h = self.aggregate(x.values, s, sel)
         if sel.query_idx is None:
             return x.replace(values=h, mask=sel.query_mask)

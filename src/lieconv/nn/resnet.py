@@ -84,7 +84,7 @@ class LieResNet(nn.Module):
             x = self.lift(x, generator)
         elif not isinstance(x, Lifted):
             raise ValueError(f"x: expected lieconv.Points or lieconv.Lifted, got {type(x).__name__}")
-        h = x.replace(values=self.embed(x.values) * x.mask.unsqueeze(-1).to(x.values.dtype))
+        h = x.replace(values=torch.where(x.mask.unsqueeze(-1), self.embed(x.values), 0.0))  # padding may hold NaN
         for block in self.blocks:
             h = block(h, generator)
         h = self.head_act(h)
