@@ -57,7 +57,7 @@ class EpochLogger(L.Callback):
             if self.print_lines:
                 line = format_row(row, trainer.max_epochs)
                 bar = trainer.progress_bar_callback
-                if bar is not None and trainer.enable_progress_bar:
+                if bar is not None:
                     bar.print(line)
                 else:
                     print(line, file=self.stream or sys.stdout, flush=True)
