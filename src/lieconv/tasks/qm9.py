@@ -153,8 +153,12 @@ class QM9Task(Task):
             try:
                 self._data = {split: self.load_split(split, n) for split, n in
                               (("train", c.n_train), ("valid", c.n_valid), ("test", c.n_test))}
-            except ValueError as exc:
-                raise ValueError(f"qm9 data: {exc}") from None
+            except (ValueError, FileNotFoundError) as exc:     # keep the type (QM9FormatError, ChecksumError, ...)
+                try:
+                    err = type(exc)(f"qm9 data: {exc}")
+                except Exception:  # noqa: BLE001 - an exception type with another signature
+                    raise exc from None
+                raise err from None
             std = self.stats[1]
             if not std > 0:
                 raise ValueError(f"qm9 data: target {c.target!r} has zero spread over the training split; "
