@@ -6,6 +6,7 @@
     lieconv eval  <task> --checkpoint PATH [--split test] [--device auto] [--batch-size N]
     lieconv demo
     lieconv tasks
+    lieconv <command> <task> [options]     per-task commands, e.g. ``lieconv equivariance rotmnist``
 
 Every field of the task's config dataclass is an option (``lieconv train <task> --help`` lists them
 with their defaults and preset values).  Multi-process training: ``torchrun --nproc_per_node=N -m
@@ -60,8 +61,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="run the demo and print where its run folder is")
     sub.add_parser("tasks", help="list the available tasks and presets")
-    parser.set_defaults(_task_parsers=task_parsers, _eval_parser=ev)
+    command_parsers = _add_task_commands(sub, tasks)
+    parser.set_defaults(_task_parsers=task_parsers, _eval_parser=ev, _command_parsers=command_parsers)
     return parser
+
+
+def _add_task_commands(sub, tasks: dict) -> dict:
+    """``lieconv <command> <task> [options]`` for every ``Task.commands`` entry (e.g. equivariance)."""
+    by_name: dict[str, dict] = {}
+    for task_name, cls in sorted(tasks.items()):
+        for cmd, spec in getattr(cls, "commands", {}).items():
+            by_name.setdefault(cmd, {})[task_name] = spec
+    parsers = {}
+    for cmd, specs in sorted(by_name.items()):
+        p = sub.add_parser(cmd, help=f"per-task command ({', '.join(sorted(specs))})",
+                           description=f"'{cmd}' for a task: one of {sorted(specs)}.")
+        per_task = p.add_subparsers(dest="task", metavar="TASK", required=True)
+        for task_name, spec in sorted(specs.items()):
+            tp = per_task.add_parser(task_name, allow_abbrev=False, help=spec.help, description=spec.help)
+            spec.add_arguments(tp)
+            tp.set_defaults(_run=spec.run)
+            parsers[(cmd, task_name)] = tp
+    return parsers
 
 
 def format_table(metrics: dict[str, float], column: str) -> str:
@@ -93,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             tasks.demo()
             return 0
+        if hasattr(args, "_run"):
+            return int(args._run(args) or 0)
         if args.command == "tasks":
             from .tasks import IMPORT_ERRORS, load_tasks
 
@@ -112,7 +135,7 @@ def _unknown_options(parser: argparse.ArgumentParser, args: argparse.Namespace, 
     import difflib
 
     sub = {"train": args._task_parsers.get(getattr(args, "task", None)), "eval": args._eval_parser}.get(
-        args.command) or parser
+        args.command) or args._command_parsers.get((args.command, getattr(args, "task", None))) or parser
     opts = {o for a in sub._actions for o in a.option_strings if o.startswith("--")}
     known = sorted(o for o in opts if not ("-" in o[2:] and "--" + o[2:].replace("-", "_") in opts))
     hints = []
