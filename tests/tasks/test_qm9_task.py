@@ -259,3 +259,17 @@ def test_equivariance_rejects_other_checkpoints(tmp_path):
     assert set(QM9Task.commands) == {"equivariance", "benchmark"}
     with pytest.raises(ValueError, match="checkpoint"):
         load_model(tmp_path / "none.ckpt", "qm9")
+
+
+def test_cli_eval_and_equivariance(trained, capsys):
+    from lieconv.cli import main
+
+    ckpt = trained["best_checkpoint"]
+    assert main(["eval", "qm9", "--checkpoint", ckpt, "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "mae_meV" in out and f"{trained['test']['mae_meV']:.6g}" in out
+    assert main(["equivariance", "qm9", "--checkpoint", ckpt, "--n-test", "0", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Model" in out and "N/SE(3)" in out and "test MAE (meV)" in out
+    assert main(["equivariance", "qm9", "--checkpoint", ckpt + ".missing"]) == 2
+    assert "does not exist" in capsys.readouterr().err
