@@ -1,6 +1,7 @@
 """QM9 molecular property regression with ``MoleculeLieResNet`` (paper §5.2, Tables 2-4, B.1, C.5).
 
-One model per target (``--task homo``, any of the 12 in :data:`lieconv.datasets.qm9.TARGETS`) and
+One model per target (config field ``target``: ``--target homo``, or ``--task homo`` where the CLI
+honours the field's ``aliases`` metadata; any of the 12 in :data:`lieconv.datasets.qm9.TARGETS`) and
 per group (``--group``: Trivial3, T3, SO3, SE3).  Per-group defaults follow the paper's commands:
 T(3) and Trivial take every atom as the neighbourhood (``fill`` 1, ``nbhd`` 100 > 29 atoms, one
 lift sample); SO(3) and SE(3) use ``alpha`` 0.2, ``fill`` 1/2, ``nbhd`` 25 and 4 lift samples.
