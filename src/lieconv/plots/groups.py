@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["GROUP_LABELS", "TRANSFORMS", "crop_points", "transform_matrix", "transform_image", "nearest_pixel",
-           "lifted_chart", "neighbourhood_weights", "plot_lifting", "plot_neighbourhoods",
+           "choose_query", "lifted_chart", "neighbourhood_weights", "plot_lifting", "plot_neighbourhoods",
            "plot_neighbourhood_overview"]
 
 #: Display names (as in the paper's tables).
