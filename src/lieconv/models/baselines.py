@@ -269,6 +269,7 @@ class ModelDynamics(nn.Module):
         self.nfe = 0
 
     def forward(self, z0: Tensor, ts: Tensor, sys_params: Tensor) -> Tensor:
+        _check_rollout_inputs(z0, sys_params, getattr(self.model, "n_bodies", None))
         if ts.dim() == 2:
             if not torch.equal(ts, ts[:1].expand_as(ts)):
                 raise ValueError("ts: a batch of time grids must have identical rows (one batched ODE)")
@@ -280,6 +281,23 @@ class ModelDynamics(nn.Module):
         out = odeint(f, z0, ts, method=self.method, substeps=self.substeps, rtol=self.rtol, atol=self.atol)
         self.nfe = f.nfe
         return out.transpose(0, 1)
+
+
+def _check_rollout_inputs(z0: Tensor, sys_params: Tensor, n_bodies: int | None) -> None:
+    """``z0 (B, D)`` finite; ``sys_params (B, n, 2)`` finite with positive masses; ValueError naming the argument."""
+    if not isinstance(z0, Tensor) or z0.dim() != 2:
+        raise ValueError(f"z0: expected shape (B, D), got {tuple(getattr(z0, 'shape', ()))}")
+    n = sys_params.shape[-2] if isinstance(sys_params, Tensor) and sys_params.dim() == 3 else n_bodies
+    if (not isinstance(sys_params, Tensor) or sys_params.dim() != 3 or sys_params.shape[0] != z0.shape[0]
+            or sys_params.shape[-1] != 2 or (n_bodies is not None and n != n_bodies)):
+        raise ValueError(f"sys_params: expected shape (B, n, 2) = ({z0.shape[0]}, {n_bodies or 'n'}, 2) for z0 "
+                         f"{tuple(z0.shape)}, got {tuple(getattr(sys_params, 'shape', ()))}")
+    if not torch.isfinite(z0).all():
+        raise ValueError("z0: expected finite initial states, got NaN or inf")
+    if not torch.isfinite(sys_params).all():
+        raise ValueError("sys_params: expected finite masses and spring constants, got NaN or inf")
+    if not (sys_params[..., 0] > 0).all():
+        raise ValueError("sys_params: expected positive masses sys_params[..., 0], got a value <= 0")
 
 
 class _Counted:

@@ -1,0 +1,140 @@
+"""HLieResNet (HLieConv) and LieResNetDynamics (LieConv-T(2)): shapes, symmetries, separability, bad input."""
+import math
+
+import pytest
+import torch
+
+from lieconv.dynamics import join_state, split_state, symplectic_gradient
+from lieconv.models.baselines import ModelDynamics
+from lieconv.models.hamiltonian import HGROUPS, HLieResNet, LieResNetDynamics, parse_group
+from lieconv.nn import MaskBatchNorm
+
+F64 = dict(dtype=torch.float64)
+
+
+def _batch(B=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    q = 0.4 * torch.randn(B, 6, 2, generator=g, **F64)
+    p = 0.6 * torch.randn(B, 6, 2, generator=g, **F64)
+    m = 0.1 + 3 * torch.rand(B, 6, generator=g, **F64)
+    k = 5 * torch.rand(B, 6, generator=g, **F64)
+    return q, p, torch.stack([m, k], -1)
+
+
+def _small(group, cls=HLieResNet):
+    torch.manual_seed(0)
+    return cls(group, k=16, num_layers=1).double()
+
+
+def _rot(theta):
+    c, s = math.cos(theta), math.sin(theta)
+    return torch.tensor([[c, -s], [s, c]], **F64)
+
+
+def test_paper_defaults_and_no_batchnorm():
+    model = HLieResNet()
+    assert model.group_name == "SO2*" and model.center
+    net = model.net.net
+    assert len(net.blocks) == 4 and net.embed.out_features == 384
+    assert not any(isinstance(m, MaskBatchNorm) for m in model.modules())
+    assert all(b.conv.fill == 1.0 and b.conv.num_nbhd >= 6 for b in net.blocks)
+
+
+def test_shapes_and_vector_field_is_J_grad_H():
+    q, p, sp = _batch()
+    model = _small("T2")
+    z = join_state(q, p)
+    assert model.V(q, sp).shape == (3,) and model.H(z, sp).shape == (3,)
+    f = model(torch.tensor(0.0), z, sp)
+    assert f.shape == (3, 24)
+    ref = symplectic_gradient(lambda x: model.H(x, sp), z)
+    torch.testing.assert_close(f, ref)
+    dq, _ = split_state(f, 6)
+    torch.testing.assert_close(dq, p / sp[..., :1])          # ∂H/∂p = p/m: the kinetic energy is analytic
+
+
+@pytest.mark.parametrize("group,translation,rotation", [
+    ("Trivial2", False, False), ("T2", True, False), ("SO2", False, True), ("SO2*", True, True)])
+def test_potential_symmetries(group, translation, rotation):
+    q, _, sp = _batch()
+    model = _small(group)
+    with torch.no_grad():
+        v = model.V(q, sp)
+        vt = model.V(q + torch.tensor([0.7, -0.3], **F64), sp)
+        vr = model.V(q @ _rot(0.9).T, sp)
+        perm = torch.tensor([3, 0, 5, 1, 4, 2])
+        vp = model.V(q[:, perm], sp[:, perm])
+    torch.testing.assert_close(vp, v, atol=1e-12, rtol=1e-10)            # particles are a set
+    assert torch.allclose(vt, v, atol=1e-12, rtol=1e-10) == translation
+    assert torch.allclose(vr, v, atol=1e-12, rtol=1e-10) == rotation
+
+
+def test_potential_is_deterministic_and_leapfrog_rk4_agree():
+    q, p, sp = _batch()
+    model = _small("SO2*")
+    z, ts = join_state(q, p), 0.01 * torch.arange(6, **F64)
+    with torch.no_grad():
+        a = ModelDynamics(model, method="leapfrog")(z, ts, sp)
+        b = ModelDynamics(model, method="leapfrog")(z, ts, sp)
+        c = ModelDynamics(model, method="rk4")(z, ts, sp)
+    assert torch.equal(a, b)                                             # no Monte-Carlo resampling
+    assert (a - c).abs().max() < 1e-5                                    # both solve the same ODE
+
+
+def test_trains_through_the_integrator():
+    """Second derivatives reach every parameter: the loss on RK4 states depends on ∇V."""
+    q, p, sp = _batch()
+    model = HLieResNet("SO2*", k=8, num_layers=1)
+    out = ModelDynamics(model)(join_state(q, p).float(), 0.01 * torch.arange(3), sp.float())
+    out.pow(2).mean().backward()
+    missing = [n for n, prm in model.named_parameters() if prm.grad is None]
+    assert missing == ["net.net.head.bias"]                              # a constant in V has no ∇V
+    grads = [prm.grad for prm in model.parameters() if prm.grad is not None]
+    assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+
+
+def test_direct_lieconv_t2_is_translation_equivariant():
+    q, p, sp = _batch()
+    model = _small("T2", LieResNetDynamics)
+    with torch.no_grad():
+        f = model(0.0, join_state(q, p), sp)
+        ft = model(0.0, join_state(q + torch.tensor([1.0, 2.0], **F64), p), sp)
+    assert f.shape == (3, 24)
+    torch.testing.assert_close(ft, f, atol=1e-12, rtol=1e-10)
+    assert not hasattr(model, "H")                                       # not Hamiltonian
+
+
+def test_parse_group():
+    assert parse_group("SO2*") == ("SO2", True) and parse_group("T2") == ("T2", False)
+    assert HGROUPS == ("Trivial2", "T2", "SO2", "SO2*")
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=r"group: unknown group 'SE2'"):
+        HLieResNet("SE2")
+    with pytest.raises(ValueError, match="group"):
+        LieResNetDynamics("SO2")
+    with pytest.raises(ValueError, match="num_nbhd"):
+        HLieResNet("T2", k=8, num_layers=1, num_nbhd=4)
+    with pytest.raises(ValueError, match="k"):
+        HLieResNet("T2", k=2)
+    model = _small("T2")
+    q, p, sp = _batch()
+    z = join_state(q, p)
+    with pytest.raises(ValueError, match="sys_params"):
+        model(0.0, z, sp[:, :5])
+    with pytest.raises(ValueError, match="z"):
+        model(0.0, z[:, :20], sp)
+    with pytest.raises(ValueError, match="q"):
+        model.V(q[:, :5], sp)
+    ts = 0.01 * torch.arange(3, **F64)
+    bad_m = sp.clone()
+    bad_m[0, 2, 0] = 0.0
+    with pytest.raises(ValueError, match="sys_params: expected positive masses"):
+        ModelDynamics(model, method="leapfrog")(z, ts, bad_m)
+    z_nan = z.clone()
+    z_nan[1, 3] = float("nan")
+    with pytest.raises(ValueError, match="z0"):
+        ModelDynamics(model)(z_nan, ts, sp)
+    with pytest.raises(ValueError, match="sys_params"):
+        ModelDynamics(model)(z, ts, sp[:2])
