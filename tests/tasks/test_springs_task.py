@@ -104,6 +104,10 @@ def test_tiny_run_end_to_end(tmp_path):
         assert (tmp_path / "run" / "figures" / f).stat().st_size > 1000
     saved = torch.load(tmp_path / "run" / "rollout.pt", weights_only=True)
     assert saved["errors"]["state"].shape == (3, 12)
+    from lieconv.training.trainer import evaluate       # `lieconv eval springs`: ∇H under inference mode
+
+    m = evaluate(s["best_checkpoint"], "springs", device="cpu")
+    assert m["loss"] == pytest.approx(s["test"]["loss"], rel=1e-5)
 
 
 def test_sweep_via_cli_and_demo(tmp_path, capsys):
