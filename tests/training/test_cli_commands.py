@@ -27,3 +27,9 @@ def test_task_command_dispatch_and_unknown_option(monkeypatch, capsys):
     assert "did you mean --times" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["echo", "nosuchtask"])
+
+
+def test_field_aliases_become_options():
+    """qm9's config field ``target`` is also reachable as ``--task`` (the issue's spelling)."""
+    args, extra = cli.build_parser().parse_known_args(["train", "qm9", "--task", "gap"])
+    assert not extra and args.target == "gap"

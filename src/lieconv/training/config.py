@@ -266,6 +266,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, task_cls: type[Task]) 
         base, optional, seq = _field_kind(cls, f)
         choices = _choices(cls, f)
         flags = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
+        flags += list(f.metadata.get("aliases", ()))  # e.g. qm9's --task for the field `target`
         default = getattr(defaults, f.name)
         text = f.metadata.get("help", "")
         preset_txt = "; ".join(f"{p}: {_fmt(v[f.name])}" for p, v in sorted(task_cls.presets.items()) if f.name in v)

@@ -26,7 +26,8 @@ class TrainConfig:
     """Options every task shares.  Task configs add their own fields after these.
 
     A field may declare ``field(metadata={"choices": [...], "help": "..."})``: the CLI then offers
-    exactly those values and ``lieconv.training.config.validate_config`` rejects any other.
+    exactly those values and ``lieconv.training.config.validate_config`` rejects any other;
+    ``"aliases": ["--other-flag"]`` adds more option names for the field.
     """
 
     seed: int = field(default=0, metadata={"help": "seed of data order, model init and every random draw"})
