@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from lieconv.datasets.springs import SpringsConfig, sample_systems
 from lieconv.dynamics import SOLVERS, SeparableHamiltonian, SpringHamiltonian, join_state, leapfrog, odeint, split_state
 from lieconv.dynamics.hamiltonian import angular_momentum, linear_momentum, spring_potential
 
@@ -50,12 +51,7 @@ def test_dopri5_and_rk4_match_exact_solution():
 
 
 def _springs(B=8, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    q = 0.4 * torch.randn(B, 6, 2, generator=g, **F64)
-    p = 0.6 * torch.randn(B, 6, 2, generator=g, **F64)
-    m = 0.1 + 3 * torch.rand(B, 6, generator=g, **F64)
-    k = 5 * torch.rand(B, 6, generator=g, **F64)
-    return join_state(q, p), m, k
+    return sample_systems(SpringsConfig(n_systems=B), torch.Generator().manual_seed(seed))
 
 
 def _momentum_drift(z):

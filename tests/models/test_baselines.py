@@ -5,7 +5,7 @@ from torch import nn
 
 from lieconv.dynamics import join_state, split_state
 from lieconv.dynamics.hamiltonian import angular_momentum, linear_momentum, spring_energy
-from lieconv.datasets.springs import spring_exact_solution
+from lieconv.datasets.springs import SpringsConfig, sample_systems, spring_exact_solution
 from lieconv.models.baselines import (MODELS, PAPER_HPARAMS, ModelDynamics, PointsPotential, PotentialModel,
                                       SpringPotential, build_baseline)
 
@@ -13,12 +13,8 @@ F64 = dict(dtype=torch.float64)
 
 
 def _batch(B=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    q = 0.4 * torch.randn(B, 6, 2, generator=g, **F64)
-    p = 0.6 * torch.randn(B, 6, 2, generator=g, **F64)
-    m = 0.1 + 3 * torch.rand(B, 6, generator=g, **F64)
-    k = 5 * torch.rand(B, 6, generator=g, **F64)
-    return join_state(q, p), torch.stack([m, k], -1)
+    z, m, k = sample_systems(SpringsConfig(n_systems=B), torch.Generator().manual_seed(seed))
+    return z, torch.stack([m, k], -1)
 
 
 def _small(name):

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from lieconv.datasets.springs import SpringsConfig, sample_systems
 from lieconv.dynamics import join_state, split_state, symplectic_gradient
 from lieconv.models.baselines import ModelDynamics
 from lieconv.models.hamiltonian import HGROUPS, HLieResNet, LieResNetDynamics, parse_group
@@ -13,11 +14,8 @@ F64 = dict(dtype=torch.float64)
 
 
 def _batch(B=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    q = 0.4 * torch.randn(B, 6, 2, generator=g, **F64)
-    p = 0.6 * torch.randn(B, 6, 2, generator=g, **F64)
-    m = 0.1 + 3 * torch.rand(B, 6, generator=g, **F64)
-    k = 5 * torch.rand(B, 6, generator=g, **F64)
+    z, m, k = sample_systems(SpringsConfig(n_systems=B), torch.Generator().manual_seed(seed))
+    q, p = split_state(z, 6)
     return q, p, torch.stack([m, k], -1)
 
 

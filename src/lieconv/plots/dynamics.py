@@ -11,14 +11,9 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from ._figure import pyplot, save_figure
+
 __all__ = ["plot_trajectories", "plot_rollout_errors", "plot_data_efficiency"]
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def _positions(traj: Tensor, n_bodies: int) -> Tensor:
@@ -30,12 +25,6 @@ def _positions(traj: Tensor, n_bodies: int) -> Tensor:
     return traj[:, :2 * n_bodies].reshape(-1, n_bodies, 2)
 
 
-def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
-    return path
 
 
 def plot_trajectories(true: Tensor, predictions: Mapping[str, Tensor] | Tensor, path: str | os.PathLike, *,
@@ -51,7 +40,7 @@ def plot_trajectories(true: Tensor, predictions: Mapping[str, Tensor] | Tensor, 
     path : path
         Output PNG.
     """
-    plt = _pyplot()
+    plt = pyplot()
     if not isinstance(predictions, Mapping):
         predictions = {"model": predictions}
     qt = _positions(true, n_bodies)
@@ -71,7 +60,7 @@ def plot_trajectories(true: Tensor, predictions: Mapping[str, Tensor] | Tensor, 
     axes[0, 0].plot([], [], "k-", alpha=0.5, label="truth")
     axes[0, 0].plot([], [], "k--", label="prediction")
     axes[0, 0].legend(loc="best", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_rollout_errors(errors: Mapping[str, Mapping[str, Tensor]], ts: Tensor, path: str | os.PathLike, *,
@@ -86,7 +75,7 @@ def plot_rollout_errors(errors: Mapping[str, Mapping[str, Tensor]], ts: Tensor, 
     ts : Tensor
         ``(T,)`` times.
     """
-    plt = _pyplot()
+    plt = pyplot()
     t = torch.as_tensor(ts).detach().cpu().to(torch.float64)
     fig, axes = plt.subplots(1, len(quantities), figsize=(4 * len(quantities), 3.3), squeeze=False)
     for ax, q in zip(axes[0], quantities):
@@ -101,7 +90,7 @@ def plot_rollout_errors(errors: Mapping[str, Mapping[str, Tensor]], ts: Tensor, 
         ax.set_title(q.replace("_", " "))
     axes[0, 0].set_ylabel("relative error")
     axes[0, -1].legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], path: str | os.PathLike) -> Path:
@@ -112,7 +101,7 @@ def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], p
     results : dict
         ``{model: {train size N: [test MSE of each trial]}}``; the band is ``±1.96·sd/√trials``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.8))
     for name, by_size in results.items():
         sizes = sorted(by_size)
@@ -126,4 +115,4 @@ def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], p
     ax.set_xlabel("training set size N")
     ax.set_ylabel("test MSE")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._figure import pyplot, save_figure
+
 __all__ = ["GROUP_LABELS", "TRANSFORMS", "crop_points", "transform_matrix", "transform_image", "nearest_pixel",
            "choose_query", "lifted_chart", "neighbourhood_weights", "plot_lifting", "plot_neighbourhoods",
            "plot_neighbourhood_overview"]
@@ -48,21 +50,8 @@ TRANSFORMS = {"translation": ((3.0, -4.0), (-4.0, 5.0)), "rotation": (60.0, 150.
 _SIDE, _RADIUS = 28, 15.0
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
-def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
-    return path
 
 
 def _check_image(image) -> Tensor:
@@ -222,7 +211,7 @@ def plot_lifting(image: Tensor, groups: Sequence[str], path, *, query: Tensor | 
     from ..lifting import lift
     from ..data import Points
 
-    plt = _pyplot()
+    plt = pyplot()
     image = _check_image(image)
     coords, crop = crop_points()
     values = image.reshape(-1)[crop]
@@ -258,7 +247,7 @@ def plot_lifting(image: Tensor, groups: Sequence[str], path, *, query: Tensor | 
         ax.set(title=f"{title}: [u, q]", xlabel=lx, ylabel=ly)
     fig.suptitle("Lifting the pixels of a digit to each group (red: one pixel and its lifts)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 def _draw_panel(ax, image: Tensor, ball: Tensor, drawn: Tensor, query: int, title: str) -> None:
@@ -305,7 +294,7 @@ def plot_neighbourhoods(image: Tensor, group_name: str, path, *, query: Tensor |
     orange: the ``nbhd`` points drawn, red cross: the query (the transformed query point).
     ``liftsamples`` defaults to 8 for SE(2) (a smooth distribution) and 1 otherwise.
     """
-    plt = _pyplot()
+    plt = pyplot()
     image = _check_image(image)
     group = _group(group_name, alpha)
     ns = liftsamples or (8 if group.stabilizer_dim > 0 else 1)
@@ -320,13 +309,13 @@ def plot_neighbourhoods(image: Tensor, group_name: str, path, *, query: Tensor |
     fig.suptitle(f"{label}: pixels entering the convolution at the red point\n(fill {fill:g}, {nbhd} drawn"
                  + (f", {ns} lift samples" if ns > 1 else "") + ")", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_neighbourhood_overview(image: Tensor, groups: Sequence[str], path, *, query: Tensor | None = None,
                                 fill: float = 0.1, nbhd: int = 25, alpha: float = 0.2, seed: int = 0) -> Path:
     """Figure 10 in one picture: groups as columns; rows: original, then the second amount of each transformation."""
-    plt = _pyplot()
+    plt = pyplot()
     image = _check_image(image)
     query_point = choose_query(image) if query is None else torch.as_tensor(query, dtype=torch.float64)
     rows = [("identity", None)] + [(k, a[1]) for k, a in TRANSFORMS.items()]
@@ -340,4 +329,4 @@ def plot_neighbourhood_overview(image: Tensor, groups: Sequence[str], path, *, q
             _draw_panel(axes[r, c], img, ball, drawn, q, title)
     fig.suptitle("Neighbourhood of the red point per group (blue: ball, orange: points drawn)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=110)
