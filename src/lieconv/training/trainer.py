@@ -334,7 +334,18 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
     }
     if rank == 0:
         _write_json(out / "summary.json", summary)
+    _close_process_group()
     return summary
+
+
+def _close_process_group() -> None:
+    """Tear DDP down on every rank before the interpreter exits: a gloo group left open can abort
+    a process at exit ("terminate called without an active exception") after a finished run."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _early_stopped(ckpt: dict[str, Any]) -> bool:
