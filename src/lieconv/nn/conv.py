@@ -102,19 +102,29 @@ class LieConv(nn.Module):
         return torch.cat(parts, dim=-1)
 
     def aggregate(self, values: Tensor, weights: Tensor, sel: Selection) -> Tensor:
-        """h_i = W (sum_j f_j (x) s_ij) / n_i.  values (B, N, c), weights (Bg, m, K, h) -> (B, m, chout)."""
-        f = gather_points(values, sel.nbhd_idx)                 # (B, m, K, c)
-        if weights.shape[0] == 1 and f.shape[0] > 1:           # shared geometry: one kernel for the batch
-            z = torch.einsum("bmkc,mkh->bmch", f, weights[0])
-        else:
-            z = torch.einsum("bmkc,bmkh->bmch", f, weights)
-        B, m = z.shape[:2]
+        """h_i = W (sum_j f_j (x) s_ij) / n_i.  values (B, N, c), weights (Bg, m, K, h) -> (B, m, chout).
+
+        The neighbour values are gathered with one ``index_select`` of rows (its backward is an
+        ``index_add`` of rows) and contracted with the kernel by one batched matmul; with a shared
+        geometry the rows are point-major (N, B*c), so one kernel matrix serves the whole batch.
+        """
+        B, N, c = values.shape
+        Bg, m, K, h = weights.shape
         if self.mean:
-            n = sel.nbhd_mask.sum(-1, keepdim=True).clamp(min=1).to(z.dtype)  # (Bg, m, 1)
+            n = sel.nbhd_mask.sum(-1, keepdim=True).clamp(min=1).to(weights.dtype)  # (Bg, m, 1)
         else:
-            n = torch.full((1, 1, 1), float(sel.nbhd_mask.shape[-1]), dtype=z.dtype, device=z.device)
-        h = self.linear(z.reshape(B, m, -1) / n)
-        return h * sel.query_mask.unsqueeze(-1).to(h.dtype)
+            n = weights.new_full((1, 1, 1), float(K))
+        if Bg == 1 and B > 1:  # shared geometry
+            rows = values.transpose(0, 1).reshape(N, B * c)
+            f = rows.index_select(0, sel.nbhd_idx.reshape(-1)).view(m, K, B * c)
+            z = torch.bmm(f.transpose(1, 2), weights[0]).view(m, B, c * h)   # (m, B, c*h)
+            out = self.linear(z / n[0].unsqueeze(1)).transpose(0, 1)        # (B, m, chout)
+        else:
+            offsets = (torch.arange(B, device=values.device) * N).view(B, 1, 1)
+            f = values.reshape(B * N, c).index_select(0, (sel.nbhd_idx + offsets).reshape(-1))
+            z = torch.bmm(f.view(B * m, K, c).transpose(1, 2), weights.reshape(B * m, K, h))
+            out = self.linear(z.view(B, m, c * h) / n)
+        return out * sel.query_mask.unsqueeze(-1).to(out.dtype)
 
     def forward(self, x: Lifted, selection: Selection | None = None,
                 generator: torch.Generator | None = None) -> Lifted:
