@@ -19,8 +19,10 @@ Presets
 ``paper`` (the dataclass defaults): Adam 3e-3, batch 25, 500 epochs, cosine decay, k = 128, 6 blocks,
 total downsampling 0.1, fill 0.1, 25 neighbours; train 10k / valid 2k.  Appendix C.5's text says the
 first-layer neighbourhood holds 1/15 of the points; the model's default fill is 0.1 (pass
-``--fill 0.0667`` for the text's value).  ``quick``: a 3,000-digit training subset, k = 32, 4 blocks,
-6 epochs, valid 1,000 / test 5,000 digits, sized to train in well under 15 minutes on 2 CPU cores.
+``--fill 0.0667`` for the text's value).  ``quick``: all 10,000 training digits, k = 32, 4 blocks,
+5 epochs of batch 50, Adam 5e-3 with a half-epoch warm-up and cosine decay, valid 500 / test 2,000
+digits; sized so that SE(2) (the slowest group) trains in about 11 minutes on 2 CPU cores (test error
+about 9 % there; far from the paper's 500 epochs).
 
 ``liftsamples`` defaults to 0, which means "automatic": 2 for SE(2) (the only group here with a
 stabilizer), 1 otherwise; any positive value is used as given (and must be 1 for the other groups).
@@ -185,7 +187,11 @@ class RotMNISTTask(Task):
     config_class = RotMNISTConfig
     presets = {
         "paper": {},
-        "quick": {"epochs": 6, "k": 32, "num_layers": 4, "n_train": 3000, "n_valid": 1000, "n_test": 5000},
+        # ~11 min for SE2 (2 lift samples) on 2 CPU cores (measured 1 thread: ~125 s/epoch; T2 and SO2 are
+        # cheaper); test error ~9 % (SE2).  Tuned for the budget: Adam 5e-3 beat 3e-3 and 1e-2, and batch 50
+        # beat batch 25 (cheaper per digit); 5 epochs over all 10,000 training digits.
+        "quick": {"epochs": 5, "batch_size": 50, "lr": 5e-3, "warmup_epochs": 0.5, "k": 32, "num_layers": 4,
+                  "n_train": 10000, "n_valid": 500, "n_test": 2000},
     }
     monitor = "valid/err"
     monitor_mode = "min"
