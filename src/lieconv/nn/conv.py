@@ -32,8 +32,9 @@ class LieConv(nn.Module):
         group: the ``LieGroup``.
         num_nbhd: Monte-Carlo neighbourhood size K.
         fill: fraction of an example's points that form each query's ball.
-        ds_frac: keep ``ceil(ds_frac * N)`` query points chosen by farthest-point sampling
-            (1 = no subsampling: the queries are the inputs).
+        ds_frac: keep ``ceil(ds_frac * n)`` query points chosen by farthest-point sampling, n the
+            largest number of real points of an example in the batch (1 = no subsampling: the
+            queries are the inputs).
         knn: use the K nearest instead of a sample of the ball.
         bn: masked batch norm inside the kernel MLP.
         mean: divide by the number of real neighbours n_i (True) or by K (False).
