@@ -63,11 +63,11 @@ class RotMNISTConfig(TrainConfig):
     lr: float = field(default=3e-3, metadata={"help": "peak Adam learning rate"})
     group: str = field(default="SE2", metadata={"choices": GROUP_CHOICES, "help": "equivariance group"})
     alpha: float = field(default=0.2, metadata={"help": "weight of the group part of the invariant distance"})
-    k: int = field(default=128, metadata={"help": "channels after the first linear layer"})
+    k: int = field(default=128, metadata={"min": 1, "help": "channels after the first linear layer"})
     total_ds: float = field(default=0.1, metadata={"help": "total farthest-point downsampling over all blocks"})
     fill: float = field(default=0.1, metadata={"help": "first-layer neighbourhood fraction (C.5 text: 1/15)"})
-    nbhd: int = field(default=25, metadata={"help": "Monte-Carlo neighbourhood size"})
-    num_layers: int = field(default=6, metadata={"help": "bottleneck blocks"})
+    nbhd: int = field(default=25, metadata={"min": 1, "help": "Monte-Carlo neighbourhood size"})
+    num_layers: int = field(default=6, metadata={"min": 1, "help": "bottleneck blocks"})
     liftsamples: int = field(default=0, metadata={
         "help": "lift samples per pixel; 0 = automatic (2 for SE2, 1 otherwise)"})
     knn: bool = field(default=False, metadata={"help": "nearest neighbours instead of Monte-Carlo neighbourhoods"})
@@ -78,9 +78,9 @@ class RotMNISTConfig(TrainConfig):
     data_root: str | None = field(default=None, metadata={
         "help": "data/cache folder (default: $LIECONV_DATA or ~/.cache/lieconv)"})
     data_seed: int = field(default=0, metadata={"help": "seed of the offline set's digit draw and angles"})
-    n_train: int = field(default=0, metadata={"help": "use the first N training digits (0 = all 10,000)"})
-    n_valid: int = field(default=0, metadata={"help": "use the first N validation digits (0 = all 2,000)"})
-    n_test: int = field(default=0, metadata={"help": "use the first N test digits (0 = all 50,000)"})
+    n_train: int = field(default=0, metadata={"min": 0, "help": "use the first N training digits (0 = all 10,000)"})
+    n_valid: int = field(default=0, metadata={"min": 0, "help": "use the first N validation digits (0 = all 2,000)"})
+    n_test: int = field(default=0, metadata={"min": 0, "help": "use the first N test digits (0 = all 50,000)"})
     train_on_valid: bool = field(default=False, metadata={
         "help": "train on all 12,000 train_valid digits (appendix B.2 / Table 5); valid is then a copy of "
                 "the last 2,000, not held out"})
@@ -200,12 +200,6 @@ class RotMNISTTask(Task):
     def __init__(self, config: RotMNISTConfig):
         super().__init__(config)
         c = config
-        for name in ("k", "nbhd", "num_layers"):
-            if getattr(c, name) < 1:
-                raise ValueError(f"config: {name}: must be >= 1, got {getattr(c, name)}")
-        for name in ("n_train", "n_valid", "n_test"):
-            if getattr(c, name) < 0:
-                raise ValueError(f"config: {name}: must be >= 0 (0 = the whole split), got {getattr(c, name)}")
         if not 0 < c.total_ds <= 1:
             raise ValueError(f"config: total_ds: expected a fraction in (0, 1], got {c.total_ds}")
         if not 0 < c.fill <= 1:

@@ -76,22 +76,22 @@ class SpringsTaskConfig(TrainConfig):
                 "auto = SO2* for HLieResNet, T2 for LieConvDirect; baselines take none"})
     integrator: str = field(default="rk4", metadata={
         "choices": list(INTEGRATORS), "help": "ODE solver used in training and rollouts (leapfrog: separable H only)"})
-    substeps: int = field(default=1, metadata={"help": "solver steps per data step (fixed-step solvers)"})
-    k: int = field(default=384, metadata={"help": "LieResNet channels"})
-    num_layers: int = field(default=4, metadata={"help": "LieResNet bottleneck blocks"})
-    hidden: int = field(default=256, metadata={"help": "hidden width of the (H)FC / (H)OGN baselines"})
-    baseline_layers: int = field(default=0, metadata={
+    substeps: int = field(default=1, metadata={"min": 1, "help": "solver steps per data step (fixed-step solvers)"})
+    k: int = field(default=384, metadata={"min": 1, "help": "LieResNet channels"})
+    num_layers: int = field(default=4, metadata={"min": 0, "help": "LieResNet bottleneck blocks"})
+    hidden: int = field(default=256, metadata={"min": 1, "help": "hidden width of the (H)FC / (H)OGN baselines"})
+    baseline_layers: int = field(default=0, metadata={"min": 0, 
         "help": "hidden layers of the baselines; 0 = the paper's (4 for (H)FC, 1 for (H)OGN)"})
-    n_train: int = field(default=3000, metadata={"help": "training systems"})
-    n_valid: int = field(default=2000, metadata={"help": "validation systems"})
-    n_test: int = field(default=2000, metadata={"help": "test systems"})
+    n_train: int = field(default=3000, metadata={"min": 1, "help": "training systems"})
+    n_valid: int = field(default=2000, metadata={"min": 1, "help": "validation systems"})
+    n_test: int = field(default=2000, metadata={"min": 1, "help": "test systems"})
     data_seed: int = field(default=0, metadata={"help": "seed of the generated data set (independent of --seed)"})
     gt_method: str = field(default="rk4", metadata={
         "choices": ["rk4", "dopri5", "exact"],
         "help": "ground truth of the data: float64 RK4 (paper), dopri5, or the exact normal-mode solution"})
     data_root: str = field(default="", metadata={"help": "data cache folder; '' = $LIECONV_DATA/springs"})
-    rollout_steps: int = field(default=100, metadata={"help": "steps (dt = 0.01) of the long test rollouts"})
-    rollout_systems: int = field(default=200, metadata={
+    rollout_steps: int = field(default=100, metadata={"min": 2, "help": "steps (dt = 0.01) of the long test rollouts"})
+    rollout_systems: int = field(default=200, metadata={"min": 0, 
         "help": "test systems rolled out in the report; 0 = no rollouts"})
     rollout_float64: bool = field(default=True, metadata={
         "help": "roll out a float64 copy of the trained model (conservation then shows to ~1e-14)"})
@@ -214,13 +214,6 @@ class SpringsTask(Task):
     def __init__(self, config: SpringsTaskConfig):
         super().__init__(config)
         resolve_group(config.model, config.group)             # fail early on a bad combination
-        for name in ("n_train", "n_valid", "n_test", "k", "substeps", "rollout_steps"):
-            if getattr(config, name) < 1:
-                raise ValueError(f"config: {name}: must be >= 1, got {getattr(config, name)}")
-        if config.rollout_steps < 2:
-            raise ValueError(f"config: rollout_steps: must be >= 2, got {config.rollout_steps}")
-        if config.rollout_systems < 0 or config.hidden < 1 or config.baseline_layers < 0 or config.num_layers < 0:
-            raise ValueError("config: rollout_systems, baseline_layers and num_layers must be >= 0, hidden >= 1")
         if config.integrator == "leapfrog" and config.model not in SEPARABLE_MODELS:
             raise ValueError(f"integrator: 'leapfrog' needs a separable Hamiltonian model {list(SEPARABLE_MODELS)}, "
                              f"got model {config.model!r}; use rk4")

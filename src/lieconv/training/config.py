@@ -84,6 +84,15 @@ def _choices(config_class: type, f: dataclasses.Field) -> list | None:
     return None
 
 
+def _minimum(config_class: type, f: dataclasses.Field):
+    """The field's ``metadata["min"]``, inherited from a base config that declares the same field."""
+    for klass in config_class.__mro__:
+        base = getattr(klass, "__dataclass_fields__", {}).get(f.name)
+        if base is not None and "min" in base.metadata:
+            return base.metadata["min"]
+    return None
+
+
 def _coerce(config_class: type, f: dataclasses.Field, value: Any) -> Any:
     """Convert ``value`` (e.g. from JSON or a preset) to the field's type; raise ValueError naming it."""
     base, optional, seq = _field_kind(config_class, f)
@@ -123,7 +132,7 @@ def _coerce_scalar(base: type, value: Any) -> Any:
 
 
 def validate_config(config: TrainConfig) -> TrainConfig:
-    """Check every field's type and declared choices, and the shared options' ranges.
+    """Check every field's type, its declared choices and its declared minimum (``metadata["min"]``).
 
     Returns
     -------
@@ -141,14 +150,10 @@ def validate_config(config: TrainConfig) -> TrainConfig:
         choices = _choices(cls, f)
         if choices is not None and value not in choices:
             raise ValueError(f"config: {f.name}: unknown value {value!r}; choose from {choices}")
+        low = _minimum(cls, f)
+        if low is not None and value is not None and value < low:
+            raise ValueError(f"config: {f.name}: must be >= {low}, got {value}")
         setattr(config, f.name, value)
-    for name in ("epochs", "batch_size"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"config: {name}: must be >= 1, got {getattr(config, name)}")
-    for name in ("lr", "weight_decay", "warmup_epochs", "early_stopping_patience", "checkpoint_every_n_steps",
-                 "num_workers"):
-        if getattr(config, name) < 0:
-            raise ValueError(f"config: {name}: must be >= 0, got {getattr(config, name)}")
     return config
 
 

@@ -27,22 +27,23 @@ class TrainConfig:
 
     A field may declare ``field(metadata={"choices": [...], "help": "..."})``: the CLI then offers
     exactly those values and ``lieconv.training.config.validate_config`` rejects any other;
-    ``"aliases": ["--other-flag"]`` adds more option names for the field.
+    ``"aliases": ["--other-flag"]`` adds more option names for the field; ``"min": value`` is the
+    smallest value ``validate_config`` accepts.
     """
 
     seed: int = field(default=0, metadata={"help": "seed of data order, model init and every random draw"})
-    epochs: int = field(default=100, metadata={"help": "training epochs"})
-    batch_size: int = field(default=32, metadata={"help": "global batch size (split over DDP processes)"})
-    lr: float = field(default=3e-3, metadata={"help": "peak Adam learning rate"})
-    weight_decay: float = field(default=0.0, metadata={"help": "Adam weight decay"})
-    warmup_epochs: float = field(default=0.0, metadata={"help": "linear warm-up length in epochs (may be fractional)"})
+    epochs: int = field(default=100, metadata={"min": 1, "help": "training epochs"})
+    batch_size: int = field(default=32, metadata={"min": 1, "help": "global batch size (split over DDP processes)"})
+    lr: float = field(default=3e-3, metadata={"min": 0, "help": "peak Adam learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"min": 0, "help": "Adam weight decay"})
+    warmup_epochs: float = field(default=0.0, metadata={"min": 0, "help": "linear warm-up length in epochs (may be fractional)"})
     cosine: bool = field(default=True, metadata={"help": "cosine decay of the learning rate to 0 over `epochs`"})
     early_stopping_patience: int = field(
-        default=0, metadata={"help": "epochs without improvement of the monitored metric before stopping; 0 = off"})
+        default=0, metadata={"min": 0, "help": "epochs without improvement of the monitored metric before stopping; 0 = off"})
     checkpoint_every_n_steps: int = field(
-        default=0, metadata={"help": "also checkpoint every N optimizer steps; 0 = once per epoch only"})
+        default=0, metadata={"min": 0, "help": "also checkpoint every N optimizer steps; 0 = once per epoch only"})
     device: str = field(default="auto", metadata={"choices": ["auto", "cpu", "cuda"], "help": "where to train"})
-    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
+    num_workers: int = field(default=0, metadata={"min": 0, "help": "DataLoader worker processes"})
     dtype: str = field(default="float32", metadata={"choices": ["float32", "float64"],
                                                     "help": "dtype of the model and of floating batch tensors"})
     out: str = field(default="runs/default", metadata={"help": "run folder (config, metrics, checkpoints, figures)"})
