@@ -41,7 +41,8 @@ from ..dynamics.hamiltonian import (SeparableHamiltonian, join_state, kinetic_en
 from ..dynamics.integrate import SOLVERS, odeint
 
 __all__ = ["mlp", "FC", "HFC", "OGN", "HOGN", "HamiltonianModel", "SeparableHamiltonianModel",
-           "PotentialModel", "PointsPotential", "SpringPotential", "ModelDynamics", "MODELS", "PAPER_HPARAMS", "build_baseline"]
+           "PotentialModel", "PointsPotential", "SpringPotential", "ModelDynamics", "MODELS", "PAPER_HPARAMS", "build_baseline",
+           "check_rollout_inputs"]
 
 
 def mlp(in_dim: int, hidden: int, num_layers: int, out_dim: int) -> nn.Sequential:
@@ -269,7 +270,7 @@ class ModelDynamics(nn.Module):
         self.nfe = 0
 
     def forward(self, z0: Tensor, ts: Tensor, sys_params: Tensor) -> Tensor:
-        _check_rollout_inputs(z0, sys_params, getattr(self.model, "n_bodies", None))
+        check_rollout_inputs(z0, sys_params, getattr(self.model, "n_bodies", None))
         if ts.dim() == 2:
             if not torch.equal(ts, ts[:1].expand_as(ts)):
                 raise ValueError("ts: a batch of time grids must have identical rows (one batched ODE)")
@@ -283,7 +284,7 @@ class ModelDynamics(nn.Module):
         return out.transpose(0, 1)
 
 
-def _check_rollout_inputs(z0: Tensor, sys_params: Tensor, n_bodies: int | None) -> None:
+def check_rollout_inputs(z0: Tensor, sys_params: Tensor, n_bodies: int | None) -> None:
     """``z0 (B, D)`` finite; ``sys_params (B, n, 2)`` finite with positive masses; ValueError naming the argument."""
     if not isinstance(z0, Tensor) or z0.dim() != 2:
         raise ValueError(f"z0: expected shape (B, D), got {tuple(getattr(z0, 'shape', ()))}")

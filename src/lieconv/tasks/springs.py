@@ -158,25 +158,19 @@ def check_batch(z0: Tensor, ts: Tensor, sys_params: Tensor, z_target: Tensor | N
     Shapes: ``z0 (B, D)``, ``ts (B, L)`` or ``(L,)``, ``sys_params (B, n, 2)`` with positive masses,
     ``z_target (B, L-1, D)``; ``D = 2·n·d``; everything finite.
     """
+    from ..models.baselines import check_rollout_inputs
+
     D = 2 * n_bodies * dim
     if not isinstance(z0, Tensor) or z0.dim() != 2 or z0.shape[-1] != D:
         raise ValueError(f"z0: expected shape (B, {D}), got {tuple(getattr(z0, 'shape', ()))}")
+    check_rollout_inputs(z0, sys_params, n_bodies)   # shapes, finite values, positive masses
     B = z0.shape[0]
-    if not isinstance(sys_params, Tensor) or sys_params.shape != (B, n_bodies, 2):
-        raise ValueError(f"sys_params: expected shape (B, n, 2) = ({B}, {n_bodies}, 2), "
-                         f"got {tuple(getattr(sys_params, 'shape', ()))}")
     if not isinstance(ts, Tensor) or ts.dim() not in (1, 2) or (ts.dim() == 2 and ts.shape[0] != B):
         raise ValueError(f"ts: expected shape (L,) or (B, L) with B = {B}, got {tuple(getattr(ts, 'shape', ()))}")
     if z_target is not None and (not isinstance(z_target, Tensor)
                                  or z_target.shape != (B, ts.shape[-1] - 1, D)):
         raise ValueError(f"z_target: expected shape (B, L-1, D) = ({B}, {ts.shape[-1] - 1}, {D}), "
                          f"got {tuple(getattr(z_target, 'shape', ()))}")
-    if not torch.isfinite(z0).all():
-        raise ValueError("z0: expected finite states, got NaN or inf")
-    if not torch.isfinite(sys_params).all():
-        raise ValueError("sys_params: expected finite masses and spring constants, got NaN or inf")
-    if not (sys_params[..., 0] > 0).all():
-        raise ValueError("sys_params: expected positive masses sys_params[..., 0], got a value <= 0")
     if z_target is not None and not torch.isfinite(z_target).all():
         raise ValueError("z_target: expected finite states, got NaN or inf")
 
