@@ -81,3 +81,19 @@ def test_trivial_group_is_not_equivariant(name):
         else get_group(f"T{d}")
     with pytest.raises(AssertionError, match="not invariant"):
         assert_equivariant(lambda x, generator: net(x, generator=generator), se, pts, transform="points")
+
+
+@pytest.mark.parametrize("name", equivariant_names())
+def test_bottleneck_block_and_pool_equivariant(name):
+    """The block (with farthest-point downsampling and its shortcut) is equivariant per point and
+    global pooling of its output is invariant."""
+    from lieconv.nn import BottleneckBlock, GlobalPool
+
+    group = make_group(name)
+    torch.manual_seed(0)
+    block = BottleneckBlock(8, 12, group=group, num_nbhd=6, fill=0.5, ds_frac=0.5, bn=True).double()
+    pts = random_points(group, c=8)
+    n = lift_samples(group)
+    assert_equivariant(lambda x, generator: block(x, generator), group, pts, num_samples=n, invariant=False)
+    pool = GlobalPool()
+    assert_equivariant(lambda x, generator: pool(block(x, generator)), group, pts, num_samples=n)
