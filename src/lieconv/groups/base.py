@@ -98,11 +98,19 @@ class LieGroup:
         return self.matrix_to_elems(self.mul(g, self.elems_to_matrix(e)))
 
     def orbit(self, x: Tensor) -> Tensor:
-        """Orbit embedding q(x): (..., D) -> (..., q_dim), invariant under the group."""
+        """Orbit embedding q(x): (..., D) -> (..., q_dim), invariant under the group.
+
+        Default, for a group with one orbit (q_dim = 0): the empty embedding."""
+        if self.q_dim == 0:
+            return x.new_zeros(*x.shape[:-1], 0)
         raise NotImplementedError
 
     def origin(self, q: Tensor) -> Tensor:
-        """The chosen origin o_q of each orbit: (..., q_dim) -> (..., D), so lift(x) o_q = x."""
+        """The chosen origin o_q of each orbit: (..., q_dim) -> (..., D), so lift(x) o_q = x.
+
+        Default, for a group with one orbit (q_dim = 0): the point 0."""
+        if self.q_dim == 0:
+            return q.new_zeros(*q.shape[:-1], self.space_dim)
         raise NotImplementedError
 
     # -------------------------------------------------------------- lifting

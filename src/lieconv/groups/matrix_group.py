@@ -122,9 +122,7 @@ class MatrixLieGroup(LieGroup):
         return self.vee(matrix_log(g))
 
     def orbit(self, x: Tensor) -> Tensor:
-        if self.orbit_fn is None:
-            return x.new_zeros(*x.shape[:-1], 0)
-        return self.orbit_fn(x)
+        return super().orbit(x) if self.orbit_fn is None else self.orbit_fn(x)
 
     def origin(self, q: Tensor) -> Tensor:
         if self.origin_fn is None:

@@ -64,9 +64,6 @@ class RxSO2(LieGroup):
         a = self.log(g) + e
         return torch.stack([a[..., 0], wrap_angle(a[..., 1])], -1)
 
-    def orbit(self, x: Tensor) -> Tensor:
-        return x.new_zeros(*x.shape[:-1], 0)
-
     def origin(self, q: Tensor) -> Tensor:
         o = q.new_zeros(*q.shape[:-1], 2)
         o[..., 0] = 1

@@ -92,12 +92,6 @@ class SE2(LieGroup):
         t = self.act(g, e[..., 1:])
         return torch.cat([wrap_angle(th_g + e[..., 0]).unsqueeze(-1), t], -1)
 
-    def orbit(self, x: Tensor) -> Tensor:
-        return x.new_zeros(*x.shape[:-1], 0)
-
-    def origin(self, q: Tensor) -> Tensor:
-        return q.new_zeros(*q.shape[:-1], 2)
-
     def lift(self, x: Tensor, num_samples: int = 1, generator: torch.Generator | None = None):
         self.check_points(x)
         self.check_num_samples(num_samples)

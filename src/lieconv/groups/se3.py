@@ -88,12 +88,6 @@ class SE3(LieGroup):
         q = quat_mul(matrix_to_quat(g[..., :3, :3]), e[..., :4])
         return torch.cat([q, self.act(g, e[..., 4:])], -1)
 
-    def orbit(self, x: Tensor) -> Tensor:
-        return x.new_zeros(*x.shape[:-1], 0)
-
-    def origin(self, q: Tensor) -> Tensor:
-        return q.new_zeros(*q.shape[:-1], 3)
-
     def lift(self, x: Tensor, num_samples: int = 1, generator: torch.Generator | None = None):
         self.check_points(x)
         self.check_num_samples(num_samples)

@@ -61,12 +61,6 @@ class T(LieGroup):
     def matrix_to_elems(self, g: Tensor) -> Tensor:
         return g[..., : self.space_dim, self.space_dim]
 
-    def orbit(self, x: Tensor) -> Tensor:
-        return x.new_zeros(*x.shape[:-1], 0)
-
-    def origin(self, q: Tensor) -> Tensor:
-        return q.new_zeros(*q.shape[:-1], self.space_dim)
-
     def lift(self, x, num_samples=1, generator=None):
         self.check_points(x)
         self.check_num_samples(num_samples)
