@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from lieconv.datasets.transforms import (RandomRotation2d, RandomSE3, RandomSO3, quaternion_to_matrix,
-                                         random_so3, rotation_matrix_2d)
+from lieconv.datasets.transforms import (RandomRotation2d, RandomSE3, RandomSO3, RandomTranslation3d,
+                                         quaternion_to_matrix, random_so3, rotation_matrix_2d)
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -38,7 +38,7 @@ def test_haar_sanity():
     assert abs(angle.mean().item() - (math.pi / 2 + 2 / math.pi)) < 0.03
 
 
-@pytest.mark.parametrize("cls,dim", [(RandomRotation2d, 2), (RandomSO3, 3), (RandomSE3, 3)])
+@pytest.mark.parametrize("cls,dim", [(RandomRotation2d, 2), (RandomSO3, 3), (RandomSE3, 3), (RandomTranslation3d, 3)])
 def test_rigid_seeded_masked(cls, dim):
     x = torch.randn(4, 7, dim, generator=gen(2), dtype=torch.float64)
     mask = torch.ones(4, 7, dtype=torch.bool)
@@ -48,7 +48,7 @@ def test_rigid_seeded_masked(cls, dim):
     assert torch.equal(y[:, 5:], x[:, 5:])                                  # padding untouched
     d = lambda p: torch.cdist(p[:, :5], p[:, :5])                          # noqa: E731
     torch.testing.assert_close(d(y), d(x))                                  # rigid motion
-    if cls is not RandomSE3:
+    if cls not in (RandomSE3, RandomTranslation3d):
         torch.testing.assert_close(y.norm(dim=-1), x.norm(dim=-1))          # about the origin
     assert torch.equal(cls(generator=gen(3))(x, mask), y)                   # reproducible
     assert not torch.allclose(cls(generator=gen(4))(x, mask), y)

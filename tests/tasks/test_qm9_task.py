@@ -11,6 +11,7 @@ import torch
 
 from lieconv.datasets import _offline
 from lieconv.datasets.qm9 import CSV_SHA256, TARGETS, QM9FormatError
+from lieconv.datasets.transforms import RandomTranslation3d
 from lieconv.tasks import qm9 as task_mod
 from lieconv.tasks.qm9 import QM9Config, QM9Task, subset_indices, unit_suffix
 from lieconv.training.config import resolve_config
@@ -120,7 +121,7 @@ def test_helpers():
     mask = torch.ones(4, 5, dtype=torch.bool)
     mask[0, 3:] = False
     x[0, 3:] = 0
-    y = task_mod.random_translation(x, mask, 0.5, torch.Generator().manual_seed(0))
+    y = RandomTranslation3d(translation_std=0.5, generator=torch.Generator().manual_seed(0))(x, mask)
     d = y - x
     assert torch.allclose(d[:, :1].expand(-1, 5, -1)[mask], d[mask])        # one shift per molecule
     assert torch.all(y[0, 3:] == 0) and not torch.allclose(d[0, 0], d[1, 0])

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "RandomTranslation3d",
     "rotation_matrix_2d",
     "quaternion_to_matrix",
     "random_so3",
@@ -113,6 +114,31 @@ class RandomSO3(_PointTransform):
 
     def sample(self, batch_shape, dtype, device):
         return random_so3(batch_shape, generator=self.generator, dtype=dtype, device=device), None
+
+
+class RandomTranslation3d(_PointTransform):
+    """Random translation ``x -> x + t`` with ``t ~ N(0, translation_std² I)`` (one per batch element).
+
+    Parameters
+    ----------
+    translation_std
+        Standard deviation of each translation component (coordinate units, e.g. Å).
+    generator, key, mask_key
+        See the module docstring.
+    """
+
+    def __init__(self, translation_std: float = 1.0, *, generator: torch.Generator | None = None,
+                 key: str = "positions", mask_key: str = "mask"):
+        super().__init__(generator=generator, key=key, mask_key=mask_key)
+        self.translation_std = float(translation_std)
+
+    def sample(self, batch_shape, dtype, device):
+        rot = torch.eye(3, dtype=dtype, device=device).expand(*batch_shape, 3, 3)
+        t = torch.randn(*batch_shape, 3, generator=self.generator, dtype=torch.float64) * self.translation_std
+        return rot, t.to(dtype=dtype, device=device)
+
+    def __repr__(self) -> str:
+        return f"RandomTranslation3d(translation_std={self.translation_std}, key={self.key!r})"
 
 
 class RandomSE3(_PointTransform):

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from ..training.task import Task, TaskCommand, TrainConfig, register_task
 
 __all__ = ["GROUPS", "GROUP_DEFAULTS", "QM9_TARGETS", "QM9Config", "QM9Task", "unit_suffix", "subset_indices",
-           "random_translation", "equivariance_table", "format_equivariance", "benchmark_steps"]
+           "equivariance_table", "format_equivariance", "benchmark_steps"]
 
 #: The 12 targets and their units (same order as ``lieconv.datasets.qm9.TARGETS``, repeated here so that
 #: importing this module does not import the data module).
@@ -253,19 +253,13 @@ class _KeepStats(torch.utils.data.Dataset):
 # ------------------------------------------------------------------------------------------- equivariance
 
 
-def random_translation(positions: Tensor, mask: Tensor, std: float, generator: torch.Generator) -> Tensor:
-    """Translate every molecule by its own ``t ~ N(0, std² I)``; padding atoms stay at 0.  (B, n, 3) -> (B, n, 3)."""
-    t = torch.randn(positions.shape[0], 1, 3, generator=generator, dtype=torch.float64) * std
-    return torch.where(mask[..., None], positions + t.to(positions.dtype), positions)
-
-
 def _column_transform(column: str, std: float, generator: torch.Generator):
-    from ..datasets.transforms import RandomSE3, RandomSO3
+    from ..datasets.transforms import RandomSE3, RandomSO3, RandomTranslation3d
 
     if column == "N":
         return lambda x, m: x
     if column == "T(3)":
-        return lambda x, m: random_translation(x, m, std, generator)
+        return RandomTranslation3d(translation_std=std, generator=generator)
     if column == "SO(3)":
         return RandomSO3(generator=generator)
     if column == "SE(3)":
