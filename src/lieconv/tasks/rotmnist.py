@@ -305,24 +305,6 @@ def _parse_overrides(items) -> dict[str, Any]:
     return out
 
 
-def find_checkpoint(run: str | os.PathLike) -> Path:
-    """A run folder's ``checkpoints/best.ckpt`` (else ``last.ckpt``), or ``run`` itself if it is a file.
-
-    Raises
-    ------
-    ValueError
-        Naming the run when neither exists.
-    """
-    path = Path(run)
-    if path.is_file():
-        return path
-    for name in ("best.ckpt", "last.ckpt"):
-        if (path / "checkpoints" / name).is_file():
-            return path / "checkpoints" / name
-    raise ValueError(f"--runs: {str(path)!r} is neither a checkpoint file nor a run folder with "
-                     "checkpoints/best.ckpt or checkpoints/last.ckpt")
-
-
 def load_unrotated_test(config: RotMNISTConfig, n: int = 0, *, exclude_train: bool = True) -> tuple[Tensor, Tensor]:
     """Unrotated MNIST test digits: images (n, 28, 28) float32 in [0, 1], labels (n,) int64.
 
@@ -367,9 +349,9 @@ def evaluate_runs(runs, *, n_test: int | None = None, n_mnist: int = 2000, batch
     """
     import dataclasses
 
-    from ..training.trainer import load_model, read_checkpoint
+    from ..training.trainer import load_model, read_checkpoint, run_checkpoint
 
-    ckpts = [find_checkpoint(r) for r in runs]
+    ckpts = [run_checkpoint(r, name="--runs") for r in runs]
     for c in ckpts:
         read_checkpoint(c, RotMNISTTask.name)
     rows, cache = [], {}

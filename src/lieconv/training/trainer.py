@@ -32,8 +32,8 @@ import torch
 from .config import RUNTIME_FIELDS, config_to_dict, resolve_config, validate_config
 from .task import Task, TrainConfig, get_task
 
-__all__ = ["fit", "evaluate", "load_model", "read_checkpoint", "resolve_accelerator", "check_output_folder",
-           "distributed_env"]
+__all__ = ["fit", "evaluate", "load_model", "read_checkpoint", "run_checkpoint", "resolve_accelerator",
+           "check_output_folder", "distributed_env"]
 
 _PRECISION = {"float32": "32-true", "float64": "64-true"}
 
@@ -298,8 +298,7 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
         t_train = time.perf_counter() - t_start
         last_row = dict(module.last_epoch_row)     # loading the best checkpoint below would replace it
 
-        best = ckpt_dir / "best.ckpt"
-        eval_ckpt = str(best if best.exists() else ckpt_dir / "last.ckpt")
+        eval_ckpt = str(run_checkpoint(out))
         results: dict[str, dict[str, float]] = {}
         for split in ("valid", "test"):
             if split == "test" and "test" not in module.datasets():
@@ -346,6 +345,22 @@ def _close_process_group() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def run_checkpoint(run: str | Path, *, name: str = "run") -> Path:
+    """The checkpoint that stands for a run: ``run`` itself if it is a file, else the run folder's
+    ``checkpoints/best.ckpt``, else its ``checkpoints/last.ckpt``.
+
+    Raises ``ValueError`` starting with ``name`` when there is none.
+    """
+    path = Path(run)
+    if path.is_file():
+        return path
+    for ckpt in ("best.ckpt", "last.ckpt"):
+        if (path / "checkpoints" / ckpt).is_file():
+            return path / "checkpoints" / ckpt
+    raise ValueError(f"{name}: {str(path)!r} is neither a checkpoint file nor a run folder with "
+                     "checkpoints/best.ckpt or checkpoints/last.ckpt")
 
 
 def _early_stopped(ckpt: dict[str, Any]) -> bool:
