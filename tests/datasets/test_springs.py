@@ -81,17 +81,20 @@ def test_cache_hit_miss_and_corruption(tmp_path):
     assert second["cache"] == "hit" and torch.equal(second["chunks"], first["chunks"])
     # garbage in the file
     cache_path(cfg, tmp_path).write_bytes(b"not a torch file")
-    third = load_springs(cfg, tmp_path)
+    with pytest.warns(UserWarning, match="rebuilding"):
+        third = load_springs(cfg, tmp_path)
     assert third["cache"] == "invalid" and torch.equal(third["chunks"], first["chunks"])
     assert load_springs(cfg, tmp_path)["cache"] == "hit"
     # truncated file
     raw = cache_path(cfg, tmp_path).read_bytes()
     cache_path(cfg, tmp_path).write_bytes(raw[: len(raw) // 2])
-    assert load_springs(cfg, tmp_path)["cache"] == "invalid"
+    with pytest.warns(UserWarning, match="rebuilding"):
+        assert load_springs(cfg, tmp_path)["cache"] == "invalid"
     # a readable file whose key does not match its config (e.g. renamed by hand)
     other = generate_springs(SpringsConfig(n_systems=3, seed=2, **SMALL))
     torch.save(other, cache_path(cfg, tmp_path))
-    fixed = load_springs(cfg, tmp_path)
+    with pytest.warns(UserWarning, match="rebuilding"):
+        fixed = load_springs(cfg, tmp_path)
     assert fixed["cache"] == "invalid" and torch.equal(fixed["chunks"], first["chunks"])
     # a different config is a different file (miss)
     assert load_springs(SpringsConfig(n_systems=4, seed=1, **SMALL), tmp_path)["cache"] == "miss"

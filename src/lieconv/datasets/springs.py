@@ -45,6 +45,7 @@ from torch import Tensor
 
 from ..dynamics.hamiltonian import SpringHamiltonian, join_state, split_state, state_dims
 from ..dynamics.integrate import odeint
+from . import _offline
 
 __all__ = ["SpringsConfig", "SPLIT_SIZES", "GT_METHODS", "sample_systems", "integrate_springs",
            "spring_exact_solution", "generate_springs", "load_springs", "SpringsDataset", "default_root"]
@@ -327,7 +328,7 @@ def _valid_cache(data, config: SpringsConfig) -> bool:
 
 def default_root() -> Path:
     """``$LIECONV_DATA/springs`` (default ``~/.cache/lieconv/springs``)."""
-    return Path(os.environ.get("LIECONV_DATA", "~/.cache/lieconv")).expanduser() / "springs"
+    return _offline.default_root() / "springs"
 
 
 def cache_path(config: SpringsConfig, root: str | os.PathLike) -> Path:
@@ -335,7 +336,8 @@ def cache_path(config: SpringsConfig, root: str | os.PathLike) -> Path:
 
 
 def load_springs(config: SpringsConfig, root: str | os.PathLike | None = None, *, regenerate: bool = False) -> dict:
-    """Load a split from ``root`` or generate and save it (``torch.save``, atomic rename).
+    """Load a split from ``root`` or generate and save it (``_offline.save_cache``: atomic, with a
+    SHA-256 side file).
 
     The file name holds the first 20 hex digits of ``config.key()``; the file stores the full key
     and config.  A file that cannot be read (truncated, garbage), whose key/config differ, or whose
@@ -344,21 +346,16 @@ def load_springs(config: SpringsConfig, root: str | os.PathLike | None = None, *
     """
     root = default_root() if root is None else Path(root)
     path = cache_path(config, root)
+    key = {"key": config.key(), "config": config.to_dict()}
     status = "miss"
     if path.exists() and not regenerate:
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
-            data = None
-        if _valid_cache(data, config):
+        data = _offline.load_cache(path, key)   # None (with a warning) when corrupt or stale
+        if data is not None and _valid_cache(data, config):
             data["cache"] = "hit"
             return data
         status = "invalid"
     data = generate_springs(config)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(data, tmp)
-    os.replace(tmp, path)
+    _offline.save_cache(path, data, key)
     data["cache"] = status
     return data
 
