@@ -138,29 +138,13 @@ class RandomTranslation3d(_PointTransform):
         return rot, t.to(dtype=dtype, device=device)
 
     def __repr__(self) -> str:
-        return f"RandomTranslation3d(translation_std={self.translation_std}, key={self.key!r})"
+        return f"{type(self).__name__}(translation_std={self.translation_std}, key={self.key!r})"
 
 
-class RandomSE3(_PointTransform):
-    """Random rigid motion ``x -> R x + t``: R Haar-uniform, ``t ~ N(0, translation_std² I)``.
-
-    Parameters
-    ----------
-    translation_std
-        Standard deviation of each translation component (coordinate units, e.g. Å).
-    generator, key, mask_key
-        See the module docstring.
-    """
-
-    def __init__(self, translation_std: float = 1.0, *, generator: torch.Generator | None = None,
-                 key: str = "positions", mask_key: str = "mask"):
-        super().__init__(generator=generator, key=key, mask_key=mask_key)
-        self.translation_std = float(translation_std)
+class RandomSE3(RandomTranslation3d):
+    """Random rigid motion ``x -> R x + t``: R Haar-uniform, ``t ~ N(0, translation_std² I)``
+    (parameters as in :class:`RandomTranslation3d`)."""
 
     def sample(self, batch_shape, dtype, device):
         rot = random_so3(batch_shape, generator=self.generator, dtype=dtype, device=device)
-        t = torch.randn(*batch_shape, 3, generator=self.generator, dtype=torch.float64) * self.translation_std
-        return rot, t.to(dtype=dtype, device=device)
-
-    def __repr__(self) -> str:
-        return f"RandomSE3(translation_std={self.translation_std}, key={self.key!r})"
+        return rot, super().sample(batch_shape, dtype, device)[1]
