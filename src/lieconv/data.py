@@ -8,6 +8,8 @@
     orbits (Bg, N, q_dim) orbit embeddings q,
     values (B, N, c),
     mask   (Bg, N) bool,
+    group  the ``LieGroup`` the data was lifted to (None for a hand-made ``Lifted``; layers then
+           check only the element and orbit sizes),
     with N = n * num_samples.  ``Bg`` is either ``B`` (every example has its own geometry) or ``1``
     (*shared geometry*: every example of the batch sits on the same points, e.g. images on a pixel
     grid).  Layers broadcast the geometry over the batch in the second case, which is the fixed-grid
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -55,6 +58,7 @@ class Lifted:
     orbits: Tensor
     values: Tensor
     mask: Tensor
+    group: Any = None
 
     def replace(self, **fields) -> "Lifted":
         return dataclasses.replace(self, **fields)
@@ -71,6 +75,20 @@ class Lifted:
     @property
     def num_points(self) -> int:
         return self.elems.shape[1]
+
+    def check_group(self, group, name: str = "x") -> None:
+        """Raise ``ValueError`` when this data was lifted to another group than ``group``.
+
+        Compares the group's name when known, else the element and orbit sizes
+        (``elems`` (.., group.elem_dim), ``orbits`` (.., group.q_dim)).
+        """
+        if self.group is not None and getattr(self.group, "name", None) != getattr(group, "name", None):
+            raise ValueError(f"{name}: this Lifted was lifted to {self.group!r}, but the layer's group is {group!r}; "
+                             "lift the points with the layer's group")
+        if self.elems.dim() != 3 or self.elems.shape[-1] != group.elem_dim or self.orbits.dim() != 3 \
+                or self.orbits.shape[-1] != group.q_dim:
+            raise ValueError(f"{name}: elems {tuple(self.elems.shape)} / orbits {tuple(self.orbits.shape)} do not fit "
+                             f"{group!r} (expected (Bg, N, {group.elem_dim}) / (Bg, N, {group.q_dim}))")
 
 
 def _fail(name: str, got: str, expected: str) -> None:

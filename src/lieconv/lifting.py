@@ -14,6 +14,7 @@ import torch
 
 from .data import Lifted, Points, check_points
 from .groups.base import LieGroup
+from .random import ExampleRandom
 
 __all__ = ["lift", "has_shared_geometry"]
 
@@ -33,7 +34,8 @@ def lift(points: Points, group: LieGroup, num_samples: int = 1, *,
         points: ``Points`` with coords (B, n, D), values (B, n, c), mask (B, n).
         group: the group; D must equal ``group.space_dim``.
         num_samples: lift samples per point (> 1 only for groups with a stabilizer).
-        generator: source of the stabilizer draws.
+        generator: source of the stabilizer draws: None (torch's global RNG), a ``torch.Generator``
+            or a ``lieconv.random.ExampleRandom`` (per-example draws, independent of the batch).
         shared: force (True) or forbid (False) the shared-geometry fast path; ``None`` detects it.
 
     Shapes:
@@ -48,9 +50,11 @@ def lift(points: Points, group: LieGroup, num_samples: int = 1, *,
     if not bool(mask.all()) and bool(mask.any()):
         # padding sits anywhere (often 0, outside RxSQ's quadrant): lift a real point there instead
         coords = torch.where(mask.unsqueeze(-1), coords, coords[mask][:1])
+    if isinstance(generator, ExampleRandom):
+        generator.shared = bool(shared)     # shared draws are keyed by SHARED_ID, not an example id
     elems, orbits = group.lift(coords, num_samples, generator)
     values = points.values
     if num_samples > 1:
         values = values.repeat_interleave(num_samples, dim=1)
         mask = mask.repeat_interleave(num_samples, dim=1)
-    return Lifted(elems.to(values.dtype), orbits.to(values.dtype), values, mask)
+    return Lifted(elems.to(values.dtype), orbits.to(values.dtype), values, mask, group)

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from . import random as _random
 from .groups.base import LieGroup
 
 __all__ = ["Selection", "farthest_point_indices", "neighborhood_indices", "gather_points"]
@@ -110,6 +111,15 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
     return torch.stack(chosen, 1), torch.stack(chosen_ok, 1)
 
 
+def _random_keys(generator, Bg: int, start: int, stop: int, k_max: int, device) -> Tensor:
+    """Uniform keys (Bg, stop - start, k_max) of the Monte-Carlo draw for queries ``start:stop``.
+
+    ``generator``: None / torch.Generator (``torch.rand``, chunks drawn in order) or a
+    ``lieconv.random.ExampleRandom`` (keyed by example, query index and candidate rank).
+    """
+    return _random.uniform((Bg, stop - start, k_max), generator, device=device, start=(0, start, 0))
+
+
 @torch.no_grad()
 def neighborhood_indices(group: LieGroup, query_elems: Tensor, query_orbits: Tensor, query_mask: Tensor,
                          elems: Tensor, orbits: Tensor, mask: Tensor, *, num_nbhd: int, fill: float,
@@ -152,7 +162,7 @@ def neighborhood_indices(group: LieGroup, query_elems: Tensor, query_orbits: Ten
             ranks = ranks_all[:K].expand(Bg, e - s, K)
             ok = in_cand[..., :K].expand(Bg, e - s, K)
         else:
-            keys = torch.rand(Bg, e - s, k_max, generator=generator, device=mask.device)
+            keys = _random_keys(generator, Bg, s, e, k_max, mask.device)
             keys = keys.masked_fill(~in_cand, -1.0)
             kv, ranks = torch.topk(keys, K, dim=-1)
             ok = kv >= 0

@@ -6,6 +6,8 @@ import math
 import torch
 from torch import Tensor
 
+from .. import random as _random
+
 __all__ = ["safe_norm", "polar", "uniform_angles", "expand_samples", "rot2"]
 
 
@@ -31,9 +33,10 @@ def uniform_angles(shape, num_samples: int, generator, like: Tensor, stratified:
 
     With ``stratified`` one uniform offset per point is drawn and the samples are spread
     ``2 pi / num_samples`` apart (then wrapped); otherwise each angle is independent.
+    ``generator``: None, a torch.Generator or a ``lieconv.random.ExampleRandom``.
     """
     n_draw = 1 if stratified else num_samples
-    u = torch.rand(*shape, n_draw, generator=generator, dtype=like.dtype, device=like.device)
+    u = _random.uniform((*shape, n_draw), generator, dtype=like.dtype, device=like.device)
     theta = 2 * math.pi * u - math.pi
     if stratified and num_samples > 1:
         steps = torch.arange(num_samples, dtype=like.dtype, device=like.device) * (2 * math.pi / num_samples)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .. import random as _random
 from ._series import atanc_sq
 
 __all__ = ["quat_mul", "quat_conj", "quat_rotate", "quat_to_matrix", "matrix_to_quat", "quat_log",
@@ -103,5 +104,5 @@ def quat_angle(q: Tensor) -> Tensor:
 
 def quat_random(*shape, generator=None, dtype=torch.float64, device=None) -> Tensor:
     """Haar-uniform random rotations as unit quaternions: a normalised 4-D Gaussian."""
-    g = torch.randn(*shape, 4, generator=generator, dtype=dtype, device=device)
+    g = _random.normal((*shape, 4), generator, dtype=dtype, device=device)
     return g / torch.linalg.vector_norm(g, dim=-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)

@@ -59,6 +59,7 @@ class ImageLieResNet(nn.Module):
         self.register_buffer("crop", crop, persistent=False)
         self.net = LieResNet(chin, num_targets, group=group, k=ks, num_layers=num_layers, num_nbhd=nbhd, fill=fills,
                              ds_frac=s, liftsamples=liftsamples, bn=bn, knn=knn, mean=True)
+        self.net.shared_geometry = True   # a batch of one image too: its draws are the shared ones
 
     @property
     def group(self) -> LieGroup:

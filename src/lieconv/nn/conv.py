@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from ..data import Lifted
 from ..groups.base import LieGroup
+from ..random import resolve_generator
 from ..neighbors import Selection, farthest_point_indices, gather_points, neighborhood_indices
 from .kernels import KernelMLP
 
@@ -83,7 +84,12 @@ class LieConv(nn.Module):
         return idx, gather_points(x.elems, idx), gather_points(x.orbits, idx), qmask
 
     def select(self, x: Lifted, generator: torch.Generator | None = None) -> Selection:
-        """Queries and their neighbourhoods (no gradients flow through the choice)."""
+        """Queries and their neighbourhoods (no gradients flow through the choice).
+
+        ``generator``: None / torch.Generator / ``lieconv.random.ExampleRandom``; in ``eval()`` mode
+        None means the fixed evaluation draws (``lieconv.random.resolve_generator``).
+        """
+        generator = resolve_generator(generator, self.training)
         qidx, qe, qq, qmask = self.subsample(x)
         nidx, nmask = neighborhood_indices(self.group, qe, qq, qmask, x.elems, x.orbits, x.mask,
                                            num_nbhd=self.num_nbhd, fill=self.fill, knn=self.knn, generator=generator)
@@ -129,6 +135,9 @@ class LieConv(nn.Module):
 
     def forward(self, x: Lifted, selection: Selection | None = None,
                 generator: torch.Generator | None = None) -> Lifted:
+        if not isinstance(x, Lifted):
+            raise TypeError(f"x: expected a lieconv.Lifted, got {type(x).__name__}")
+        x.check_group(self.group)
         if x.values.shape[-1] != self.chin:
             raise ValueError(f"x.values: expected {self.chin} channels, got {x.values.shape[-1]}")
         sel = self.select(x, generator) if selection is None else selection
@@ -138,4 +147,5 @@ class LieConv(nn.Module):
         h = self.aggregate(x.values, s, sel)
         if sel.query_idx is None:
             return x.replace(values=h, mask=sel.query_mask)
-        return Lifted(gather_points(x.elems, sel.query_idx), gather_points(x.orbits, sel.query_idx), h, sel.query_mask)
+        return Lifted(gather_points(x.elems, sel.query_idx), gather_points(x.orbits, sel.query_idx), h, sel.query_mask,
+                      x.group)

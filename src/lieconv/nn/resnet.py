@@ -10,6 +10,7 @@ from ..data import Lifted, Points
 from ..groups import get_group
 from ..groups.base import LieGroup
 from ..lifting import lift
+from ..random import resolve_generator
 from .blocks import BottleneckBlock, GlobalPool, PointwiseNormAct
 
 __all__ = ["LieResNet"]
@@ -47,6 +48,11 @@ class LieResNet(nn.Module):
             mask and runs them on the fixed-grid fast path; ``False`` forces the per-example path,
             ``True`` forces the fast path.
 
+    Random draws (lift stabilizer samples, Monte-Carlo neighbourhoods) come from ``generator``:
+    None = torch's global RNG in training mode and the fixed evaluation draws in ``eval()`` mode
+    (``lieconv.random.resolve_generator``: the same input gives the same output every call), a
+    ``torch.Generator``, or a ``lieconv.random.ExampleRandom`` (per-example draws).
+
     Shapes:
         ``Points`` (coords (B, n, D), values (B, n, chin), mask (B, n)) or an already lifted
         ``Lifted`` -> (B, num_outputs) if ``pool`` else ``Lifted`` with values (B, m, num_outputs).
@@ -78,12 +84,15 @@ class LieResNet(nn.Module):
         return lift(points, self.group, self.liftsamples, generator=generator, shared=self.shared_geometry)
 
     def forward(self, x: Points | Lifted, generator: torch.Generator | None = None) -> Tensor | Lifted:
+        generator = resolve_generator(generator, self.training)
         if isinstance(x, Points):
             if x.values.shape[-1:] != (self.chin,) and x.values.dim() == 3:
                 raise ValueError(f"x.values: expected {self.chin} channels, got {x.values.shape[-1]}")
             x = self.lift(x, generator)
         elif not isinstance(x, Lifted):
-            raise ValueError(f"x: expected lieconv.Points or lieconv.Lifted, got {type(x).__name__}")
+            raise TypeError(f"x: expected lieconv.Points or lieconv.Lifted, got {type(x).__name__}")
+        else:
+            x.check_group(self.group)
         h = x.replace(values=torch.where(x.mask.unsqueeze(-1), self.embed(x.values), 0.0))  # padding may hold NaN
         for block in self.blocks:
             h = block(h, generator)
