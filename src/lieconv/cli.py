@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", choices=["test", "valid", "train"], default="test", help="split (default: test)")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default: auto)")
     ev.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=None,
-                    help="evaluation batch size (default: the training one)")
+                    help="evaluation batch size (default: the training one; the metrics do not depend on it)")
+    ev.add_argument("--eval-samples", "--eval_samples", dest="eval_samples", type=int, default=1, metavar="S",
+                    help="test-time averaging: average the model output over S independent draws of lift samples "
+                         "and neighbourhoods (default: 1)")
 
     sub.add_parser("demo", help="run the demo and print where its run folder is")
     sub.add_parser("tasks", help="list the available tasks and presets")
@@ -106,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .training.trainer import evaluate
 
             metrics = evaluate(args.checkpoint, args.task, split=args.split, device=args.device,
-                               batch_size=args.batch_size)
+                               batch_size=args.batch_size, eval_samples=args.eval_samples)
             print(format_table(metrics, args.split))
             return 0
         if args.command == "demo":

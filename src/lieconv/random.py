@@ -246,6 +246,7 @@ class DrawAverage(nn.Module):
         if samples < 1:
             raise ValueError(f"samples: expected at least 1 draw, got {samples}")
         self.model, self.samples = model, samples
+        self.training = model.training      # tasks read ``model.training`` (e.g. augmentation off in eval)
 
     def forward(self, *args, **kwargs):
         ctx = _EVAL.get()

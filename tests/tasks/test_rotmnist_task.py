@@ -114,6 +114,24 @@ def test_fit_tiny_run(tmp_path, official):
     assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
 
 
+def test_evaluation_is_reproducible_on_any_batch_size_and_averages_draws(tmp_path, official):
+    from lieconv.training.trainer import evaluate, fit
+
+    cfg = _config(official, tmp_path, out=str(tmp_path / "run"), group="SE2", n_test=30)
+    fit("rotmnist", cfg, progress_bar=False, print_lines=False)
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    ref = evaluate(ckpt, "rotmnist", device="cpu", batch_size=10)
+    for bs in (10, 7, 1, 30):     # same draws per digit; only float32 summation order differs
+        got = evaluate(ckpt, "rotmnist", device="cpu", batch_size=bs)
+        assert got == pytest.approx(ref, rel=1e-5, abs=1e-5)
+    avg = evaluate(ckpt, "rotmnist", device="cpu", batch_size=7, eval_samples=3)
+    assert avg == pytest.approx(evaluate(ckpt, "rotmnist", device="cpu", batch_size=30, eval_samples=3),
+                                rel=1e-5, abs=1e-5)
+    assert abs(avg["loss"] - ref["loss"]) > 1e-4          # three other draws averaged
+    with pytest.raises(ValueError, match="eval_samples"):
+        evaluate(ckpt, "rotmnist", device="cpu", eval_samples=0)
+
+
 def _equivariance_args(**kw):
     parser = argparse.ArgumentParser()
     rm.add_equivariance_arguments(parser)

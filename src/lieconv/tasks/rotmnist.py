@@ -329,14 +329,19 @@ def load_unrotated_test(config: RotMNISTConfig, n: int = 0, *, exclude_train: bo
 @torch.no_grad()
 def error_rate(task: RotMNISTTask, model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 100,
                seed: int = 0) -> float:
-    """Classification error (%) of ``model`` on raw images (n, 28, 28) or (n, 1, 28, 28) in [0, 1]."""
+    """Classification error (%) of ``model`` on raw images (n, 28, 28) or (n, 1, 28, 28) in [0, 1].
+
+    The model's draws come from ``seed`` and each image's index (the same on any ``batch_size``)."""
+    from ..random import evaluation_draws
+
     model.eval()
     if images.dim() == 3:
         images = images[:, None]
     torch.manual_seed(seed)
     wrong = 0
     for s in range(0, len(labels), batch_size):
-        pred = task.logits(model, images[s:s + batch_size]).argmax(-1).cpu()
+        with evaluation_draws(seed, torch.arange(s, min(s + batch_size, len(labels)))):
+            pred = task.logits(model, images[s:s + batch_size]).argmax(-1).cpu()
         wrong += int((pred != labels[s:s + batch_size]).sum())
     return 100.0 * wrong / max(1, len(labels))
 

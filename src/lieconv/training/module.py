@@ -95,6 +95,10 @@ class TaskModule(L.LightningModule):
         self.last_logged_epoch = -1
         self.last_valid: dict[str, float] = {}
         self.last_eval: dict[str, float] = {}
+        #: test-time averaging: evaluation metrics of the mean model output over this many draws
+        self.eval_samples = 1
+        self._eval_samplers: dict[str, Any] = {}   # stage -> batch sampler (dataset index of each example)
+        self._eval_batches: list[list[int]] = []
 
     # ------------------------------------------------------------------------------------- data
     def datasets(self) -> dict:
@@ -118,12 +122,16 @@ class TaskModule(L.LightningModule):
         return loader
 
     def val_dataloader(self):
-        return self._loader("valid", shuffle=False)
+        loader = self._loader("valid", shuffle=False)
+        self._eval_samplers["validate"] = loader.batch_sampler
+        return loader
 
     def test_dataloader(self):
         ds = self.datasets()
         split = self.eval_split if self.eval_split in ds else "valid"
-        return self._loader(split, shuffle=False)
+        loader = self._loader(split, shuffle=False)
+        self._eval_samplers["test"] = loader.batch_sampler
+        return loader
 
     # ------------------------------------------------------------------------------------- training
     def on_train_epoch_start(self) -> None:
@@ -166,19 +174,30 @@ class TaskModule(L.LightningModule):
         return row
 
     # ------------------------------------------------------------------------------------- evaluation
-    def _eval_start(self, stream: int) -> None:
+    def _eval_start(self, stream: int, stage: str) -> None:
         self._eval = _Sums()
         self.model.eval()
         torch.manual_seed(step_seed(self.config.seed, self.current_epoch, self.global_rank, stream))
+        sampler = self._eval_samplers.get(stage)
+        self._eval_batches = sampler._batches() if sampler is not None else []
 
-    def _eval_step(self, batch: Any) -> None:
-        self._eval.add(self.task.metrics(self.model, batch), self.task.batch_size_of(batch))
+    def _eval_step(self, batch: Any, batch_idx: int) -> None:
+        """Metrics of one batch.  The model's random draws (eval mode, no generator) come from
+        ``ExampleRandom(seed, dataset indices of the batch)``: the same for every batch size and
+        process count; with ``eval_samples`` S > 1 the metrics are those of the mean output over S draws."""
+        from ..random import DrawAverage, evaluation_draws
+
+        ids = self._eval_batches[batch_idx] if batch_idx < len(self._eval_batches) else None
+        model = self.model if self.eval_samples == 1 else DrawAverage(self.model, self.eval_samples)
+        with evaluation_draws(self.config.seed, ids):
+            metrics = self.task.metrics(model, batch)
+        self._eval.add(metrics, self.task.batch_size_of(batch))
 
     def on_validation_epoch_start(self) -> None:
-        self._eval_start(1)
+        self._eval_start(1, "validate")
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._eval_step(batch)
+        self._eval_step(batch, batch_idx)
 
     def on_validation_epoch_end(self) -> None:
         self.last_valid = self._eval.means(self)
@@ -186,10 +205,10 @@ class TaskModule(L.LightningModule):
             self.log(f"valid/{k}", v, logger=False, prog_bar=(f"valid/{k}" == self.task.monitor), sync_dist=False)
 
     def on_test_epoch_start(self) -> None:
-        self._eval_start(2)
+        self._eval_start(2, "test")
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._eval_step(batch)
+        self._eval_step(batch, batch_idx)
 
     def on_test_epoch_end(self) -> None:
         self.last_eval = self._eval.means(self)

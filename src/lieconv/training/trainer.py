@@ -407,7 +407,7 @@ def load_model(checkpoint: str | Path, task: str | None = None) -> tuple[torch.n
 
 
 def evaluate(checkpoint: str | Path, task: str | None = None, *, split: str = "test", device: str = "auto",
-             batch_size: int | None = None) -> dict[str, float]:
+             batch_size: int | None = None, eval_samples: int = 1) -> dict[str, float]:
     """Metrics of a checkpoint on one split (example-weighted means over the whole split).
 
     Parameters
@@ -419,7 +419,12 @@ def evaluate(checkpoint: str | Path, task: str | None = None, *, split: str = "t
     split : {"test", "valid", "train"}
     device : {"auto", "cpu", "cuda"}
     batch_size : int, optional
-        Evaluation batch size (default: the training config's).
+        Evaluation batch size (default: the training config's).  The metrics do not depend on it:
+        the model's random draws of each example are keyed by its index in the split
+        (``lieconv.random.ExampleRandom`` with the run's seed).
+    eval_samples : int
+        Test-time averaging: metrics of the model output averaged over this many independent
+        draws (lift samples and neighbourhoods).
 
     Raises
     ------
@@ -430,6 +435,10 @@ def evaluate(checkpoint: str | Path, task: str | None = None, *, split: str = "t
 
     from .module import TaskModule
 
+    if isinstance(eval_samples, bool) or not isinstance(eval_samples, int) or eval_samples < 1:
+        raise ValueError(f"eval_samples: expected an int >= 1, got {eval_samples!r}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
     ckpt = read_checkpoint(checkpoint, task)
     hp = ckpt["hyper_parameters"]
     cfg = dict(hp["config"], device=device)
@@ -442,6 +451,7 @@ def evaluate(checkpoint: str | Path, task: str | None = None, *, split: str = "t
         if split not in splits:
             raise ValueError(f"split: unknown split {split!r}; choose from {sorted(splits)}")
         module.eval_split = split
+        module.eval_samples = eval_samples
         module.load_state_dict(ckpt["state_dict"])
         trainer = L.Trainer(accelerator=accelerator, devices=1, precision=_PRECISION[cfg.get("dtype", "float32")],
                             logger=False, enable_checkpointing=False, enable_progress_bar=False,
