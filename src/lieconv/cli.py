@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_tasks = train.add_subparsers(dest="task", metavar="TASK", required=True)
     for name in sorted(tasks):
         cls = tasks[name]
-        p = train_tasks.add_parser(name, allow_abbrev=False, help=(cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+        p = train_tasks.add_parser(name, allow_abbrev=False, help=_help_text(cls.__doc__),
                                    description=f"Train task {name!r}. Precedence: dataclass defaults < --preset < "
                                                "--config file < explicit options.")
         presets = sorted(set(cls.presets) | {"paper"})
@@ -69,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _escape(text: str) -> str:
+    """argparse %-formats help strings: a literal '%' must be written '%%'."""
+    return (text or "").replace("%", "%%")
+
+
+def _help_text(doc: str | None) -> str:
+    """First line of a docstring, escaped for argparse."""
+    return _escape(doc.strip().splitlines()[0]) if doc and doc.strip() else ""
+
+
 def _add_task_commands(sub, tasks: dict) -> dict:
     """``lieconv <command> <task> [options]`` for every ``Task.commands`` entry (e.g. equivariance)."""
     by_name: dict[str, dict] = {}
@@ -81,7 +91,7 @@ def _add_task_commands(sub, tasks: dict) -> dict:
                            description=f"'{cmd}' for a task: one of {sorted(specs)}.")
         per_task = p.add_subparsers(dest="task", metavar="TASK", required=True)
         for task_name, spec in sorted(specs.items()):
-            tp = per_task.add_parser(task_name, allow_abbrev=False, help=spec.help, description=spec.help)
+            tp = per_task.add_parser(task_name, allow_abbrev=False, help=_escape(spec.help), description=spec.help)
             spec.add_arguments(tp)
             tp.set_defaults(_run=spec.run)
             parsers[(cmd, task_name)] = tp
@@ -97,14 +107,15 @@ def format_table(metrics: dict[str, float], column: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 training failed, 2 bad input)."""
+    """Run the command line; returns the exit status (0 ok, 1 training failed, 2 bad input,
+    143 / 130 run interrupted by SIGTERM / SIGINT after saving a resumable checkpoint)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
         _unknown_options(parser, args, extra)
     try:
         if args.command == "train":
-            return _train(args)
+            return _train(args, argv)
         if args.command == "eval":
             from .training.trainer import evaluate
 
@@ -130,6 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"lieconv: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:       # data that cannot be installed (DataMissingError), unreadable files
+        from .datasets._offline import DataMissingError
+
+        text = str(exc) if isinstance(exc, DataMissingError) or not exc.filename else \
+            f"{exc.strerror or exc}: {exc.filename!r}"
+        print(f"lieconv: error: {text}", file=sys.stderr)
+        return 2
     parser.error(f"unknown command {args.command!r}")
     return 2
 
@@ -150,11 +168,11 @@ def _unknown_options(parser: argparse.ArgumentParser, args: argparse.Namespace, 
     sub.error(f"unrecognized arguments: {what}; valid options: {' '.join(known)}")
 
 
-def _train(args: argparse.Namespace) -> int:
+def _train(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from .tasks import load_tasks
     from .training.config import overrides_from_namespace
     from .training.module import NonFiniteLossError
-    from .training.trainer import distributed_env, fit
+    from .training.trainer import RunInterrupted, distributed_env, fit
 
     cls = load_tasks()[args.task]
     overrides = overrides_from_namespace(args, cls.config_class)
@@ -164,6 +182,13 @@ def _train(args: argparse.Namespace) -> int:
     except NonFiniteLossError as exc:
         print(f"lieconv: training stopped: {exc}", file=sys.stderr)
         return 1
+    except RunInterrupted as exc:
+        import shlex
+
+        argv = list(sys.argv[1:]) if argv is None else list(argv)
+        print(f"lieconv: {exc}; resume with the same command: lieconv {shlex.join(argv)}", file=sys.stderr,
+              flush=True)
+        return exc.exit_status
     if distributed_env()[2] == 0:
         cols = {"valid (best)": summary["best_valid"], "test (best)": summary["test"]}
         for col, metrics in cols.items():

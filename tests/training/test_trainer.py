@@ -79,7 +79,7 @@ def test_early_stopping(tiny):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny):
-    with pytest.raises(NonFiniteLossError, match="global step 11"):
+    with pytest.raises(NonFiniteLossError, match="non-finite loss at step 11"):
         fit("toy", overrides=dict(tiny, nan_at_step=11, checkpoint_every_n_steps=5), print_lines=False)
     ckpt = torch.load(Path(tiny["out"]) / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 10

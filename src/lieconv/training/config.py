@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -123,7 +124,10 @@ def _coerce_scalar(base: type, value: Any) -> Any:
     if base is float:
         if isinstance(value, bool):
             raise ValueError("a bool is not a number")
-        return float(value)
+        out = float(value)
+        if not math.isfinite(out):
+            raise ValueError(f"not a finite number: {value!r}")
+        return out
     if base is str:
         if not isinstance(value, str):
             raise ValueError("not a string")

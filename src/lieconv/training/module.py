@@ -33,6 +33,22 @@ def step_seed(seed: int, step: int, rank: int, stream: int = 0) -> int:
     return (((int(seed) * 1_000_003 + int(step)) * 4 + int(stream)) * 1024 + int(rank)) % (2**63 - 1)
 
 
+def _is_nonfinite_error(exc: Exception) -> bool:
+    text = str(exc)
+    return "NaN" in text or "finite" in text or " inf" in text
+
+
+def _finite(batch: Any) -> bool:
+    """True when every floating tensor in a (nested) batch is finite."""
+    if torch.is_tensor(batch):
+        return not batch.is_floating_point() or bool(torch.isfinite(batch).all())
+    if isinstance(batch, dict):
+        return all(_finite(v) for v in batch.values())
+    if isinstance(batch, (list, tuple)):
+        return all(_finite(v) for v in batch)
+    return True
+
+
 class _Sums:
     """Running example-weighted sums of scalar metrics."""
 
@@ -144,7 +160,16 @@ class TaskModule(L.LightningModule):
         self.task.epoch = self.current_epoch
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        loss, logs = self.task.loss(self.model, batch)
+        detail = ""
+        try:
+            loss, logs = self.task.loss(self.model, batch)
+        except ValueError as exc:
+            # A finite batch whose forward pass meets NaN/inf (e.g. a diverged model's trajectories fed
+            # back as coordinates) is a training failure, not bad input: report it as a non-finite loss.
+            if not (_is_nonfinite_error(exc) and _finite(batch)):
+                raise
+            detail = f"; the model produced non-finite values ({exc})"
+            loss, logs = torch.full((), math.nan, device=self.device), {}
         bad = torch.tensor(0.0 if bool(torch.isfinite(loss.detach()).all()) else 1.0, device=self.device)
         if self.trainer.world_size > 1:
             bad = self.trainer.strategy.reduce(bad, reduce_op="sum")
@@ -152,8 +177,8 @@ class TaskModule(L.LightningModule):
             ckpt = self.trainer.checkpoint_callback
             kept = getattr(ckpt, "dirpath", None)
             raise NonFiniteLossError(
-                f"non-finite training loss ({float(loss.detach())}) at global step {self.global_step} "
-                f"(epoch {self.current_epoch}, batch {batch_idx}); training stopped before that update"
+                f"non-finite loss at step {self.global_step} ({float(loss.detach())}; epoch {self.current_epoch}, "
+                f"batch {batch_idx}){detail}; training stopped before that update"
                 + (f"; the last good checkpoints are kept in {kept}" if kept else ""))
         n = self.task.batch_size_of(batch)
         self._train.add({"loss": loss, **logs}, n)

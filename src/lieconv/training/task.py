@@ -31,7 +31,7 @@ class TrainConfig:
     smallest value ``validate_config`` accepts.
     """
 
-    seed: int = field(default=0, metadata={"help": "seed of data order, model init and every random draw"})
+    seed: int = field(default=0, metadata={"min": 0, "help": "seed of data order, model init and every random draw"})
     epochs: int = field(default=100, metadata={"min": 1, "help": "training epochs"})
     batch_size: int = field(default=32, metadata={"min": 1, "help": "global batch size (split over DDP processes)"})
     lr: float = field(default=3e-3, metadata={"min": 0, "help": "peak Adam learning rate"})

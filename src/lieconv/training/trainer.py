@@ -21,6 +21,8 @@ import dataclasses
 import json
 import logging
 import os
+import pickle
+import signal
 import sys
 import time
 import warnings
@@ -32,7 +34,7 @@ import torch
 from .config import RUNTIME_FIELDS, config_to_dict, resolve_config, validate_config
 from .task import Task, TrainConfig, get_task
 
-__all__ = ["fit", "evaluate", "load_model", "read_checkpoint", "run_checkpoint", "resolve_accelerator",
+__all__ = ["fit", "evaluate", "RunInterrupted", "load_model", "read_checkpoint", "safe_load", "CHECKPOINT_GLOBALS", "run_checkpoint", "resolve_accelerator",
            "check_output_folder", "distributed_env"]
 
 _PRECISION = {"float32": "32-true", "float64": "64-true"}
@@ -81,20 +83,40 @@ def check_output_folder(out: str | Path) -> Path:
     return out
 
 
+#: Python globals a checkpoint of this trainer may hold beyond ``torch.load(weights_only=True)``'s
+#: own allow-list (tensors, OrderedDict, plain containers and scalars).  Our checkpoints (state
+#: dicts, loop/callback/optimizer/scheduler states, the config as a plain dict) need none, so a
+#: file that names any other global (a pickle that would run code) is refused before it runs.
+CHECKPOINT_GLOBALS: tuple = ()
+
+
+def safe_load(path: str | Path) -> Any:
+    """``torch.load`` of a checkpoint with ``weights_only=True`` and ``CHECKPOINT_GLOBALS`` (on CPU)."""
+    with torch.serialization.safe_globals(list(CHECKPOINT_GLOBALS)):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def read_checkpoint(path: str | Path, task: str | None = None) -> dict[str, Any]:
-    """Load a checkpoint written by this trainer (on CPU) and check that it belongs to ``task``.
+    """Load a checkpoint written by this trainer (on CPU, ``safe_load``) and check that it belongs to ``task``.
 
     Raises
     ------
     ValueError
-        Missing file, unreadable/corrupt file, not a lieconv checkpoint, or another task's checkpoint.
+        Missing file, unreadable/corrupt file, a file holding objects outside the allow-list (it is
+        not unpickled: nothing in it runs), not a lieconv checkpoint, or another task's checkpoint.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint: file {str(path)!r} does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "corrupt"
+        ckpt = safe_load(path)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()
+        detail = next((ln.strip() for ln in first if "GLOBAL" in ln or "global" in ln), first[0] if first else "")
+        raise ValueError(f"checkpoint: file {str(path)!r} was refused: it holds objects that are not tensors or "
+                         f"plain data (weights-only loading; {detail[:200]}). Only load checkpoints written by "
+                         "lieconv from sources you trust") from None
+    except Exception as exc:  # noqa: BLE001 - any other reading failure means "corrupt"
         raise ValueError(f"checkpoint: file {str(path)!r} is corrupt or not a checkpoint "
                          f"({type(exc).__name__}: {exc})") from None
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
@@ -179,6 +201,93 @@ def _trainer_kwargs(config: TrainConfig) -> dict[str, Any]:
     return kw
 
 
+# ------------------------------------------------------------------------------------------- interruptions
+
+
+class RunInterrupted(RuntimeError):
+    """The run got SIGTERM or SIGINT; a resumable checkpoint was saved first.
+
+    Attributes: ``signum``, ``checkpoint`` (path of the saved ``last.ckpt``), ``global_step``.
+    ``exit_status`` is the shell convention 128 + signum (143 for SIGTERM, 130 for SIGINT).
+    """
+
+    def __init__(self, signum: int, checkpoint: Path, global_step: int):
+        self.signum, self.checkpoint, self.global_step = int(signum), Path(checkpoint), int(global_step)
+        name = signal.Signals(self.signum).name
+        super().__init__(f"run interrupted by {name} at step {self.global_step}; resumable checkpoint: "
+                         f"{self.checkpoint}")
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+class _SignalFlag:
+    """While active (main thread only): SIGTERM / SIGINT set ``signum`` instead of killing the run; a
+    second signal of the same kind gives up waiting (SIGINT: KeyboardInterrupt, SIGTERM: exit 143)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    def handler(self, signum, frame) -> None:
+        if self.signum is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            os._exit(128 + signum)
+        self.signum = signum
+
+    def install(self) -> None:
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in self.SIGNALS:
+            previous = signal.signal(sig, self.handler)
+            self._previous.setdefault(sig, previous)
+
+    def restore(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
+
+
+def _interrupt_callback(flag: _SignalFlag, last_ckpt: Path):
+    """A Lightning callback that turns a pending signal into a checkpoint and ``RunInterrupted``.
+
+    A ``Checkpoint`` subclass, so Lightning runs it after the ModelCheckpoints: at an epoch end the
+    epoch's ``last.ckpt`` is already written.  Under DDP the flag is summed over processes every
+    step so all of them stop at the same step.
+    """
+    from lightning.pytorch.callbacks import Checkpoint
+
+    class InterruptCheckpoint(Checkpoint):
+        def on_train_start(self, trainer, pl_module) -> None:
+            flag.install()          # over Lightning's own SIGTERM handler (which exits 0 silently)
+
+        def _pending(self, trainer) -> int:
+            sig = torch.tensor(float(flag.signum or 0), device=trainer.strategy.root_device)
+            if trainer.world_size > 1:
+                sig = trainer.strategy.reduce(sig, reduce_op="max")
+            return int(sig)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            sig = self._pending(trainer)
+            if sig:
+                trainer.save_checkpoint(str(last_ckpt))
+                raise RunInterrupted(sig, last_ckpt, trainer.global_step)
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            sig = self._pending(trainer)
+            if sig:
+                trainer.save_checkpoint(str(last_ckpt))
+                raise RunInterrupted(sig, last_ckpt, trainer.global_step)
+
+    return InterruptCheckpoint()
+
+
 # ------------------------------------------------------------------------------------------- fit
 
 
@@ -216,14 +325,10 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
     NonFiniteLossError
         The training loss became NaN/inf; the message names the global step; checkpoints saved
         before it are kept.
+    RunInterrupted
+        SIGTERM or SIGINT arrived (handled from the start of ``fit``): after the current training
+        step a resumable ``last.ckpt`` was saved; calling ``fit`` again with the same config resumes.
     """
-    import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger
-
-    from .callbacks import EpochLogger
-    from .module import TaskModule
-
     task_cls = get_task(task) if isinstance(task, str) else task
     if config is None:
         config = resolve_config(task_cls, preset, config_file=config_file, overrides=overrides)
@@ -245,6 +350,28 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
         _write_json(out / "config.json", {"task": task_cls.name, "config": config_to_dict(config),
                                           "lieconv_version": __version__})
 
+    flag = _SignalFlag()
+    flag.install()
+    try:
+        return _fit(task_cls, config, out, resume, ckpt_dir, trainer_kw, world, rank, flag, progress_bar,
+                    print_lines)
+    finally:
+        flag.restore()
+
+
+def _fit(task_cls, config, out, resume, ckpt_dir, trainer_kw, world, rank, flag, progress_bar, print_lines):
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    from .callbacks import EpochLogger
+    from .module import TaskModule
+
+    def check_signal():
+        if flag.signum is not None:
+            raise RunInterrupted(flag.signum, ckpt_dir / "last.ckpt", int(last_row.get("global_step", 0)))
+
+    last_row: dict[str, Any] = {}
     t_start = time.perf_counter()
     with _quiet_lightning():
         L.seed_everything(config.seed, workers=True, verbose=False)
@@ -278,6 +405,7 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
             early_cb = EarlyStopping(monitor=task_cls.monitor, mode=task_cls.monitor_mode,
                                      patience=config.early_stopping_patience, check_on_train_epoch_end=True)
             callbacks.append(early_cb)
+        callbacks.append(_interrupt_callback(flag, ckpt_dir / "last.ckpt"))   # runs after the ModelCheckpoints
         if progress_bar is None:
             progress_bar = sys.stdout.isatty()
         progress_bar = bool(progress_bar and rank == 0)
@@ -292,20 +420,26 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
         if already_stopped:
             module.on_load_checkpoint(resume)
         else:
-            trainer.fit(module, ckpt_path=str(ckpt_dir / "last.ckpt") if resume is not None else None)
+            with torch.serialization.safe_globals(list(CHECKPOINT_GLOBALS)):
+                trainer.fit(module, ckpt_path=str(ckpt_dir / "last.ckpt") if resume is not None else None,
+                            weights_only=True)
         status = "early_stopped" if already_stopped or (early_cb is not None and early_cb.stopped_epoch > 0) \
             else "completed"
         t_train = time.perf_counter() - t_start
         last_row = dict(module.last_epoch_row)     # loading the best checkpoint below would replace it
 
         eval_ckpt = str(run_checkpoint(out))
+        read_checkpoint(eval_ckpt, task_cls.name)        # a refused file fails here, naming it
         results: dict[str, dict[str, float]] = {}
         for split in ("valid", "test"):
+            check_signal()                # training is complete: a rerun goes straight to evaluation
             if split == "test" and "test" not in module.datasets():
                 continue
             module.eval_split = split
-            trainer.test(module, ckpt_path=eval_ckpt, verbose=False)
+            with torch.serialization.safe_globals(list(CHECKPOINT_GLOBALS)):
+                trainer.test(module, ckpt_path=eval_ckpt, verbose=False, weights_only=True)
             results[split] = dict(module.last_eval)
+        check_signal()
         report: dict[str, Any] = {}
         if rank == 0:
             module.model.eval()
