@@ -35,6 +35,13 @@ class Points:
     values: Tensor
     mask: Tensor
 
+    def __post_init__(self):
+        for name in ("coords", "values", "mask"):
+            v = getattr(self, name)
+            if not isinstance(v, Tensor):
+                hint = " (Points.from_coords fills in values and mask)" if name != "coords" else ""
+                raise TypeError(f"Points.{name}: expected a torch.Tensor, got {type(v).__name__}{hint}")
+
     def replace(self, **fields) -> "Points":
         return dataclasses.replace(self, **fields)
 
@@ -109,6 +116,8 @@ def check_points(points: Points, space_dim: int | None = None, name: str = "poin
         _fail(f"{name}.coords", f"shape {tuple(getattr(c, 'shape', ()))}", "a tensor of shape (B, n, D)")
     if not c.is_floating_point():
         _fail(f"{name}.coords", f"dtype {c.dtype}", "a floating dtype")
+    if c.shape[0] == 0:
+        _fail(f"{name}.coords", f"an empty batch (shape {tuple(c.shape)})", "at least one example (B >= 1)")
     if space_dim is not None and c.shape[-1] != space_dim:
         _fail(f"{name}.coords", f"points of dimension {c.shape[-1]} (shape {tuple(c.shape)})",
               f"points of dimension {space_dim}, the dimension this group acts on")

@@ -84,6 +84,8 @@ def assert_equivariant(fn: Callable, group: LieGroup, points: Points, *, num_sam
     Returns the worst error; raises ``AssertionError`` naming the group, trial and error otherwise.
     """
     __tracebackhide__ = True
+    if isinstance(ntrials, bool) or not isinstance(ntrials, int) or ntrials < 1:
+        raise ValueError(f"ntrials: expected an int >= 1 (0 trials would check nothing), got {ntrials!r}")
     if transform not in ("lifted", "points"):
         raise ValueError(f"transform: expected 'lifted' or 'points', got {transform!r}")
     dtype = points.coords.dtype

@@ -137,7 +137,13 @@ class MatrixLieGroup(LieGroup):
 
 # ---------------------------------------------------------------- R* x SQ (paper appendix A.2)
 def _rxsq_lift(x: Tensor) -> Tensor:
-    """M(r, s) = diag(x1, x2) takes the origin (1, 1) to x (r = sqrt(x1 x2), s = sqrt(x1 / x2))."""
+    """M(r, s) = diag(x1, x2) takes the origin (1, 1) to x (r = sqrt(x1 x2), s = sqrt(x1 / x2)).
+
+    Raises ``ValueError`` for a point outside the open positive quadrant (e.g. the origin)."""
+    outside = (x <= 0).any(-1)
+    if bool(outside.any()):
+        raise ValueError(f"points.coords: RxSQ acts on the open positive quadrant (x1 > 0, x2 > 0), got a point "
+                         f"with a coordinate <= 0 at index {tuple(outside.nonzero()[0].tolist())}")
     return torch.diag_embed(x)
 
 

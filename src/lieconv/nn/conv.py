@@ -6,6 +6,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_fraction, check_int
 from ..data import Lifted
 from ..groups.base import LieGroup
 from ..random import resolve_generator
@@ -51,12 +52,11 @@ class LieConv(nn.Module):
         super().__init__()
         if not isinstance(group, LieGroup):
             raise ValueError(f"group: expected a LieGroup instance, got {group!r}")
-        if not 0 < fill <= 1:
-            raise ValueError(f"fill: expected a fraction in (0, 1], got {fill!r}")
-        if not 0 < ds_frac <= 1:
-            raise ValueError(f"ds_frac: expected a fraction in (0, 1], got {ds_frac!r}")
-        if int(num_nbhd) < 1:
-            raise ValueError(f"num_nbhd: expected a positive int, got {num_nbhd!r}")
+        fill, ds_frac = check_fraction("fill", fill), check_fraction("ds_frac", ds_frac)
+        num_nbhd = check_int("num_nbhd", num_nbhd, minimum=1)
+        chin, chout = check_int("chin", chin, minimum=1), check_int("chout", chout, minimum=1)
+        kernel_hidden = check_int("kernel_hidden", kernel_hidden, minimum=1)
+        kernel_out = check_int("kernel_out", kernel_out, minimum=1)
         self.group, self.chin, self.chout = group, chin, chout
         self.num_nbhd, self.fill, self.ds_frac, self.knn, self.mean = int(num_nbhd), float(fill), float(ds_frac), knn, mean
         self.kernel = KernelMLP(group.lie_dim + 2 * group.q_dim, kernel_out, hidden=kernel_hidden, bn=bn)

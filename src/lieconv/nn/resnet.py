@@ -6,6 +6,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_fraction, check_int
 from ..data import Lifted, Points
 from ..groups import get_group
 from ..groups.base import LieGroup
@@ -67,8 +68,12 @@ class LieResNet(nn.Module):
         if not isinstance(self.group, LieGroup):
             raise ValueError(f"group: expected a LieGroup instance or a registered name, got {group!r}")
         self.group.check_num_samples(liftsamples)
-        ks = _per_layer(k, num_layers + 1, "k")
-        fills = _per_layer(fill, num_layers, "fill")
+        chin, num_outputs = check_int("chin", chin, minimum=1), check_int("num_outputs", num_outputs, minimum=1)
+        num_layers = check_int("num_layers", num_layers, minimum=0)
+        num_nbhd = check_int("num_nbhd", num_nbhd, minimum=1)
+        ds_frac = check_fraction("ds_frac", ds_frac)
+        ks = [check_int("k", v, minimum=4 if num_layers else 1) for v in _per_layer(k, num_layers + 1, "k")]
+        fills = [check_fraction("fill", v) for v in _per_layer(fill, num_layers, "fill")]
         self.chin, self.liftsamples, self.pool = chin, liftsamples, pool
         self.embed = nn.Linear(chin, ks[0])
         self.blocks = nn.ModuleList(
