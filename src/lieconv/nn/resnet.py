@@ -73,6 +73,8 @@ class LieResNet(nn.Module):
         num_nbhd = check_int("num_nbhd", num_nbhd, minimum=1)
         ds_frac = check_fraction("ds_frac", ds_frac)
         ks = [check_int("k", v, minimum=4 if num_layers else 1) for v in _per_layer(k, num_layers + 1, "k")]
+        if not isinstance(fill, (list, tuple)):
+            check_fraction("fill", fill)            # also with num_layers = 0
         fills = [check_fraction("fill", v) for v in _per_layer(fill, num_layers, "fill")]
         self.chin, self.liftsamples, self.pool = chin, liftsamples, pool
         self.embed = nn.Linear(chin, ks[0])
