@@ -376,6 +376,10 @@ def _fit(task_cls, config, out, resume, ckpt_dir, trainer_kw, world, rank, flag,
     with _quiet_lightning():
         L.seed_everything(config.seed, workers=True, verbose=False)
         module = TaskModule(task_cls.name, config_to_dict(config))
+        if world > 1:             # Lightning's sync_batchnorm converts only torch's batch norms
+            from ..nn.norm import MaskBatchNorm
+
+            MaskBatchNorm.convert_sync(module.model)
 
         loggers: list = [CSVLogger(save_dir=str(out), name="", version="")]
         try:
