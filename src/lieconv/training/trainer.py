@@ -111,8 +111,11 @@ def read_checkpoint(path: str | Path, task: str | None = None) -> dict[str, Any]
     try:
         ckpt = safe_load(path)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()
-        detail = next((ln.strip() for ln in first if "GLOBAL" in ln or "global" in ln), first[0] if first else "")
+        lines = str(exc).strip().splitlines()
+        detail = next((ln.strip() for ln in lines if "Unsupported global" in ln or "GLOBAL" in ln), None)
+        if detail is None:                     # not a refused global: a damaged or foreign file
+            raise ValueError(f"checkpoint: file {str(path)!r} is corrupt or not a checkpoint "
+                             f"({type(exc).__name__}: {lines[-1] if lines else exc})") from None
         raise ValueError(f"checkpoint: file {str(path)!r} was refused: it holds objects that are not tensors or "
                          f"plain data (weights-only loading; {detail[:200]}). Only load checkpoints written by "
                          "lieconv from sources you trust") from None
