@@ -103,6 +103,7 @@ def read_checkpoint(path: str | Path, task: str | None = None) -> dict[str, Any]
                          "(no task name and config in its hyper_parameters)")
     if task is not None and hp["task"] != task:
         raise ValueError(f"checkpoint: file {str(path)!r} was written by task {hp['task']!r}, not {task!r}")
+    get_task(hp["task"], hp.get("task_module"))   # imports the task's module when it is not registered yet
     return ckpt
 
 
