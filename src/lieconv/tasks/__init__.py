@@ -11,7 +11,6 @@ things lazily.
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import Any
 
 __all__ = ["TASK_MODULES", "IMPORT_ERRORS", "load_tasks", "demo"]
