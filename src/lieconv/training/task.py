@@ -49,6 +49,9 @@ class TrainConfig:
     dtype: str = field(default="float32", metadata={"choices": ["float32", "float64"],
                                                     "help": "dtype of the model and of floating batch tensors"})
     out: str = field(default="runs/default", metadata={"help": "run folder (config, metrics, checkpoints, figures)"})
+    logger: str = field(default="auto", metadata={
+        "help": "metrics loggers, comma-separated: csv (always on), tensorboard, wandb (offline), mlflow (OUT/mlruns); "
+                "auto = csv + tensorboard when installed"})
     resume: bool = field(default=True, metadata={
         "help": "resume from OUT/checkpoints/last.ckpt when it exists; --no-resume starts the run afresh"})
 

@@ -3,7 +3,8 @@
 A run folder (``config.out``) holds::
 
     config.json              {"task", "config", "lieconv_version"}: the resolved config
-    metrics.csv              one row per epoch (Lightning CSVLogger); tensorboard/ too if installed
+    metrics.csv              one row per epoch (Lightning CSVLogger); tensorboard/, wandb/, mlruns/ as
+                             ``config.logger`` says (see lieconv.training.loggers)
     checkpoints/last.ckpt    every epoch (and every ``checkpoint_every_n_steps`` steps)
     checkpoints/best.ckpt    best value of the task's monitored validation metric
     summary.json             status, last-epoch metrics, best-model valid/test metrics, report numbers
@@ -30,6 +31,7 @@ from typing import Any
 import torch
 
 from .config import RUNTIME_FIELDS, config_to_dict, resolve_config, validate_config
+from .loggers import build_loggers, parse_logger_spec
 from .task import Task, TrainConfig, get_task
 
 __all__ = ["fit", "evaluate", "load_model", "read_checkpoint", "run_checkpoint", "resolve_accelerator",
@@ -220,7 +222,6 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
     """
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger
 
     from .callbacks import EpochLogger
     from .module import TaskModule
@@ -235,6 +236,7 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
         config = validate_config(dataclasses.replace(config, **(overrides or {})))
     world, _, rank = distributed_env()
     trainer_kw = _trainer_kwargs(config)
+    parse_logger_spec(config.logger)   # an unknown or uninstalled logger fails before anything is written
     if config.batch_size % world:
         raise ValueError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
     out = check_output_folder(config.out)
@@ -251,15 +253,7 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
         L.seed_everything(config.seed, workers=True, verbose=False)
         module = TaskModule(task_cls.name, config_to_dict(config))
 
-        loggers: list = [CSVLogger(save_dir=str(out), name="", version="")]
-        try:
-            import tensorboard  # noqa: F401
-            from lightning.pytorch.loggers import TensorBoardLogger
-
-            loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard", version="",
-                                             default_hp_metric=False))
-        except ImportError:
-            pass
+        loggers = build_loggers(config.logger, out, run_name=task_cls.name)   # loggers[0] is the CSVLogger
         if rank == 0:
             _restore_csv(loggers[0], out / "metrics.csv",
                          resume["lieconv"]["last_logged_epoch"] if resume and "lieconv" in resume else None)
