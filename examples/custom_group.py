@@ -48,15 +48,16 @@ def orbit_origin(q: torch.Tensor) -> torch.Tensor:
 
 def boosts(*, alpha: float = 0.5) -> MatrixLieGroup:
     """SO(1,1)+ acting on the future light cone (module-level functions, so the model pickles)."""
-    return MatrixLieGroup(K, lift_fn=boost_lift, orbit_fn=proper_time, origin_fn=orbit_origin,
-                          name="SO(1,1)", alpha=alpha)
+    return MatrixLieGroup(
+        K, lift_fn=boost_lift, orbit_fn=proper_time, origin_fn=orbit_origin, name="SO(1,1)", alpha=alpha
+    )
 
 
 def points_in_cone(batch: int, n: int, seed: int) -> Points:
     """Random events inside the future light cone, float64, with two random value channels."""
     g = torch.Generator().manual_seed(seed)
-    s = 0.5 + torch.rand(batch, n, 1, generator=g, dtype=torch.float64)        # proper time
-    phi = torch.randn(batch, n, 1, generator=g, dtype=torch.float64) * 0.7     # rapidity
+    s = 0.5 + torch.rand(batch, n, 1, generator=g, dtype=torch.float64)  # proper time
+    phi = torch.randn(batch, n, 1, generator=g, dtype=torch.float64) * 0.7  # rapidity
     coords = torch.cat([s * phi.cosh(), s * phi.sinh()], -1)
     return Points.from_coords(coords, torch.randn(batch, n, 2, generator=g, dtype=torch.float64))
 
@@ -70,11 +71,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     pts = points_in_cone(2, 12 if args.tiny else 40, seed=0)
 
     # 1. The group laws, numerically: exp and log are inverse, and the lift takes origins to points.
-    a = torch.linspace(-2, 2, 9, dtype=torch.float64).unsqueeze(-1)            # rapidities
+    a = torch.linspace(-2, 2, 9, dtype=torch.float64).unsqueeze(-1)  # rapidities
     exp_log = float((group.log(group.exp(a)) - a).abs().max())
     closed = float((group.exp(a) - boost_lift(torch.cat([a.cosh(), a.sinh()], -1))).abs().max())
     lifted = lift(pts, group, 1)
-    u = group.elems_to_matrix(lifted.elems)                                    # (B, n, 2, 2)
+    u = group.elems_to_matrix(lifted.elems)  # (B, n, 2, 2)
     back = (u @ orbit_origin(proper_time(pts.coords)).unsqueeze(-1)).squeeze(-1)
     lift_err = float((back - pts.coords).abs().max())
     print(f"log(exp(a)) - a: {exp_log:.1e}   exp vs closed form: {closed:.1e}   lift(x) o_q - x: {lift_err:.1e}")
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     # 3. ... but not to a shift in time (t, x) -> (t + 0.5, x), which is no boost (the check above can fail).
     shifted = pts.replace(coords=pts.coords + torch.tensor([0.5, 0.0], dtype=torch.float64))
     with torch.no_grad():
-        out = net(pts, generator=torch.Generator().manual_seed(1))            # the same draws for both calls
+        out = net(pts, generator=torch.Generator().manual_seed(1))  # the same draws for both calls
         out_shift = net(shifted, generator=torch.Generator().manual_seed(1))
     shift_err = float((out - out_shift).abs().max() / out.abs().max())
     print(f"time-shift 'invariance' error: {shift_err:.1e}  (large: a shift is not a boost)")

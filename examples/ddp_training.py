@@ -59,16 +59,18 @@ class SpreadTask(Task):
 
     def datasets(self) -> dict[str, torch.utils.data.Dataset]:
         c = self.config
-        return {"train": spread_data(c.n_train, c.n_points, seed=c.seed),
-                "valid": spread_data(c.n_train // 4, c.n_points, seed=c.seed + 1),
-                "test": spread_data(c.n_train // 4, c.n_points, seed=c.seed + 2)}
+        return {
+            "train": spread_data(c.n_train, c.n_points, seed=c.seed),
+            "valid": spread_data(c.n_train // 4, c.n_points, seed=c.seed + 1),
+            "test": spread_data(c.n_train // 4, c.n_points, seed=c.seed + 2),
+        }
 
     def build_model(self) -> nn.Module:
         c = self.config
         return LieResNet(1, 1, group="SE2", k=c.k, num_layers=c.num_layers, num_nbhd=12, fill=0.5)
 
     def loss(self, model: nn.Module, batch) -> tuple[Tensor, dict[str, Tensor]]:
-        coords, y = batch                                                 # default_collate of the TensorDataset
+        coords, y = batch  # default_collate of the TensorDataset
         pred = model(Points.from_coords(coords)).squeeze(-1)
         err = (pred - y).abs()
         return err.mean(), {"mae": err.mean().detach()}
@@ -80,10 +82,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--tiny", action="store_true", help="a few seconds: tiny data and model (smoke test)")
     args = parser.parse_args(argv)
-    world, _, rank = distributed_env()                                   # (1, 1, 0) without torchrun
+    world, _, rank = distributed_env()  # (1, 1, 0) without torchrun
     size = dict(n_train=64, n_points=12, k=8, num_layers=1, epochs=2) if args.tiny else dict(epochs=args.epochs)
-    summary = fit(SpreadTask, overrides=dict(size, out=args.out, batch_size=16, device="cpu", logger="csv"),
-                  print_lines=rank == 0)
+    summary = fit(
+        SpreadTask, overrides=dict(size, out=args.out, batch_size=16, device="cpu", logger="csv"), print_lines=rank == 0
+    )
     if rank == 0:
         print(f"{world} process(es): test MAE {summary['test']['mae']:.4f}; run folder {summary['run_dir']}")
     return summary

@@ -50,7 +50,7 @@ def read_xyz(path: str | Path) -> tuple[list[str], torch.Tensor, str]:
 def batch_molecules(molecules: list[tuple[list[str], torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Pad molecules to the largest one: positions (B, n, 3), features (B, n, 15), mask (B, n)."""
     n = max(len(symbols) for symbols, _ in molecules)
-    charges = torch.zeros(len(molecules), n, dtype=torch.long)                # 0 = padding
+    charges = torch.zeros(len(molecules), n, dtype=torch.long)  # 0 = padding
     positions = torch.zeros(len(molecules), n, 3, dtype=torch.float64)
     for b, (symbols, pos) in enumerate(molecules):
         charges[b, : len(symbols)] = torch.tensor([SYMBOLS[s] for s in symbols])
@@ -70,7 +70,7 @@ def random_rigid_motion(batch: dict[str, torch.Tensor], seed: int) -> dict[str, 
     g = torch.Generator().manual_seed(seed)
     q, r = torch.linalg.qr(torch.randn(len(batch["mask"]), 3, 3, generator=g, dtype=torch.float64))
     q = q * torch.diagonal(r, dim1=-2, dim2=-1).sign().unsqueeze(-2)
-    q = q * torch.linalg.det(q).sign()[:, None, None]                         # proper rotations
+    q = q * torch.linalg.det(q).sign()[:, None, None]  # proper rotations
     shift = torch.randn(len(batch["mask"]), 1, 3, generator=g, dtype=torch.float64)
     moved = batch["positions"] @ q.transpose(-1, -2) + shift
     return dict(batch, positions=moved * batch["mask"].unsqueeze(-1))
@@ -93,8 +93,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     # SE(3): invariant to rotations and translations; centring is then not needed.  bn=False: the
     # batch is tiny.  The group's stabilizer is sampled (liftsamples); fill=1 takes every atom.
-    model = MoleculeLieResNet(15, group="SE3", k=16 if args.tiny else 64, num_layers=1 if args.tiny else 2,
-                              nbhd=8, fill=1.0, liftsamples=2, bn=False).double()
+    model = MoleculeLieResNet(
+        15,
+        group="SE3",
+        k=16 if args.tiny else 64,
+        num_layers=1 if args.tiny else 2,
+        nbhd=8,
+        fill=1.0,
+        liftsamples=2,
+        bn=False,
+    ).double()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     steps = 3 if args.tiny else args.steps
     for step in range(steps):
@@ -115,8 +123,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     draws = 2 if args.tiny else 16
     with torch.no_grad():
         pred, pred_moved = (
-            torch.stack([model(b["positions"], b["features"], b["mask"], generator=torch.Generator().manual_seed(s))
-                         for s in range(draws)]).mean(0)
+            torch.stack(
+                [
+                    model(b["positions"], b["features"], b["mask"], generator=torch.Generator().manual_seed(s))
+                    for s in range(draws)
+                ]
+            ).mean(0)
             for b in (batch, moved)
         )
         points = Points(batch["positions"], batch["features"], batch["mask"])

@@ -34,15 +34,15 @@ def sample_shape(kind: str, n: int, g: torch.Generator) -> torch.Tensor:
         return x / x.norm(dim=-1, keepdim=True)
     if kind == "cube":
         x = torch.rand(n, 3, generator=g) * 2 - 1
-        face = torch.randint(0, 3, (n,), generator=g)                       # push one coordinate to +-1
+        face = torch.randint(0, 3, (n,), generator=g)  # push one coordinate to +-1
         sign = torch.randint(0, 2, (n,), generator=g).float() * 2 - 1
         x[torch.arange(n), face] = sign
         return x * 0.8
     theta = 2 * math.pi * u[:, 0]
-    if kind == "cylinder":                                                  # radius 0.6, height 2
+    if kind == "cylinder":  # radius 0.6, height 2
         return torch.stack([0.6 * theta.cos(), 0.6 * theta.sin(), 2 * u[:, 1] - 1], -1)
-    if kind == "cone":                                                      # apex at z = 1, base radius 0.8
-        h = u[:, 1].sqrt()                                                  # uniform on the lateral surface
+    if kind == "cone":  # apex at z = 1, base radius 0.8
+        h = u[:, 1].sqrt()  # uniform on the lateral surface
         return torch.stack([0.8 * h * theta.cos(), 0.8 * h * theta.sin(), 1 - 2 * h], -1)
     raise ValueError(f"kind: unknown shape {kind!r}; choose from {SHAPES}")
 
@@ -55,7 +55,7 @@ def make_dataset(num: int, n_points: int, seed: int) -> tuple[Points, torch.Tens
     for y in labels.tolist():
         x = sample_shape(SHAPES[y], n_points, g)
         x = x * (0.8 + 0.4 * torch.rand(1, generator=g)) + 0.02 * torch.randn(n_points, 3, generator=g)
-        clouds.append(x + 0.5 * torch.randn(1, 3, generator=g))             # and a random position
+        clouds.append(x + 0.5 * torch.randn(1, 3, generator=g))  # and a random position
     coords = torch.stack(clouds)
     # One value channel per point: its distance to the cloud's centre, invariant to rotations and
     # translations (both models see it).  Constant values (Points.from_coords' ones) would leave the
@@ -68,13 +68,13 @@ def random_rotations(num: int, seed: int) -> torch.Tensor:
     """``num`` uniformly random rotation matrices (QR of a Gaussian matrix, signs fixed), (num, 3, 3)."""
     q, r = torch.linalg.qr(torch.randn(num, 3, 3, generator=torch.Generator().manual_seed(seed)))
     q = q * torch.diagonal(r, dim1=-2, dim2=-1).sign().unsqueeze(-2)
-    return q * torch.linalg.det(q).sign()[:, None, None]                  # det +1: a rotation, not a reflection
+    return q * torch.linalg.det(q).sign()[:, None, None]  # det +1: a rotation, not a reflection
 
 
 def rotate(points: Points, R: torch.Tensor) -> Points:
     """Rotate every cloud about its own centre: x -> R (x - c) + c."""
     c = points.coords.mean(1, keepdim=True)
-    return points.replace(coords=(points.coords - c) @ R.transpose(-1, -2) + c)   # values (radii) unchanged
+    return points.replace(coords=(points.coords - c) @ R.transpose(-1, -2) + c)  # values (radii) unchanged
 
 
 def train(model: torch.nn.Module, data: Points, labels: torch.Tensor, *, epochs: int, batch_size: int) -> None:
@@ -126,8 +126,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     results, models = {}, {}
     for group, liftsamples in (("SE3", 2), ("T3", 1)):
         print(f"{group}: training on {size['n_train']} clouds in one orientation")
-        model = LieResNet(1, len(SHAPES), group=group, k=size["k"], num_layers=size["layers"],
-                          num_nbhd=size["nbhd"], fill=0.25, liftsamples=liftsamples)
+        model = LieResNet(
+            1,
+            len(SHAPES),
+            group=group,
+            k=size["k"],
+            num_layers=size["layers"],
+            num_nbhd=size["nbhd"],
+            fill=0.25,
+            liftsamples=liftsamples,
+        )
         train(model, train_set, train_y, epochs=size["epochs"], batch_size=16)
         results[group] = {"test": accuracy(model, test_set, test_y), "rotated test": accuracy(model, rotated, test_y)}
         models[group] = model

@@ -50,8 +50,8 @@ def test_point_clouds(capsys):
 def test_custom_group():
     r = _load("custom_group").main(["--tiny"])
     assert r["exp_log"] < 1e-12 and r["closed_form"] < 1e-12 and r["lift"] < 1e-12
-    assert r["boost"] < 1e-9           # invariant to boosts ...
-    assert r["time_shift"] > 1e-3      # ... and not to a transformation outside the group
+    assert r["boost"] < 1e-9  # invariant to boosts ...
+    assert r["time_shift"] > 1e-3  # ... and not to a transformation outside the group
 
 
 def test_molecules_xyz(tmp_path):
@@ -73,14 +73,23 @@ def test_ddp_training_with_torchrun(tmp_path):
     from tests.training.conftest import subprocess_env
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(EXAMPLES / "ddp_training.py"), "--tiny", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(EXAMPLES / "ddp_training.py"),
+        "--tiny",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=180)
     transient = ("Address already in use", "Connection refused", "Connection reset", "timed out", "EADDRINUSE")
-    if proc.returncode != 0 and any(t in proc.stderr for t in transient):   # a port clash on a shared machine
+    if proc.returncode != 0 and any(t in proc.stderr for t in transient):  # a port clash on a shared machine
         proc = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["task"] == "spread"
     assert math.isfinite(summary["test"]["mae"])
-    assert proc.stdout.count("2 process(es)") == 1                      # rank 0 reports, rank 1 does not
+    assert proc.stdout.count("2 process(es)") == 1  # rank 0 reports, rank 1 does not

@@ -14,7 +14,10 @@ import pytest
 import lieconv
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.rst")), *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [
+    ROOT / "README.md",
+    *sorted(p for p in (ROOT / "docs").rglob("*.*") if p.suffix in (".md", ".rst") and "_build" not in p.parts),
+]
 
 
 def _readme_imports() -> list[tuple[str, str]]:
@@ -22,8 +25,8 @@ def _readme_imports() -> list[tuple[str, str]]:
     found = []
     for path in DOCS:
         text = path.read_text()
-        for module, names in re.findall(r"from (lieconv[\w.]*) import \(?([\w, \n]+)\)?", text):
-            found += [(module, n.strip()) for n in names.replace("\n", " ").split(",") if n.strip()]
+        for module, names in re.findall(r"^\s*from (lieconv[\w.]*) import ([\w, ]+?)\s*(?:#.*)?$", text, flags=re.M):
+            found += [(module, n.strip()) for n in names.split(",") if n.strip()]
         found += [(m, "") for m in re.findall(r"^\s*import (lieconv[\w.]*)", text, flags=re.M)]
     return found
 

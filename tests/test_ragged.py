@@ -50,7 +50,7 @@ def test_from_ragged_keeps_each_clouds_order_when_clouds_are_interleaved():
     labels = batch[torch.randperm(len(batch), generator=torch.Generator().manual_seed(1))]  # a random interleaving
     idx = torch.empty_like(batch)
     for b in range(len(SIZES)):
-        idx[labels == b] = torch.nonzero(batch == b).flatten()      # cloud b's points, in their order
+        idx[labels == b] = torch.nonzero(batch == b).flatten()  # cloud b's points, in their order
     assert torch.equal(batch[idx], labels) and not torch.equal(labels, batch)
     _assert_same_points(Points.from_ragged(P[idx], X[idx], labels), Points.from_ragged(P, X, batch))
 
@@ -59,19 +59,22 @@ def test_empty_clouds_and_defaults():
     pos = torch.randn(4, 2)
     pts = Points.from_ragged(pos, batch=torch.tensor([0, 0, 2, 2]), batch_size=4)
     assert pts.mask.tolist() == [[True, True], [False, False], [True, True], [False, False]]
-    assert torch.equal(pts.values, pts.mask.unsqueeze(-1).float())                  # x=None: ones at real points
-    one = Points.from_ragged(pos, torch.arange(4))                                  # batch=None: one cloud
-    assert one.coords.shape == (1, 4, 2) and one.values.dtype == pos.dtype         # integer x -> pos dtype
+    assert torch.equal(pts.values, pts.mask.unsqueeze(-1).float())  # x=None: ones at real points
+    one = Points.from_ragged(pos, torch.arange(4))  # batch=None: one cloud
+    assert one.coords.shape == (1, 4, 2) and one.values.dtype == pos.dtype  # integer x -> pos dtype
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(pos=torch.randn(4)), ["pos", "(P, D)"]),
-    (dict(pos=torch.arange(8).view(4, 2)), ["pos", "floating"]),
-    (dict(pos=torch.randn(4, 2), x=torch.randn(3, 1)), ["x", "P = 4"]),
-    (dict(pos=torch.randn(4, 2), batch=torch.zeros(4)), ["batch", "integer"]),
-    (dict(pos=torch.randn(4, 2), batch=torch.tensor([0, -1, 0, 0])), ["batch", "negative"]),
-    (dict(pos=torch.randn(4, 2), batch=torch.tensor([0, 3, 0, 0]), batch_size=2), ["batch_size", "4"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(pos=torch.randn(4)), ["pos", "(P, D)"]),
+        (dict(pos=torch.arange(8).view(4, 2)), ["pos", "floating"]),
+        (dict(pos=torch.randn(4, 2), x=torch.randn(3, 1)), ["x", "P = 4"]),
+        (dict(pos=torch.randn(4, 2), batch=torch.zeros(4)), ["batch", "integer"]),
+        (dict(pos=torch.randn(4, 2), batch=torch.tensor([0, -1, 0, 0])), ["batch", "negative"]),
+        (dict(pos=torch.randn(4, 2), batch=torch.tensor([0, 3, 0, 0]), batch_size=2), ["batch_size", "4"]),
+    ],
+)
 def test_bad_ragged_input_is_named(kwargs, words):
     with pytest.raises(ValueError) as err:
         Points.from_ragged(**kwargs)
@@ -97,7 +100,7 @@ def test_padded_ragged_and_pyg_batches_give_identical_outputs():
     from_pyg = _run(model, data)
     assert padded.shape == (len(SIZES), 3)
     assert torch.equal(padded, ragged) and torch.equal(padded, from_pyg)
-    single = _run(model, pyg.Data(pos=pos[1], x=x[1]))                       # one Data = one cloud
+    single = _run(model, pyg.Data(pos=pos[1], x=x[1]))  # one Data = one cloud
     assert torch.equal(single, _run(model, Points(pos[1][None], x[1][None], torch.ones(1, SIZES[1], dtype=torch.bool))))
 
 

@@ -11,11 +11,11 @@ built-in applications in :mod:`lieconv.tasks`.
 
 __version__ = "0.1.0"  # the single source of the version: pyproject.toml reads it (tool.setuptools.dynamic)
 
-from .data import Lifted, Points, from_pyg, pad_ragged  # noqa: E402
-from .groups import GROUPS, LieGroup, MatrixLieGroup, get_group  # noqa: E402
-from .lifting import lift  # noqa: E402
-from .nn import LieConv, LieResNet  # noqa: E402
-from .testing import assert_equivariant  # noqa: E402
+from .data import Lifted, Points, from_pyg, pad_ragged
+from .groups import GROUPS, LieGroup, MatrixLieGroup, get_group
+from .lifting import lift
+from .nn import LieConv, LieResNet
+from .testing import assert_equivariant
 
 __all__ = [
     "__version__",

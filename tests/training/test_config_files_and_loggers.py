@@ -16,15 +16,20 @@ yaml = pytest.importorskip("yaml")
 
 
 def _metrics(summary: dict) -> dict:
-    return {"best_valid": summary["best_valid"], "test": summary["test"],
-            "last": {k: v for k, v in summary["last_epoch"].items() if k != "time_s"}}
+    return {
+        "best_valid": summary["best_valid"],
+        "test": summary["test"],
+        "last": {k: v for k, v in summary["last_epoch"].items() if k != "time_s"},
+    }
 
 
 def test_yaml_and_json_config_files_give_the_same_config(tmp_path):
     values = {"epochs": 2, "lr": 0.01, "cosine": False, "hidden": 8}
     (tmp_path / "c.json").write_text(json.dumps(values))
     (tmp_path / "c.yaml").write_text("# a hand-written config\nepochs: 2\nlr: 1.0e-2\ncosine: no\nhidden: 8\n")
-    assert resolve_config("toy", config_file=tmp_path / "c.yaml") == resolve_config("toy", config_file=tmp_path / "c.json")
+    assert resolve_config("toy", config_file=tmp_path / "c.yaml") == resolve_config(
+        "toy", config_file=tmp_path / "c.json"
+    )
     (tmp_path / "bad.yml").write_text("epochs: [1, 2\n")
     with pytest.raises(ValueError, match="not valid YAML"):
         resolve_config("toy", config_file=tmp_path / "bad.yml")
@@ -45,7 +50,8 @@ def test_a_run_folders_config_reruns_as_it_is_from_json_and_yaml(tiny, tmp_path)
     a, b = _metrics(again), _metrics(first)
     assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-6) for k in a)
     assert json.loads((tmp_path / "again" / "config.json").read_text())["config"] == dict(
-        stored["config"], out=str(tmp_path / "again"))
+        stored["config"], out=str(tmp_path / "again")
+    )
 
     # TensorBoard got one scalar per epoch for every metric
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

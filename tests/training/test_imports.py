@@ -14,9 +14,12 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "lieconv"
 
 def _imported_after(code: str) -> set[str]:
     """The ``lieconv``/``lightning`` modules loaded by running ``code`` in a fresh interpreter."""
-    probe = code + "\nimport sys\nprint('\\n'.join(m for m in sys.modules if m.split('.')[0] in ('lieconv', 'lightning')))"
-    out = subprocess.run([sys.executable, "-c", probe], env=subprocess_env(), capture_output=True, text=True,
-                         timeout=120, check=True)
+    probe = (
+        code + "\nimport sys\nprint('\\n'.join(m for m in sys.modules if m.split('.')[0] in ('lieconv', 'lightning')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=subprocess_env(), capture_output=True, text=True, timeout=120, check=True
+    )
     return set(out.stdout.split())
 
 
@@ -31,7 +34,9 @@ def test_no_module_of_the_trainer_names_the_applications():
     for path in sorted((SRC / "training").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
-                names = [("." * node.level) + (node.module or "")] + [f"{node.module or ''}.{a.name}" for a in node.names]
+                names = [("." * node.level) + (node.module or "")] + [
+                    f"{node.module or ''}.{a.name}" for a in node.names
+                ]
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             else:
@@ -58,7 +63,9 @@ def test_a_checkpoint_loads_without_importing_its_task_first(tiny):
 
     summary = fit("toy", overrides=dict(tiny, epochs=1), print_lines=False)
     ckpt = Path(summary["run_dir"]) / "checkpoints" / "best.ckpt"
-    code = (f"from lieconv.training import load_model\nmodel, task = load_model({str(ckpt)!r})\n"
-            "assert task.name == 'toy', task.name")
+    code = (
+        f"from lieconv.training import load_model\nmodel, task = load_model({str(ckpt)!r})\n"
+        "assert task.name == 'toy', task.name"
+    )
     loaded = _imported_after(code)
-    assert "lieconv.tasks.toy" in loaded          # imported by name from the checkpoint, not by the trainer
+    assert "lieconv.tasks.toy" in loaded  # imported by name from the checkpoint, not by the trainer

@@ -44,12 +44,16 @@ def parse_logger_spec(spec: str) -> list[str]:
         return ["csv"] + (["tensorboard"] if _installed("tensorboard") else [])
     unknown = [n for n in names if n not in LOGGERS]
     if unknown or not names:
-        raise ValueError(f"logger: unknown logger(s) {unknown or [spec]}; choose 'auto' or a comma-separated list "
-                         f"from {list(LOGGERS)}")
+        raise ValueError(
+            f"logger: unknown logger(s) {unknown or [spec]}; choose 'auto' or a comma-separated list "
+            f"from {list(LOGGERS)}"
+        )
     missing = [n for n in names if not _installed(LOGGERS[n])]
     if missing:
-        raise ValueError(f"logger: {missing} need(s) the package(s) {[LOGGERS[n] for n in missing]}, which are not "
-                         f"installed (pip install {' '.join(str(LOGGERS[n]) for n in missing)})")
+        raise ValueError(
+            f"logger: {missing} need(s) the package(s) {[LOGGERS[n] for n in missing]}, which are not "
+            f"installed (pip install {' '.join(str(LOGGERS[n]) for n in missing)})"
+        )
     return ["csv"] + [n for n in dict.fromkeys(names) if n != "csv"]
 
 
@@ -63,11 +67,15 @@ def build_loggers(spec: str, out: str | Path, *, run_name: str = "lieconv") -> l
         if name == "csv":
             made.append(pl_loggers.CSVLogger(save_dir=str(out), name="", version=""))
         elif name == "tensorboard":
-            made.append(pl_loggers.TensorBoardLogger(save_dir=str(out), name="tensorboard", version="",
-                                                     default_hp_metric=False))
+            made.append(
+                pl_loggers.TensorBoardLogger(save_dir=str(out), name="tensorboard", version="", default_hp_metric=False)
+            )
         elif name == "wandb":
             made.append(pl_loggers.WandbLogger(save_dir=str(out), name=run_name, project="lieconv", offline=True))
         elif name == "mlflow":
-            made.append(pl_loggers.MLFlowLogger(experiment_name="lieconv", run_name=run_name,
-                                                tracking_uri=(out / "mlruns").resolve().as_uri()))
+            made.append(
+                pl_loggers.MLFlowLogger(
+                    experiment_name="lieconv", run_name=run_name, tracking_uri=(out / "mlruns").resolve().as_uri()
+                )
+            )
     return made
