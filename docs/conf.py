@@ -43,3 +43,6 @@ autodoc_default_options = {"members": True, "show-inheritance": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = True
 napoleon_custom_sections = [("Public API", "notes_style")]
+
+# The README's sections start at "##"; the pages that include them take those headings as titles.
+suppress_warnings = ["myst.header"]
