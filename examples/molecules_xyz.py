@@ -24,6 +24,7 @@ import torch
 
 from lieconv import Points, assert_equivariant
 from lieconv.datasets.qm9 import SYMBOLS, featurize
+from lieconv.datasets.transforms import random_so3
 from lieconv.models import MoleculeLieResNet
 
 HERE = Path(__file__).resolve().parent
@@ -68,9 +69,7 @@ def property_from_comment(comment: str, key: str) -> float:
 def random_rigid_motion(batch: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
     """Rotate every molecule by a random rotation and move it by a random translation."""
     g = torch.Generator().manual_seed(seed)
-    q, r = torch.linalg.qr(torch.randn(len(batch["mask"]), 3, 3, generator=g, dtype=torch.float64))
-    q = q * torch.diagonal(r, dim1=-2, dim2=-1).sign().unsqueeze(-2)
-    q = q * torch.linalg.det(q).sign()[:, None, None]  # proper rotations
+    q = random_so3((len(batch["mask"]),), generator=g, dtype=torch.float64)  # Haar-uniform rotations
     shift = torch.randn(len(batch["mask"]), 1, 3, generator=g, dtype=torch.float64)
     moved = batch["positions"] @ q.transpose(-1, -2) + shift
     return dict(batch, positions=moved * batch["mask"].unsqueeze(-1))

@@ -22,6 +22,7 @@ import math
 import torch
 
 from lieconv import LieResNet, Points, assert_equivariant, get_group
+from lieconv.datasets.transforms import random_so3
 
 SHAPES = ("sphere", "cube", "cylinder", "cone")
 
@@ -62,13 +63,6 @@ def make_dataset(num: int, n_points: int, seed: int) -> tuple[Points, torch.Tens
     # first batch norm nothing to normalise, and its running statistics would not settle.
     radius = (coords - coords.mean(1, keepdim=True)).norm(dim=-1, keepdim=True)
     return Points.from_coords(coords, radius), labels
-
-
-def random_rotations(num: int, seed: int) -> torch.Tensor:
-    """``num`` uniformly random rotation matrices (QR of a Gaussian matrix, signs fixed), (num, 3, 3)."""
-    q, r = torch.linalg.qr(torch.randn(num, 3, 3, generator=torch.Generator().manual_seed(seed)))
-    q = q * torch.diagonal(r, dim1=-2, dim2=-1).sign().unsqueeze(-2)
-    return q * torch.linalg.det(q).sign()[:, None, None]  # det +1: a rotation, not a reflection
 
 
 def rotate(points: Points, R: torch.Tensor) -> Points:
@@ -121,7 +115,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     )
     train_set, train_y = make_dataset(size["n_train"], size["n_points"], seed=1)
     test_set, test_y = make_dataset(size["n_test"], size["n_points"], seed=2)
-    rotated = rotate(test_set, random_rotations(size["n_test"], seed=3))
+    rotations = random_so3((size["n_test"],), generator=torch.Generator().manual_seed(3))  # Haar-uniform
+    rotated = rotate(test_set, rotations)
 
     results, models = {}, {}
     for group, liftsamples in (("SE3", 2), ("T3", 1)):

@@ -79,3 +79,14 @@ def test_version_has_one_source():
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "lieconv.__version__"}
     assert re.fullmatch(r"\d+\.\d+\.\d+(\.dev\d+|rc\d+)?", lieconv.__version__)
     assert f"## [{lieconv.__version__}]" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_citation_cites_the_paper_and_the_library_at_this_version():
+    yaml = pytest.importorskip("yaml")
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "software" and cff["license"] == "MIT"
+    assert str(cff["version"]) == lieconv.__version__
+    paper = cff["preferred-citation"]
+    assert [a["family-names"] for a in paper["authors"]] == ["Finzi", "Stanton", "Izmailov", "Wilson"]
+    assert paper["year"] == 2020 and "ICML" in paper["conference"]["name"]
+    assert "lieconv developers" in (ROOT / "LICENSE").read_text() and "MIT License" in (ROOT / "LICENSE").read_text()

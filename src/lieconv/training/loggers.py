@@ -19,6 +19,7 @@ name             writes                                       needs
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 __all__ = ["LOGGERS", "parse_logger_spec", "build_loggers"]
@@ -73,6 +74,8 @@ def build_loggers(spec: str, out: str | Path, *, run_name: str = "lieconv") -> l
         elif name == "wandb":
             made.append(pl_loggers.WandbLogger(save_dir=str(out), name=run_name, project="lieconv", offline=True))
         elif name == "mlflow":
+            # a local file store (recent MLflow keeps it in maintenance mode and asks for this opt-in)
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             made.append(
                 pl_loggers.MLFlowLogger(
                     experiment_name="lieconv", run_name=run_name, tracking_uri=(out / "mlruns").resolve().as_uri()

@@ -50,8 +50,8 @@ class TrainConfig:
                                                     "help": "dtype of the model and of floating batch tensors"})
     out: str = field(default="runs/default", metadata={"help": "run folder (config, metrics, checkpoints, figures)"})
     logger: str = field(default="auto", metadata={
-        "help": "metrics loggers, comma-separated: csv (always on), tensorboard, wandb (offline), mlflow (OUT/mlruns); "
-                "auto = csv + tensorboard when installed"})
+        "help": "metrics loggers, comma-separated: csv (always on), tensorboard, wandb (offline), "
+                "mlflow (OUT/mlruns); auto = csv + tensorboard when installed"})
     resume: bool = field(default=True, metadata={
         "help": "resume from OUT/checkpoints/last.ckpt when it exists; --no-resume starts the run afresh"})
 
