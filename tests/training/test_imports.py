@@ -12,21 +12,27 @@ from .conftest import subprocess_env
 SRC = Path(__file__).resolve().parents[2] / "src" / "lieconv"
 
 
-def _imported_after(code: str) -> set[str]:
-    """The ``lieconv``/``lightning`` modules loaded by running ``code`` in a fresh interpreter."""
-    probe = (
-        code + "\nimport sys\nprint('\\n'.join(m for m in sys.modules if m.split('.')[0] in ('lieconv', 'lightning')))"
-    )
+_REPORT = "import sys\nprint('\\n'.join(m for m in sys.modules if m.split('.')[0] in ('lieconv', 'lightning')))"
+
+
+def _imported_after(*stages: str) -> list[set[str]]:
+    """The ``lieconv``/``lightning`` modules loaded after each stage of code, in one fresh interpreter."""
+    probe = "\nprint('--')\n".join(f"{code}\n{_REPORT}" for code in stages)
     out = subprocess.run(
         [sys.executable, "-c", probe], env=subprocess_env(), capture_output=True, text=True, timeout=120, check=True
     )
-    return set(out.stdout.split())
+    return [set(part.split()) for part in out.stdout.split("--\n")]
 
 
-def test_importing_the_trainer_imports_no_application():
-    loaded = _imported_after("import lieconv.training, lieconv.training.trainer, lieconv.training.module")
-    assert "lieconv.training.trainer" in loaded
-    assert not {m for m in loaded if m == "lieconv.tasks" or m.startswith("lieconv.tasks.")}
+def test_import_lieconv_is_light_and_the_trainer_imports_no_application():
+    core, trainer = _imported_after(
+        "import lieconv, lieconv.models, lieconv.nn",
+        "import lieconv.training, lieconv.training.trainer, lieconv.training.module",
+    )
+    assert not {m for m in core if m.startswith("lightning")}
+    assert not {m for m in core if m.startswith(("lieconv.training", "lieconv.tasks"))}
+    assert "lieconv.training.trainer" in trainer and "lightning" in trainer
+    assert not {m for m in trainer if m == "lieconv.tasks" or m.startswith("lieconv.tasks.")}
 
 
 def test_no_module_of_the_trainer_names_the_applications():
@@ -45,12 +51,6 @@ def test_no_module_of_the_trainer_names_the_applications():
                 assert "tasks" not in name.split("."), f"{path.name} imports {name}"
 
 
-def test_import_lieconv_is_light():
-    loaded = _imported_after("import lieconv, lieconv.models, lieconv.nn")
-    assert not {m for m in loaded if m.startswith("lightning")}
-    assert not {m for m in loaded if m.startswith(("lieconv.training", "lieconv.tasks"))}
-
-
 def test_importing_the_task_registry_registers_the_built_in_tasks():
     import lieconv.tasks
     from lieconv.training import TASKS
@@ -67,5 +67,5 @@ def test_a_checkpoint_loads_without_importing_its_task_first(tiny):
         f"from lieconv.training import load_model\nmodel, task = load_model({str(ckpt)!r})\n"
         "assert task.name == 'toy', task.name"
     )
-    loaded = _imported_after(code)
+    (loaded,) = _imported_after(code)
     assert "lieconv.tasks.toy" in loaded  # imported by name from the checkpoint, not by the trainer
