@@ -9,7 +9,7 @@ networks are trained on the shapes in one fixed orientation:
 Both are then tested on the same test clouds, once as they are and once randomly rotated. The
 SE(3) model's accuracy does not care about the rotation; the T(3) model's does.
 
-    python examples/point_clouds.py          # about 2 minutes on 2 CPU cores
+    python examples/point_clouds.py          # about 40 s of CPU time
     python examples/point_clouds.py --tiny   # a few seconds: a smoke test (accuracy is meaningless)
 """
 
