@@ -1,7 +1,34 @@
-"""lieconv: convolutional networks equivariant to Lie groups on arbitrary continuous data."""
-__version__ = "0.1.0"
+"""lieconv: convolutional networks equivariant to Lie groups on arbitrary continuous data.
 
-from .data import Lifted, Points  # noqa: E402
-from .groups import GROUPS, LieGroup, get_group  # noqa: E402
+The flat public API (everything a model needs; no Lightning import)::
 
-__all__ = ["__version__", "Points", "Lifted", "LieGroup", "GROUPS", "get_group"]
+    from lieconv import Points, LieConv, LieResNet, get_group, MatrixLieGroup, assert_equivariant
+
+Task models live in :mod:`lieconv.models` (``ImageLieResNet``, ``MoleculeLieResNet``,
+``HLieResNet``, ``FC``, ``HFC``, ``OGN``, ``HOGN``), the trainer in :mod:`lieconv.training`, the
+built-in applications in :mod:`lieconv.tasks`.
+"""
+
+__version__ = "0.1.0"  # the single source of the version: pyproject.toml reads it (tool.setuptools.dynamic)
+
+from .data import Lifted, Points, from_pyg, pad_ragged
+from .groups import GROUPS, LieGroup, MatrixLieGroup, get_group
+from .lifting import lift
+from .nn import LieConv, LieResNet
+from .testing import assert_equivariant
+
+__all__ = [
+    "__version__",
+    "Points",
+    "Lifted",
+    "pad_ragged",
+    "from_pyg",
+    "LieGroup",
+    "MatrixLieGroup",
+    "GROUPS",
+    "get_group",
+    "lift",
+    "LieConv",
+    "LieResNet",
+    "assert_equivariant",
+]

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--preset", choices=presets, default="paper",
                        help="named set of option values (default: 'paper' = the paper's hyperparameters)")
         p.add_argument("--config", metavar="FILE", default=None,
-                       help="JSON config (e.g. a run folder's config.json) applied after the preset")
+                       help="JSON or YAML (.yaml/.yml) config, e.g. a run folder's config.json, applied after the preset")
         p.add_argument("--progress", dest="_progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar (default: only when stdout is a terminal)")
         add_config_arguments(p, cls)

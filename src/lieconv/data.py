@@ -26,7 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Points", "Lifted", "check_points", "pad_ragged"]
+__all__ = ["Points", "Lifted", "check_points", "pad_ragged", "ragged_to_points", "points_to_ragged", "from_pyg",
+           "is_pyg_data", "as_points"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,19 @@ class Points:
         if mask is None:
             mask = torch.ones(coords.shape[:-1], dtype=torch.bool, device=coords.device)
         return cls(coords, values, mask)
+
+    @classmethod
+    def from_ragged(cls, pos: Tensor, x: Tensor | None = None, batch: Tensor | None = None, *,
+                    batch_size: int | None = None) -> "Points":
+        """Concatenated clouds with a ``batch`` vector (the PyG / e3nn layout) -> a padded batch.
+
+        See :func:`ragged_to_points`.
+        """
+        return ragged_to_points(pos, x, batch, batch_size=batch_size)
+
+    def to_ragged(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The real points as ``(pos (P, D), x (P, c), batch (P,))``; see :func:`points_to_ragged`."""
+        return points_to_ragged(self)
 
 
 @dataclass(frozen=True)
@@ -145,15 +159,114 @@ def pad_ragged(clouds: list[Tensor], values: list[Tensor] | None = None) -> Poin
     """Pad a list of clouds ``(n_b, D)`` (and values ``(n_b, c)``) into one masked ``Points`` batch."""
     if not clouds:
         raise ValueError("clouds: expected at least one point cloud, got an empty list")
-    n = max(x.shape[0] for x in clouds)
-    B, D = len(clouds), clouds[0].shape[-1]
-    coords = clouds[0].new_zeros(B, n, D)
-    mask = torch.zeros(B, n, dtype=torch.bool, device=coords.device)
-    if values is None:
-        values = [x.new_ones(x.shape[0], 1) for x in clouds]
-    vals = values[0].new_zeros(B, n, values[0].shape[-1])
-    for b, (x, f) in enumerate(zip(clouds, values)):
-        coords[b, : x.shape[0]] = x
-        vals[b, : x.shape[0]] = f
-        mask[b, : x.shape[0]] = True
-    return Points(coords, vals, mask)
+    sizes = torch.tensor([x.shape[0] for x in clouds], device=clouds[0].device)
+    batch = torch.repeat_interleave(torch.arange(len(clouds), device=sizes.device), sizes)
+    x = torch.cat(values) if values is not None else None
+    return ragged_to_points(torch.cat(clouds), x, batch, batch_size=len(clouds))
+
+
+# ------------------------------------------------------------------------------- ragged (PyG) layout
+
+
+def ragged_to_points(pos: Tensor, x: Tensor | None = None, batch: Tensor | None = None, *,
+                     batch_size: int | None = None) -> Points:
+    """Concatenated point clouds with a ``batch`` vector -> one padded, masked ``Points`` batch.
+
+    The layout of PyTorch Geometric and e3nn: the ``P`` points of all clouds stacked, and
+    ``batch[p]`` the cloud of point ``p``.  Cloud ``b`` becomes row ``b`` of the padded batch, its
+    points in the order they appear in ``pos`` (``batch`` need not be sorted), padded with zeros and
+    ``mask`` False up to ``n = max_b n_b`` points.  ``Points.to_ragged`` is the inverse.
+
+    Args:
+        pos: coordinates ``(P, D)``, floating.
+        x: values ``(P, c)`` or ``(P,)`` (one channel); ``None`` gives one channel of ones.  A
+            non-floating ``x`` (e.g. atom types) is converted to ``pos``'s dtype.
+        batch: cloud index ``(P,)`` of every point, integers in ``[0, batch_size)``; ``None`` means
+            one cloud.
+        batch_size: number of clouds ``B`` (default ``batch.max() + 1``); clouds without points
+            give rows with no real point.
+
+    Shapes:
+        ``pos (P, D), x (P, c), batch (P,)`` -> ``Points`` with coords ``(B, n, D)``, values
+        ``(B, n, c)``, mask ``(B, n)``.
+    """
+    if not isinstance(pos, Tensor) or pos.dim() != 2:
+        _fail("pos", f"shape {tuple(getattr(pos, 'shape', ()))}", "a tensor of shape (P, D)")
+    if not pos.is_floating_point():
+        _fail("pos", f"dtype {pos.dtype}", "a floating dtype")
+    P = pos.shape[0]
+    if x is None:
+        x = pos.new_ones(P, 1)
+    if not isinstance(x, Tensor) or x.dim() not in (1, 2) or x.shape[0] != P:
+        _fail("x", f"shape {tuple(getattr(x, 'shape', ()))}", f"a tensor of shape (P, c) or (P,) with P = {P}")
+    x = x.unsqueeze(-1) if x.dim() == 1 else x
+    if not x.is_floating_point():
+        x = x.to(pos.dtype)
+    if batch is None:
+        batch = torch.zeros(P, dtype=torch.long, device=pos.device)
+    if not isinstance(batch, Tensor) or batch.shape != (P,) or batch.is_floating_point() or batch.dtype == torch.bool:
+        _fail("batch", f"{getattr(batch, 'dtype', type(batch).__name__)} of shape "
+              f"{tuple(getattr(batch, 'shape', ()))}", f"an integer tensor of shape (P,) = ({P},)")
+    batch = batch.long()
+    if P and int(batch.min()) < 0:
+        _fail("batch", f"a negative cloud index {int(batch.min())}", "indices >= 0")
+    needed = int(batch.max()) + 1 if P else 0
+    if batch_size is None:
+        batch_size = needed
+    elif batch_size < needed:
+        _fail("batch_size", str(batch_size), f"at least batch.max() + 1 = {needed}")
+    counts = torch.bincount(batch, minlength=batch_size)                     # (B,)
+    n = int(counts.max()) if batch_size else 0
+    order = torch.argsort(batch, stable=True)                                # points grouped by cloud
+    starts = torch.cumsum(counts, 0) - counts                                # (B,) first slot of each cloud
+    slot = torch.empty_like(batch)
+    slot[order] = torch.arange(P, device=pos.device) - starts[batch[order]]  # (P,) index within its cloud
+    coords = pos.new_zeros(batch_size, n, pos.shape[1])
+    values = x.new_zeros(batch_size, n, x.shape[1])
+    mask = torch.zeros(batch_size, n, dtype=torch.bool, device=pos.device)
+    coords[batch, slot] = pos
+    values[batch, slot] = x
+    mask[batch, slot] = True
+    return Points(coords, values, mask)
+
+
+def points_to_ragged(points: Points) -> tuple[Tensor, Tensor, Tensor]:
+    """The real points of a padded batch, concatenated: ``(pos (P, D), x (P, c), batch (P,))``.
+
+    Row by row, in each row's order; ``P = mask.sum()``.  ``ragged_to_points`` of the result gives
+    ``points`` back (up to the padding's contents) when each row's real points precede its padding.
+    """
+    check_points(points)
+    B, n = points.mask.shape
+    batch = torch.arange(B, device=points.mask.device).unsqueeze(1).expand(B, n)
+    return points.coords[points.mask], points.values[points.mask], batch[points.mask]
+
+
+def is_pyg_data(obj: object) -> bool:
+    """True for a PyTorch Geometric ``Data`` / ``Batch`` (checked by type, without importing PyG)."""
+    return any(k.__module__.split(".")[0] == "torch_geometric" for k in type(obj).__mro__)
+
+
+def from_pyg(data) -> Points:
+    """A PyTorch Geometric ``Data`` (one cloud) or ``Batch`` -> a padded ``Points`` batch.
+
+    Reads ``data.pos`` (required), ``data.x`` (optional: values; ``None`` gives ones) and
+    ``data.batch`` (``None`` for a single ``Data``: one cloud); the number of clouds is
+    ``data.num_graphs``.  Edges are ignored: LieConv chooses its own neighbourhoods.  PyG itself is
+    not imported.
+    """
+    pos = getattr(data, "pos", None)
+    if pos is None:
+        raise ValueError(f"data: expected a torch_geometric Data/Batch with a 'pos' attribute, got "
+                         f"{type(data).__name__} without positions")
+    batch = getattr(data, "batch", None)
+    num = getattr(data, "num_graphs", None) if batch is not None else 1
+    return ragged_to_points(pos, getattr(data, "x", None), batch, batch_size=num)
+
+
+def as_points(x):
+    """``from_pyg(x)`` for a PyG ``Data``/``Batch``; anything else is returned unchanged.
+
+    Models call it first, so they accept PyG batches as well as ``Points``.
+    """
+    return from_pyg(x) if is_pyg_data(x) else x

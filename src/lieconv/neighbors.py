@@ -43,7 +43,7 @@ class Selection(NamedTuple):
 
 
 def gather_points(x: Tensor, idx: Tensor) -> Tensor:
-    """Gather rows along the point axis: x (Bx, N, *f), idx (Bi, *s) -> (max(Bx, Bi), *s, *f).
+    """Gather rows along the point axis: x ``(Bx, N, *f)``, idx ``(Bi, *s)`` -> ``(max(Bx, Bi), *s, *f)``.
 
     A batch of size 1 on either side is broadcast (shared geometry).
     """

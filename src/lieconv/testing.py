@@ -51,7 +51,7 @@ def transform_lifted(group: LieGroup, g: Tensor, x: Lifted) -> Lifted:
 
 
 def relative_error(a: Tensor, b: Tensor) -> float:
-    """max |a - b| / max(max |a|, 1): an error relative to the output's scale, floored at 1."""
+    """``max|a - b| / max(max|a|, 1)``: an error relative to the output's scale, floored at 1."""
     if not a.numel():
         return 0.0
     a, b = a.detach(), b.detach()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import lieconv.tasks  # noqa: F401 - registers the built-in tasks (toy) that these tests train by name
+
 REPO = Path(__file__).resolve().parents[2]
 
 #: Options of a tiny toy run (8 steps per epoch, ~0.1 s per epoch on one core).

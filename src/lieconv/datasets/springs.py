@@ -274,7 +274,9 @@ def integrate_springs(z0: Tensor, masses: Tensor, k: Tensor, ts: Tensor, *, meth
 # generation and caching
 # ----------------------------------------------------------------------------------------------
 def generate_springs(config: SpringsConfig) -> dict:
-    """Generate one split (no caching).  Returns a dict of float64 tensors::
+    """Generate one split (no caching).
+
+    Returns a dict of float64 tensors::
 
         masses, k       (S, n)
         z_init          (S, D)          state at t = 0

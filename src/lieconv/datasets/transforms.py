@@ -72,7 +72,7 @@ class _PointTransform:
 
     def sample(self, batch_shape: tuple[int, ...], dtype: torch.dtype,
                device: torch.device | str | None) -> tuple[Tensor, Tensor | None]:
-        """Draw ``(R, t)``: R (*batch_shape, d, d), t (*batch_shape, d) or None."""
+        """Draw ``(R, t)``: R ``(*batch_shape, d, d)``, t ``(*batch_shape, d)`` or None."""
         raise NotImplementedError
 
     def apply(self, coords: Tensor, mask: Tensor | None = None) -> Tensor:

@@ -187,7 +187,7 @@ class LieGroup:
     # --------------------------------------------------------------- random
     def sample(self, *shape, generator: torch.Generator | None = None, dtype=torch.float64,
                scale: float = 1.0) -> Tensor:
-        """Random group elements as matrices (*shape, rep_dim, rep_dim): exp of a Gaussian algebra
+        """Random group elements as matrices ``(*shape, rep_dim, rep_dim)``: exp of a Gaussian algebra
         vector of standard deviation ``scale`` (used by tests and augmentation)."""
         a = torch.randn(*shape, self.lie_dim, generator=generator, dtype=dtype) * scale
         return self.exp(a)

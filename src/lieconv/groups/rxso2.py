@@ -15,7 +15,7 @@ class RxSO2(LieGroup):
     """Rotation-scalings M(r, theta) = r R(theta) of R^2 (paper appendix A.2, log-polar coordinates).
 
     * algebra: a = (s, theta) with s = log r; hat(a) = s I + theta J = [[s, -theta], [theta, s]];
-      exp(a) = e^s R(theta); log(g) = (log |g e1|, atan2(g10, g00)).
+      exp(a) = e^s R(theta); log(g) = (log ‖g e1‖, atan2(g10, g00)).
     * elements: the algebra coordinates (s, theta) themselves (``elem_dim = 2``), so
       ``rel_log(u, v) = (s_u - s_v, wrap(theta_u - theta_v))``.
     * orbits: one orbit (``q_dim = 0``), origin (1, 0); the lift u = (log ||x||, atan2(y, x)) is

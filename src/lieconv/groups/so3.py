@@ -81,8 +81,8 @@ class SO3(LieGroup):
       the quaternion (stable up to pi).
     * elements: unit quaternions (w, x, y, z) (``elem_dim = 4``; q and -q are the same element).
       ``rel_log(u, v) = quat_log(conj(v) u)``: 16 multiplications and an atan2, no 3x3 products.
-    * orbits: spheres, q(x) = ||x|| (``q_dim = 1``), origin o_q = (q, 0, 0).
-    * lift: u = A(x) H(phi) with A(x) e1 = x/|x| and H(phi) the rotation by phi about e1 (the
+    * orbits: spheres, q(x) = ‖x‖ (``q_dim = 1``), origin o_q = (q, 0, 0).
+    * lift: u = A(x) H(phi) with A(x) e1 = x/‖x‖ and H(phi) the rotation by phi about e1 (the
       stabilizer of the origin, ``stabilizer_dim = 1``), phi uniform (Haar) and independent per
       sample.
     """
@@ -143,6 +143,6 @@ class SO3(LieGroup):
         return quat_log(quat_mul(quat_conj(v), u))
 
     def elem_distance(self, u: Tensor, v: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:
-        """Uses ||log(v^-1 u)|| = the angle of conj(v) u, 2 atan2(|vec|, |w|)."""
+        """Uses ‖log(v^-1 u)‖ = the angle of conj(v) u, 2 atan2(‖vec‖, abs(w))."""
         theta = quat_angle(quat_mul(quat_conj(v), u))
         return self.distance(theta.unsqueeze(-1), q_u, q_v)

@@ -29,7 +29,10 @@ class Subgroup(LieGroup):
         x = exp(a) o, q(x) = exp(a_rest) o where a_rest drops the kept coordinates (for the
         dilations R* in RxSO(2) this is x / ||x||, the paper's choice).
     name : str, optional
+        Display name.
 
+    Notes
+    -----
     Elements use the parent's flat parametrisation (``elem_dim = group.elem_dim``) and
     ``rel_log(u, v) = group.rel_log(u, v)[generators]``, ``log = group.log[generators]``;
     ``lift(x)`` is ``exp(a_sub)`` with a = log of the parent lift of x (unique, so

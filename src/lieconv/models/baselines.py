@@ -252,6 +252,8 @@ class ModelDynamics(nn.Module):
         ``ts`` times ``substeps``), ``"leapfrog"``, ``"dopri5"`` (``rtol``, ``atol``; paper training
         tolerance 1e-4), ``"euler"``.
 
+    Notes
+    -----
     Shapes: z0 ``(B, D)``; ts ``(T,)`` or ``(B, T)`` with identical rows (a collated batch);
     sys_params ``(B, n, 2)`` -> ``(B, T, D)``.  Gradients flow to the model's parameters when grad
     is enabled (Hamiltonian models keep the graph of ``∇H``); under ``torch.no_grad()`` nothing is

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..data import Points
+from ..data import Points, from_pyg, is_pyg_data
 from ..groups import get_group
 from ..groups.base import LieGroup
 from ..nn import LieResNet
@@ -35,7 +35,8 @@ class MoleculeLieResNet(nn.Module):
         k, num_layers, nbhd, fill, liftsamples, bn: as in ``LieResNet``.
         center: subtract the mean atom position first (translation invariance for any group).
 
-    Shapes: forward(positions (B, n, 3), features (B, n, chin), mask (B, n) bool) -> (B,).
+    Shapes: forward(positions (B, n, 3), features (B, n, chin), mask (B, n) bool) -> (B,), or
+    forward(batch) with a torch_geometric ``Batch`` (``pos (P, 3)``, ``x (P, chin)``, ``batch (P,)``).
     """
 
     def __init__(self, chin: int = 15, *, group: LieGroup | str = "T3", k: int = 1536, num_layers: int = 6,
@@ -52,9 +53,14 @@ class MoleculeLieResNet(nn.Module):
     def group(self) -> LieGroup:
         return self.net.group
 
-    def forward(self, positions: Tensor, features: Tensor, mask: Tensor,
+    def forward(self, positions: Tensor, features: Tensor | None = None, mask: Tensor | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
-        points = Points(positions, features, mask)
+        if is_pyg_data(positions):      # a torch_geometric Batch: pos = positions, x = features
+            points = from_pyg(positions)
+        else:
+            if features is None or mask is None:
+                raise ValueError("features, mask: required unless positions is a torch_geometric Data/Batch")
+            points = Points(positions, features, mask)
         if self.center:
             points = center_points(points)
         return self.net(points, generator=generator).squeeze(-1)

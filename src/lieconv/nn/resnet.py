@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_fraction, check_int
-from ..data import Lifted, Points
+from ..data import Lifted, Points, as_points
 from ..groups import get_group
 from ..groups.base import LieGroup
 from ..lifting import lift
@@ -57,6 +57,8 @@ class LieResNet(nn.Module):
     Shapes:
         ``Points`` (coords (B, n, D), values (B, n, chin), mask (B, n)) or an already lifted
         ``Lifted`` -> (B, num_outputs) if ``pool`` else ``Lifted`` with values (B, m, num_outputs).
+        A PyTorch Geometric ``Data``/``Batch`` (``pos``, ``x``, ``batch``) is accepted too
+        (``lieconv.data.from_pyg``).
     """
 
     def __init__(self, chin: int, num_outputs: int, *, group: LieGroup | str, k: int | Sequence[int] = 1536,
@@ -91,6 +93,7 @@ class LieResNet(nn.Module):
         return lift(points, self.group, self.liftsamples, generator=generator, shared=self.shared_geometry)
 
     def forward(self, x: Points | Lifted, generator: torch.Generator | None = None) -> Tensor | Lifted:
+        x = as_points(x)  # a torch_geometric Data/Batch (pos, x, batch) becomes a padded Points batch
         generator = resolve_generator(generator, self.training)
         if isinstance(x, Points):
             if x.values.shape[-1:] != (self.chin,) and x.values.dim() == 3:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = ["pyplot", "save_figure"]
+
 
 def pyplot():
     """matplotlib.pyplot on the Agg (file-only) backend, imported on first use."""

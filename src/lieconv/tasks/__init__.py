@@ -1,14 +1,16 @@
 """Applications ("tasks") of the shared trainer, and the demo hook.
 
-Importing this package registers every task module listed in ``TASK_MODULES`` that exists (the
-applications are written by different people; one that is not there yet, or whose optional heavy
-dependency is missing at import time, is skipped and its error kept in ``IMPORT_ERRORS``).
-A task module must import only torch/numpy at module level and load heavy things lazily.
+This package is the explicit registry of the built-in applications: importing it imports every
+task module listed in ``TASK_MODULES``, each of which registers its ``Task`` with
+``lieconv.training.register_task``.  Registration is one-way: task modules import the trainer, the
+trainer never imports them (the CLI imports this package).  A task module that is missing, or whose
+optional heavy dependency is missing at import time, is skipped and its error kept in
+``IMPORT_ERRORS``.  A task module must import only torch/numpy at module level and load heavy
+things lazily.
 """
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import Any
 
 __all__ = ["TASK_MODULES", "IMPORT_ERRORS", "load_tasks", "demo"]
@@ -51,3 +53,6 @@ def demo(out: str = "runs/demo") -> dict[str, Any]:
     from .springs import run_demo
 
     return run_demo(out)
+
+
+load_tasks()

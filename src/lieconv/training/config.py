@@ -3,7 +3,7 @@
 A task's configuration is one dataclass deriving from ``TrainConfig``.  Its values are resolved in
 this order, each layer overriding the previous one::
 
-    dataclass defaults  <  preset (task.presets[name])  <  config file (JSON)  <  explicit overrides
+    dataclass defaults  <  preset (task.presets[name])  <  config file (JSON or YAML)  <  explicit overrides
 
 Every field becomes a CLI option ``--field value`` (underscores may be written as dashes); a bool
 field is ``--flag`` / ``--no-flag`` or ``--flag true|false``; a field whose metadata declares
@@ -29,6 +29,7 @@ __all__ = [
     "config_to_dict",
     "config_from_dict",
     "load_config_file",
+    "read_config_text",
     "add_config_arguments",
     "overrides_from_namespace",
     "parse_bool",
@@ -36,7 +37,7 @@ __all__ = [
 
 #: Fields that say where/how a run executes, not what it computes: they may differ between a run
 #: and its resumption, and are ignored when a resumed run's stored config is compared.
-RUNTIME_FIELDS = frozenset({"device", "num_workers", "out", "resume"})
+RUNTIME_FIELDS = frozenset({"device", "num_workers", "out", "resume", "logger"})
 
 
 def parse_bool(text: str | bool) -> bool:
@@ -213,8 +214,31 @@ def resolve_config(task: type[Task] | str, preset: str | None = "paper", *, conf
     return config_from_dict(task_cls.config_class, values, source=f"task {task_cls.name!r}")
 
 
+def read_config_text(path: Path) -> Any:
+    """Parse a config file: YAML for ``.yaml`` / ``.yml`` (PyYAML, safe loader), JSON otherwise.
+
+    Raises
+    ------
+    ValueError
+        Unreadable file or a syntax error, naming the file and the format.
+    """
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"config: reading {str(path)!r} needs PyYAML (pip install pyyaml)") from None
+        try:
+            return yaml.safe_load(path.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ValueError(f"config: file {str(path)!r} is not valid YAML ({exc})") from None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"config: file {str(path)!r} is not valid JSON ({exc})") from None
+
+
 def load_config_file(path: str | Path, task_cls: type[Task]) -> dict[str, Any]:
-    """Read a JSON config (a run folder's ``config.json`` or a plain dict of fields).
+    """Read a JSON or YAML config (a run folder's ``config.json``, or a plain mapping of fields).
 
     Raises
     ------
@@ -224,12 +248,9 @@ def load_config_file(path: str | Path, task_cls: type[Task]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"config: file {str(path)!r} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"config: file {str(path)!r} is not valid JSON ({exc})") from None
+    data = read_config_text(path)
     if not isinstance(data, dict):
-        raise ValueError(f"config: file {str(path)!r} must hold a JSON object")
+        raise ValueError(f"config: file {str(path)!r} must hold a JSON object / YAML mapping")
     if "config" in data and isinstance(data["config"], dict):   # run-folder format {"task":..., "config":...}
         stored_task = data.get("task")
         if stored_task is not None and stored_task != task_cls.name:

@@ -15,7 +15,7 @@ import torch
 
 from .config import config_from_dict
 from .data import make_loader, train_steps_per_epoch
-from .task import get_task
+from .task import get_task, task_module
 
 __all__ = ["TaskModule", "NonFiniteLossError", "step_seed"]
 
@@ -94,8 +94,10 @@ class TaskModule(L.LightningModule):
         super().__init__()
         from .. import __version__
 
-        self.save_hyperparameters({"task": task, "config": dict(config), "lieconv_version": __version__})
         task_cls = get_task(task)
+        # the defining module lets a checkpoint be loaded before its task is imported (see get_task)
+        self.save_hyperparameters({"task": task, "task_module": task_module(task_cls), "config": dict(config),
+                                   "lieconv_version": __version__})
         self.config = config_from_dict(task_cls.config_class, dict(config), source=f"task {task!r}")
         self.task = task_cls(self.config)
         # Convert now: Lightning restores checkpoint weights *before* its precision plugin converts

@@ -2,7 +2,9 @@
 
 A task = model + data + loss + metrics.  Each application (springs, rotmnist, qm9) subclasses
 ``Task`` in ``lieconv/tasks/<name>.py`` and registers itself with ``@register_task``.  The trainer
-(``lieconv.training``) knows nothing else about it.
+(``lieconv.training``) knows nothing else about it and never imports an application: registration
+is one-way (task modules import the trainer; ``lieconv.tasks`` lists the built-in task modules and
+the CLI imports it).
 
 Configuration: one dataclass per task deriving from ``TrainConfig``; its field defaults are the
 paper's hyperparameters (the ``paper`` preset) and ``presets["quick"]`` overrides some of them for
@@ -18,7 +20,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TrainConfig", "Task", "TaskCommand", "TASKS", "register_task", "get_task"]
+__all__ = ["TrainConfig", "Task", "TaskCommand", "TASKS", "register_task", "get_task", "task_module"]
 
 
 @dataclass
@@ -47,6 +49,9 @@ class TrainConfig:
     dtype: str = field(default="float32", metadata={"choices": ["float32", "float64"],
                                                     "help": "dtype of the model and of floating batch tensors"})
     out: str = field(default="runs/default", metadata={"help": "run folder (config, metrics, checkpoints, figures)"})
+    logger: str = field(default="auto", metadata={
+        "help": "metrics loggers, comma-separated: csv (always on), tensorboard, wandb (offline), "
+                "mlflow (OUT/mlruns); auto = csv + tensorboard when installed"})
     resume: bool = field(default=True, metadata={
         "help": "resume from OUT/checkpoints/last.ckpt when it exists; --no-resume starts the run afresh"})
 
@@ -120,27 +125,49 @@ class Task:
         return {}
 
 
+#: The task registry ``{name: Task subclass}``.  Filled by ``register_task`` when a task's module is
+#: imported; the trainer only reads it.  The built-in tasks register when ``lieconv.tasks`` is
+#: imported (the CLI does that); ``lieconv.training`` never imports an application itself.
 TASKS: dict[str, type[Task]] = {}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: add a ``Task`` subclass to ``TASKS`` under ``cls.name``."""
     TASKS[cls.name] = cls
     return cls
 
 
-def get_task(name: str) -> type[Task]:
-    """The registered task class called ``name`` (imports ``lieconv.tasks`` first).
+def get_task(name: str, module: str | None = None) -> type[Task]:
+    """The registered task class called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A task name registered with ``register_task``.
+    module : str, optional
+        The module that defines the task (checkpoints store it): imported when ``name`` is not
+        registered yet, so a checkpoint can be loaded without importing its task by hand.
 
     Raises
     ------
     ValueError
-        Unknown name; the message lists the registered tasks (and task modules that failed to import).
+        Unknown name; the message lists the registered tasks and how the built-in ones register.
     """
-    if name not in TASKS:
-        from ..tasks import IMPORT_ERRORS, load_tasks
+    if name not in TASKS and module:
+        import importlib
 
-        load_tasks()
-        if name not in TASKS:
-            broken = f" (task modules that failed to import: {IMPORT_ERRORS})" if IMPORT_ERRORS else ""
-            raise ValueError(f"task: unknown task {name!r}; choose from {sorted(TASKS)}{broken}")
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"task: task {name!r} is defined in module {module!r}, which failed to import "
+                             f"({type(exc).__name__}: {exc})") from None
+    if name not in TASKS:
+        raise ValueError(f"task: unknown task {name!r}; choose from {sorted(TASKS)} (the built-in tasks register "
+                         "when lieconv.tasks is imported: `import lieconv.tasks`; a task of your own registers "
+                         "when the module defining it is imported; or pass the Task class itself)")
     return TASKS[name]
+
+
+def task_module(cls: type[Task]) -> str:
+    """The module that defines (and registers) a task class, as stored in checkpoints."""
+    return cls.__module__

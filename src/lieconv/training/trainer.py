@@ -3,7 +3,8 @@
 A run folder (``config.out``) holds::
 
     config.json              {"task", "config", "lieconv_version"}: the resolved config
-    metrics.csv              one row per epoch (Lightning CSVLogger); tensorboard/ too if installed
+    metrics.csv              one row per epoch (Lightning CSVLogger); tensorboard/, wandb/, mlruns/ as
+                             ``config.logger`` says (see lieconv.training.loggers)
     checkpoints/last.ckpt    every epoch (and every ``checkpoint_every_n_steps`` steps)
     checkpoints/best.ckpt    best value of the task's monitored validation metric
     summary.json             status, last-epoch metrics, best-model valid/test metrics, report numbers
@@ -32,6 +33,7 @@ from typing import Any
 import torch
 
 from .config import RUNTIME_FIELDS, config_to_dict, resolve_config, validate_config
+from .loggers import build_loggers, parse_logger_spec
 from .task import Task, TrainConfig, get_task
 
 __all__ = ["fit", "evaluate", "RunInterrupted", "load_model", "read_checkpoint", "safe_load", "CHECKPOINT_GLOBALS", "run_checkpoint", "resolve_accelerator",
@@ -128,6 +130,7 @@ def read_checkpoint(path: str | Path, task: str | None = None) -> dict[str, Any]
                          "(no task name and config in its hyper_parameters)")
     if task is not None and hp["task"] != task:
         raise ValueError(f"checkpoint: file {str(path)!r} was written by task {hp['task']!r}, not {task!r}")
+    get_task(hp["task"], hp.get("task_module"))   # imports the task's module when it is not registered yet
     return ckpt
 
 
@@ -342,6 +345,7 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
         config = validate_config(dataclasses.replace(config, **(overrides or {})))
     world, _, rank = distributed_env()
     trainer_kw = _trainer_kwargs(config)
+    parse_logger_spec(config.logger)   # an unknown or uninstalled logger fails before anything is written
     if config.batch_size % world:
         raise ValueError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
     out = check_output_folder(config.out)
@@ -365,7 +369,6 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
 def _fit(task_cls, config, out, resume, ckpt_dir, trainer_kw, world, rank, flag, progress_bar, print_lines):
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger
 
     from .callbacks import EpochLogger
     from .module import TaskModule
@@ -384,15 +387,7 @@ def _fit(task_cls, config, out, resume, ckpt_dir, trainer_kw, world, rank, flag,
 
             MaskBatchNorm.convert_sync(module.model)
 
-        loggers: list = [CSVLogger(save_dir=str(out), name="", version="")]
-        try:
-            import tensorboard  # noqa: F401
-            from lightning.pytorch.loggers import TensorBoardLogger
-
-            loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard", version="",
-                                             default_hp_metric=False))
-        except ImportError:
-            pass
+        loggers = build_loggers(config.logger, out, run_name=task_cls.name)   # loggers[0] is the CSVLogger
         if rank == 0:
             _restore_csv(loggers[0], out / "metrics.csv",
                          resume["lieconv"]["last_logged_epoch"] if resume and "lieconv" in resume else None)
