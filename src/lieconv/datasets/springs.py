@@ -1,7 +1,7 @@
 """The 2-D spring data set of the paper (§6.3, appendix C.4): generation, caching, ``Dataset``.
 
 Each system has ``n = 6`` bodies in ``d = 2`` dimensions, joined pairwise by springs of rest length
-0 (complete graph, ``V = ½ Σ_{i<j} k_i k_j ‖q_i − q_j‖²``, see :mod:`lieconv.dynamics.hamiltonian`):
+0 (complete graph, ``V = Σ_{i<j} k_i k_j ‖q_i − q_j‖²``, see :mod:`lieconv.dynamics.hamiltonian`):
 
     m_i ~ U(0.1, 3.1),   k_i ~ U(0, 5),   k_ij = k_i k_j,
     q_i ~ N(0, 0.16 I),  p_i ~ N(0, 0.36 I)   (the drawn total momentum is kept, not removed).
@@ -53,7 +53,7 @@ __all__ = ["SpringsConfig", "SPLIT_SIZES", "GT_METHODS", "sample_systems", "inte
 SPLIT_SIZES = {"train": 3000, "valid": 2000, "test": 2000}
 GT_METHODS = ("rk4", "dopri5", "exact")
 _SPLIT_OFFSETS = {"train": 0, "valid": 1, "test": 2}
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2    # 2: V = Σ_{i<j} k_i k_j ‖q_i − q_j‖² (version 1 had ½ in front); old caches regenerate
 _BLOCK = 1024          # systems integrated together by generate_springs
 
 
@@ -185,12 +185,13 @@ def sample_systems(config: SpringsConfig, generator: torch.Generator) -> tuple[T
 
 
 def _stiffness(masses: Tensor, k: Tensor) -> Tensor:
-    """Symmetric ``A = M^{-1/2} L M^{-1/2}`` with ``L = diag(k·Σk) − k kᵀ``, shape ``(S, n, n)``.
+    """Symmetric ``A = M^{-1/2} L M^{-1/2}`` with ``L = 2 (diag(k·Σk) − k kᵀ)``, shape ``(S, n, n)``.
 
     Per spatial axis the spring dynamics are ``q̈ = −M⁻¹ L q``; the eigenvalues of ``A`` are the
-    squared normal-mode frequencies ``ω²``.
+    squared normal-mode frequencies ``ω²`` (``L`` is the Hessian of ``V`` per axis, so
+    ``V = Σ_axes ½ qᵀ L q``).
     """
-    L = torch.diag_embed(k * k.sum(-1, keepdim=True)) - k.unsqueeze(-1) * k.unsqueeze(-2)
+    L = 2 * (torch.diag_embed(k * k.sum(-1, keepdim=True)) - k.unsqueeze(-1) * k.unsqueeze(-2))
     s = masses.rsqrt()
     return s.unsqueeze(-1) * L * s.unsqueeze(-2)
 

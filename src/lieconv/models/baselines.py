@@ -233,7 +233,7 @@ class PointsPotential(nn.Module):
 
 
 class SpringPotential(nn.Module):
-    """The true potential ``½ Σ_{i<j} k_i k_j ‖q_i − q_j‖²`` as a parameter-free potential network
+    """The true potential ``Σ_{i<j} k_i k_j ‖q_i − q_j‖²`` as a parameter-free potential network
     (``net(q, sys_params) -> (B,)``), a reference for :class:`PotentialModel` and trainers."""
 
     def forward(self, q: Tensor, sys_params: Tensor) -> Tensor:
