@@ -263,8 +263,11 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
             _restore_csv(loggers[0], out / "metrics.csv",
                          resume["lieconv"]["last_logged_epoch"] if resume and "lieconv" in resume else None)
 
+        # validating every N > 1 epochs: the best checkpoint and early stopping act when validation ends
+        # (the monitored metric does not exist at the end of the other epochs); patience counts validations
+        at_epoch_end = config.val_every_n_epochs == 1
         best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=task_cls.monitor,
-                                  mode=task_cls.monitor_mode, save_top_k=1, save_on_train_epoch_end=True,
+                                  mode=task_cls.monitor_mode, save_top_k=1, save_on_train_epoch_end=at_epoch_end,
                                   enable_version_counter=False, auto_insert_metric_name=False)
         last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
                                   save_on_train_epoch_end=True, enable_version_counter=False)
@@ -276,7 +279,7 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
         early_cb = None
         if config.early_stopping_patience > 0:
             early_cb = EarlyStopping(monitor=task_cls.monitor, mode=task_cls.monitor_mode,
-                                     patience=config.early_stopping_patience, check_on_train_epoch_end=True)
+                                     patience=config.early_stopping_patience, check_on_train_epoch_end=at_epoch_end)
             callbacks.append(early_cb)
         if progress_bar is None:
             progress_bar = sys.stdout.isatty()
@@ -286,6 +289,7 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
         trainer = L.Trainer(max_epochs=config.epochs, logger=loggers, callbacks=callbacks,
                             enable_progress_bar=progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
                             use_distributed_sampler=False, default_root_dir=str(out), log_every_n_steps=1,
+                            check_val_every_n_epoch=config.val_every_n_epochs,
                             **trainer_kw)
 
         already_stopped = resume is not None and _early_stopped(resume)
