@@ -20,7 +20,9 @@ def test_paper_preset_is_c4():
     c = resolve_config(SpringsTask, "paper")
     assert (c.batch_size, c.epochs, c.n_train, c.n_valid, c.n_test) == (200, 100, 3000, 2000, 2000)
     assert (c.model, c.group, c.integrator, c.k, c.num_layers, c.hidden) == ("HLieResNet", "auto", "rk4", 384, 4, 256)
-    assert c.cosine and c.early_stopping_patience > 0 and c.rollout_steps >= 100
+    # C.4's early stopping: train all epochs, test the checkpoint of best validation MSE
+    assert c.cosine and c.early_stopping_patience == 0 and c.rollout_steps >= 100 and c.cap_valid
+    assert SpringsTask.drop_last is False
     assert resolve_lr(c) == 1e-3
     assert resolve_lr(resolve_config(SpringsTask, "paper", overrides={"model": "HOGN"})) == 1e-2
     assert resolve_lr(resolve_config(SpringsTask, "paper", overrides={"model": "HFC", "lr": 3e-4})) == 3e-4
@@ -123,7 +125,8 @@ def test_sweep_via_cli_and_demo(tmp_path, capsys):
     assert all(len(v) == 2 and all(x > 0 for xs in v.values() for x in xs) for v in data["results"].values())
     assert (tmp_path / "sweep" / "data_efficiency.png").stat().st_size > 1000
     assert "N=16" in capsys.readouterr().out
-    assert sweep_epochs(10, 100) == 32 and sweep_epochs(10, 1000) == 10 and sweep_epochs(10, 100, False) == 10
+    assert sweep_epochs(100, 300) == 182 and sweep_epochs(100, 30) == 577 and sweep_epochs(100, 1000) == 100
+    assert sweep_epochs(10, 100, False) == 10
     assert "HFC" in format_sweep_table({"HFC": {8: [1.0, 3.0]}})
     with pytest.raises(ValueError, match="sizes"):
         run_sweep(sizes=[0], models=["HFC"])

@@ -52,7 +52,7 @@ __all__ = ["SpringsTaskConfig", "SpringsTask", "MODELS", "GROUP_CHOICES", "build
 
 MODELS = ("HLieResNet", "LieConvDirect", "FC", "HFC", "OGN", "HOGN")
 LIECONV_MODELS = ("HLieResNet", "LieConvDirect")
-SEPARABLE_MODELS = ("HLieResNet",)
+SEPARABLE_MODELS = ("HLieResNet", "HFC")
 GROUP_CHOICES = ("auto", "Trivial2", "T2", "SO2", "SO2*")
 INTEGRATORS = ("rk4", "leapfrog", "euler", "dopri5")
 #: Adam learning rates of C.4 (used when ``lr = 0``).
@@ -67,8 +67,9 @@ class SpringsTaskConfig(TrainConfig):
     batch_size: int = field(default=200, metadata={"help": "batch size (systems per step)"})
     lr: float = field(default=0.0, metadata={
         "help": "peak Adam learning rate; 0 = the paper's per model: 1e-3 for LieConv models, 1e-2 for (H)FC/(H)OGN"})
-    early_stopping_patience: int = field(default=20, metadata={
-        "help": "epochs without a better validation MSE before stopping (the best checkpoint is evaluated); 0 = off"})
+    early_stopping_patience: int = field(default=0, metadata={
+        "help": "validations without a better validation MSE before training stops; 0 = train all epochs. Either "
+                "way the checkpoint of best validation MSE is the one evaluated (C.4's early stopping)"})
     model: str = field(default="HLieResNet", metadata={"choices": list(MODELS), "help": "dynamics model"})
     group: str = field(default="auto", metadata={
         "choices": list(GROUP_CHOICES),
@@ -83,13 +84,22 @@ class SpringsTaskConfig(TrainConfig):
     baseline_layers: int = field(default=0, metadata={"min": 0, 
         "help": "hidden layers of the baselines; 0 = the paper's (4 for (H)FC, 1 for (H)OGN)"})
     n_train: int = field(default=3000, metadata={"min": 1, "help": "training systems"})
-    n_valid: int = field(default=2000, metadata={"min": 1, "help": "validation systems"})
+    n_valid: int = field(default=2000, metadata={"min": 1, "help": "validation systems (see cap_valid)"})
+    cap_valid: bool = field(default=True, metadata={
+        "help": "use at most n_train validation systems (C.4: 'we cap the validation set to the size of the training set')"})
     n_test: int = field(default=2000, metadata={"min": 1, "help": "test systems"})
     data_seed: int = field(default=0, metadata={"help": "seed of the generated data set (independent of --seed)"})
     gt_method: str = field(default="rk4", metadata={
         "choices": ["rk4", "dopri5", "exact"],
         "help": "ground truth of the data: float64 RK4 (paper), dopri5, or the exact normal-mode solution"})
     data_root: str = field(default="", metadata={"help": "data cache folder; '' = $LIECONV_DATA/springs"})
+    data: str = field(default="", metadata={
+        "help": "your own trajectories: an .npz file with train_/valid_/test_ z0, ts, z_target, sys_params "
+                "(format: lieconv.datasets.springs); all its items are used and n_train/n_valid/n_test, data_seed "
+                "and gt_method are ignored; '' = generate the paper's data set"})
+    data_chunk_len: int = field(default=0, metadata={
+        "min": 0, "help": "--data only: cut every item into consecutive windows of this many states (e.g. 5 = the "
+                          "paper's 1 + 4); 0 = use the items as stored"})
     rollout_steps: int = field(default=100, metadata={"min": 2, "help": "steps (dt = 0.01) of the long test rollouts"})
     rollout_systems: int = field(default=200, metadata={"min": 0, 
         "help": "test systems rolled out in the report; 0 = no rollouts"})
@@ -128,20 +138,21 @@ def resolve_lr(config: SpringsTaskConfig) -> float:
     return float(config.lr) if config.lr > 0 else PAPER_LR[config.model]
 
 
-def build_dynamics_model(config: SpringsTaskConfig) -> nn.Module:
-    """The vector-field model ``(t, z, sys_params) -> dz/dt`` named by ``config.model``."""
+def build_dynamics_model(config: SpringsTaskConfig, *, n_bodies: int = 6, dim: int = 2) -> nn.Module:
+    """The vector-field model ``(t, z, sys_params) -> dz/dt`` named by ``config.model``, for
+    ``n_bodies`` particles in ``dim`` dimensions (the LieConv models need ``dim = 2``)."""
     from ..models.baselines import build_baseline
     from ..models.hamiltonian import HLieResNet, LieResNetDynamics
 
     group = resolve_group(config.model, config.group)
     if config.model == "HLieResNet":
-        return HLieResNet(group, k=config.k, num_layers=config.num_layers)
+        return HLieResNet(group, k=config.k, num_layers=config.num_layers, n_bodies=n_bodies, dim=dim)
     if config.model == "LieConvDirect":
-        return LieResNetDynamics(group, k=config.k, num_layers=config.num_layers)
+        return LieResNetDynamics(group, k=config.k, num_layers=config.num_layers, n_bodies=n_bodies, dim=dim)
     kw: dict[str, Any] = {"hidden": config.hidden}
     if config.baseline_layers > 0:
         kw["num_layers"] = config.baseline_layers
-    return build_baseline(config.model, **kw)
+    return build_baseline(config.model, n_bodies=n_bodies, dim=dim, **kw)
 
 
 def model_label(config: SpringsTaskConfig) -> str:
@@ -205,6 +216,9 @@ class SpringsTask(Task):
     monitor_mode = "min"
     config: SpringsTaskConfig
 
+    #: keep the last incomplete batch: at N = 300 with batch 200, every system is trained on
+    drop_last = False
+
     def __init__(self, config: SpringsTaskConfig):
         super().__init__(config)
         resolve_group(config.model, config.group)             # fail early on a bad combination
@@ -215,22 +229,49 @@ class SpringsTask(Task):
 
     # -------------------------------------------------------------------------------------- data
     def datasets(self) -> dict[str, torch.utils.data.Dataset]:
-        if self._data is None:
-            from ..datasets.springs import SpringsDataset
+        """The generated data set (C.4), or the splits of ``config.data`` (your own ``.npz``).
 
+        Generated: ``n_train`` / ``min(n_valid, n_train)`` (``cap_valid``) / ``n_test`` systems.
+        Own file: the splits it holds (``train`` and ``valid`` to train; ``test`` or another to evaluate).
+        """
+        if self._data is None:
             c = self.config
-            kw = dict(root=c.data_root or None, seed=c.data_seed, dtype=getattr(torch, c.dtype),
-                      keep_trajectories=False, method=c.gt_method)
-            self._data = {split: SpringsDataset(split, size=n, **kw)
-                          for split, n in (("train", c.n_train), ("valid", c.n_valid), ("test", c.n_test))}
+            dtype = getattr(torch, c.dtype)
+            if c.data:
+                from ..datasets.springs import load_springs_npz, npz_splits
+
+                splits = npz_splits(c.data)
+                if not splits:
+                    raise ValueError(f"data: {c.data!r} has none of the arrays SPLIT_z0, SPLIT_ts, SPLIT_z_target, "
+                                     "SPLIT_sys_params for SPLIT = train, valid, test (format: lieconv.datasets.springs)")
+                self._data = {s: load_springs_npz(c.data, s, dtype=dtype, chunk_len=c.data_chunk_len) for s in splits}
+                shapes = {(ds.n_bodies, ds.dim) for ds in self._data.values()}
+                if len(shapes) != 1:
+                    raise ValueError(f"data: the splits of {c.data!r} have different (bodies, dimension): {sorted(shapes)}")
+            else:
+                from ..datasets.springs import SpringsDataset
+
+                kw = dict(root=c.data_root or None, seed=c.data_seed, dtype=dtype, keep_trajectories=False,
+                          method=c.gt_method)
+                n_valid = min(c.n_valid, c.n_train) if c.cap_valid else c.n_valid
+                self._data = {split: SpringsDataset(split, size=n, **kw)
+                              for split, n in (("train", c.n_train), ("valid", n_valid), ("test", c.n_test))}
         return self._data
+
+    def system_size(self) -> tuple[int, int]:
+        """``(n_bodies, dim)`` of the data: 6 bodies in 2-D unless ``config.data`` says otherwise."""
+        if not self.config.data:
+            return 6, 2
+        ds = self.datasets()["train"]
+        return ds.n_bodies, ds.dim
 
     # -------------------------------------------------------------------------------------- model
     def build_model(self) -> nn.Module:
         """``ModelDynamics(vector field, method=integrator)``: ``(z0, ts, sys_params) -> (B, L, D)``."""
         from ..models.baselines import ModelDynamics
 
-        return ModelDynamics(build_dynamics_model(self.config), method=self.config.integrator,
+        n, d = self.system_size()
+        return ModelDynamics(build_dynamics_model(self.config, n_bodies=n, dim=d), method=self.config.integrator,
                              substeps=self.config.substeps)
 
     def configure_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -241,74 +282,102 @@ class SpringsTask(Task):
 
     # -------------------------------------------------------------------------------------- loss
     def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
-        """MSE over the 4 predicted states of each segment (eq. 11 / D)."""
+        """MSE over the ``L - 1 = 4`` predicted states of each segment (eq. 11 / D)."""
         (z0, ts, sys_params), z_target = batch
-        check_batch(z0, ts, sys_params, z_target)
+        n, d = self.system_size()
+        check_batch(z0, ts, sys_params, z_target, n_bodies=n, dim=d)
         pred = model(z0, ts, sys_params)[:, 1:]
         mse = (pred - z_target).pow(2).mean()
         return mse, {}
 
     def metrics(self, model: nn.Module, batch: Any) -> dict[str, Tensor]:
+        """``loss``: MSE over the 4 predicted states (the paper's eq. 11 / D, our headline number);
+        ``mse_all``: the same error averaged over all 5 states including the given ``z0`` (whose error
+        is 0), as the original code reports it, i.e. ``loss · (L-1)/L``."""
         with torch.inference_mode(False), torch.no_grad():
             loss, _ = self.loss(model, _normal_tensors(batch))
-        return {"loss": loss.detach()}
+        L = batch[1].shape[1] + 1
+        return {"loss": loss.detach(), "mse_all": loss.detach() * (L - 1) / L}
 
     # -------------------------------------------------------------------------------------- report
     def report(self, model: nn.Module, run_dir: Path) -> dict[str, Any]:
-        """Long test rollouts (Figure 7 a–c numbers and curves), a trajectory figure (Figure 6)."""
+        """Long test rollouts (Figure 7 numbers and curves), a trajectory figure (Figure 6).
+
+        Generated data: ``rollout_steps`` steps from the t = 0 states of ``rollout_systems`` test
+        systems against the exact solution.  Own data (``config.data``): each test item rolled out
+        from its ``z0`` over its own times, against its own states.  Summary numbers
+        (``rollout_<quantity>``: time-averaged relative error, geometric mean over systems; and
+        ``rollout_<quantity>@<step>`` at steps 10 / 50 / 100) go to ``summary.json``; the curves to
+        ``rollout.pt``; figures ``figures/{rollout_errors,momenta,trajectory}.png``.
+        """
         c = self.config
-        if c.rollout_systems == 0:
+        if c.rollout_systems == 0 or "test" not in self.datasets():
             return {}
         res = rollout_report(model, self.datasets()["test"], n_systems=c.rollout_systems, n_steps=c.rollout_steps,
                              float64=c.rollout_float64)
         label = model_label(c)
         from ..dynamics.evaluate import format_error_table
 
-        print(f"rollouts: {res['pred'].shape[0]} test systems, {c.rollout_steps} steps of dt = 0.01, "
-              f"integrator {c.integrator}; time-averaged relative errors (geometric mean over systems):")
+        T = res["pred"].shape[1]
+        print(f"rollouts: {res['pred'].shape[0]} test systems, {T} steps "
+              f"({'own data' if c.data else 'dt = 0.01'}), integrator {c.integrator}; time-averaged relative "
+              "errors (geometric mean over systems; energy against the true spring H):")
         print(format_error_table({label: res["summary"]}))
         run_dir = Path(run_dir)
         torch.save({"label": label, "ts": res["ts"], "errors": res["errors"], "summary": res["summary"],
-                    "pred": res["pred"][:4].to(torch.float64), "true": res["true"][:4]}, run_dir / "rollout.pt")
+                    "pred": res["pred"][:4].to(torch.float64), "true": res["true"][:4],
+                    "sys_params": res["sys_params"][:4]}, run_dir / "rollout.pt")
         out = {f"rollout_{k}": v for k, v in res["summary"].items()}
+        out["rollout_integrator"] = c.integrator
         if c.figures:
-            from ..plots.dynamics import plot_rollout_errors, plot_trajectories
+            from ..plots.dynamics import plot_momenta, plot_rollout_errors, plot_trajectories
 
             fig = run_dir / "figures"
             paths = [plot_rollout_errors({label: res["errors"]}, res["ts"], fig / "rollout_errors.png"),
-                     plot_trajectories(res["true"][0], {label: res["pred"][0]}, fig / "trajectory.png")]
+                     plot_momenta({label: res["pred"][0]}, res["true"][0], res["ts"], fig / "momenta.png",
+                                  n_bodies=res["sys_params"].shape[-2]),
+                     plot_trajectories(res["true"][0], {label: res["pred"][0]}, fig / "trajectory.png",
+                                       n_bodies=res["sys_params"].shape[-2])]
             out["figures"] = [str(p) for p in paths]
         return out
 
 
 # ---------------------------------------------------------------------------------------------- rollouts
 def rollout_report(model: nn.Module, test_set, *, n_systems: int, n_steps: int, float64: bool = True) -> dict:
-    """Roll ``model`` out from the t = 0 states of the first ``n_systems`` test systems.
+    """Roll ``model`` out on the first ``n_systems`` test systems and compare with the truth.
 
-    The truth is the exact normal-mode solution (float64) at ``0.01·arange(n_steps)``.
+    A generated :class:`~lieconv.datasets.springs.SpringsDataset`: from the t = 0 states
+    ``z_init`` over ``0.01·arange(n_steps)``, truth = the exact normal-mode solution (float64).
+    Any other :class:`~lieconv.datasets.springs.SpringsSegments` (your own data): from each item's
+    ``z0`` over its own ``ts`` (``n_steps`` is then the items' length), truth = its stored states.
 
     Parameters
     ----------
     model : nn.Module
-        ``ModelDynamics``-like: ``(z0 (B, D), ts (T,), sys_params (B, n, 2)) -> (B, T, D)``.
-    test_set : SpringsDataset
-        Its ``z_init (S, D)`` and ``sys_params (S, n, 2)``.
+        ``ModelDynamics``-like: ``(z0 (B, D), ts (T,) or (B, T), sys_params (B, n, 2)) -> (B, T, D)``.
     float64 : bool
         Roll out a float64 copy of the model (weights cast), else the model's own dtype.
 
     Returns
     -------
     dict
-        ``pred``, ``true`` ``(B, T, D)``, ``ts (T,)``, ``errors {quantity: (B, T)}``, ``summary {quantity: float}``.
+        ``pred``, ``true`` ``(B, T, D)``, ``ts (T,)`` (of the first system), ``sys_params (B, n, 2)``,
+        ``errors {quantity: (B, T)}``, ``summary {quantity: float, "quantity@step": float}``.
     """
     from ..datasets.springs import spring_exact_solution
     from ..dynamics.evaluate import rollout, rollout_errors, summarize_errors
 
     S = min(int(n_systems), len(test_set))
-    z_init = test_set.z_init[:S].to(torch.float64)
     sp64 = test_set.sys_params[:S].to(torch.float64)
-    ts = test_set.config.dt * torch.arange(n_steps, dtype=torch.float64)
-    true = spring_exact_solution(z_init, sp64[..., 0], sp64[..., 1], ts)
+    if getattr(test_set, "z_init", None) is not None:
+        z_init = test_set.z_init[:S].to(torch.float64)
+        ts = test_set.config.dt * torch.arange(n_steps, dtype=torch.float64)
+        true = spring_exact_solution(z_init, sp64[..., 0], sp64[..., 1], ts)
+        grid = ts
+    else:
+        true = test_set.states()[:S].to(torch.float64)
+        grid = test_set.times()[:S].to(torch.float64)                  # (S, T): per-item times
+        z_init, ts = true[:, 0], grid[0] - grid[0, 0]
     param = next(model.parameters(), None)
     if float64:
         model, dtype = copy.deepcopy(model).double(), torch.float64
@@ -317,11 +386,12 @@ def rollout_report(model: nn.Module, test_set, *, n_systems: int, n_steps: int, 
     was_training = model.training
     model.eval()
     try:
-        pred = rollout(model, z_init.to(dtype), ts.to(dtype), sp64.to(dtype), batch_size=100)
+        pred = rollout(model, z_init.to(dtype), grid.to(dtype), sp64.to(dtype), batch_size=100)
     finally:
         model.train(was_training)
     errors = rollout_errors(pred, true, sp64)
-    return {"pred": pred, "true": true, "ts": ts, "errors": errors, "summary": summarize_errors(errors)}
+    return {"pred": pred, "true": true, "ts": ts, "sys_params": sp64, "errors": errors,
+            "summary": summarize_errors(errors, at_steps=(10, 50, 100))}
 
 
 # ---------------------------------------------------------------------------------------------- sweep
@@ -356,8 +426,8 @@ def _sweep_command(args: argparse.Namespace) -> int:
 
 
 def sweep_epochs(base_epochs: int, n: int, scale: bool = True) -> int:
-    """C.4: ``epochs = base · sqrt(1000 / N)`` (at least 1), or ``base`` without scaling."""
-    return max(1, round(base_epochs * math.sqrt(1000 / n))) if scale else int(base_epochs)
+    """C.4: ``epochs = int(base · sqrt(1000 / N))`` (at least 1; paper: base = 100), or ``base`` without scaling."""
+    return max(1, int(base_epochs * math.sqrt(1000 / n))) if scale else int(base_epochs)
 
 
 def run_sweep(*, sizes, models, group: str = "auto", trials: int = 1, preset: str = "quick",
@@ -366,9 +436,13 @@ def run_sweep(*, sizes, models, group: str = "auto", trials: int = 1, preset: st
     """Figure 8: test MSE against training-set size for several models.
 
     Each (model, N, trial) is a full training run (``fit``) in ``out/<model>/N<N>_s<trial>`` with the
-    preset's options, ``n_train = N``, the validation set capped at ``N`` (C.4), the epochs scaled
-    by ``sqrt(1000/N)``, no rollouts.  Writes ``out/sweep.json`` and ``out/data_efficiency.png``,
-    prints a table and returns ``{"results": {label: {N: [test MSE per trial]}}, "json", "figure"}``.
+    preset's options, ``n_train = N``, the validation set capped at ``N`` (C.4), the epochs
+    ``int(base·sqrt(1000/N))``, batches of ``min(batch_size, N)`` (the whole set per step when
+    ``N <= batch_size``; the last partial batch is kept), the best-validation checkpoint tested, no
+    rollouts.  With ``--preset paper`` that is C.4's protocol (base 100 epochs, batch 200, C.4's
+    learning rates).  Writes ``out/sweep.json`` (test MSEs, integrator and epochs of every model)
+    and ``out/data_efficiency.png``, prints a table and returns
+    ``{"results": {label: {N: [test MSE per trial]}}, "runs": [...], "json", "figure"}``.
 
     Raises
     ------
@@ -393,6 +467,7 @@ def run_sweep(*, sizes, models, group: str = "auto", trials: int = 1, preset: st
     base_epochs = base.epochs if epochs is None else int(epochs)
     out_dir = Path(out)
     results: dict[str, dict[int, list[float]]] = {}
+    runs: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for m in models:
         cfg_group = group if m in LIECONV_MODELS else "auto"
@@ -409,20 +484,26 @@ def run_sweep(*, sizes, models, group: str = "auto", trials: int = 1, preset: st
                 summary = fit("springs", preset=preset, overrides=ov, print_lines=False)
                 mse = float(summary["test"]["loss"])
                 results.setdefault(label, {}).setdefault(n, []).append(mse)
+                cfg = resolve_config(SpringsTask, preset, overrides=ov)
+                runs.append({"model": label, "N": n, "trial": trial, "test_mse": mse,
+                             "test_mse_all": float(summary["test"].get("mse_all", float("nan"))),
+                             "integrator": cfg.integrator, "substeps": cfg.substeps, "epochs": cfg.epochs,
+                             "epochs_completed": summary["epochs_completed"], "lr": resolve_lr(cfg),
+                             "batch_size": min(cfg.batch_size, n), "train_time_s": summary["train_time_s"]})
                 if verbose:
                     print(f"sweep: {label:<22} N = {n:<6} trial {trial}: test MSE {mse:.4e} "
                           f"({summary['epochs_completed']} epochs, {summary['train_time_s']:.0f} s)", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "sweep.json").write_text(json.dumps(
-        {"preset": preset, "sizes": sizes, "trials": trials, "results": {k: {str(n): v for n, v in d.items()}
-                                                                          for k, d in results.items()}}, indent=2))
+        {"preset": preset, "sizes": sizes, "trials": trials, "extra": extra or {},
+         "results": {k: {str(n): v for n, v in d.items()} for k, d in results.items()}, "runs": runs}, indent=2))
     from ..plots.dynamics import plot_data_efficiency
 
     fig = plot_data_efficiency(results, out_dir / "data_efficiency.png")
     if verbose:
         print(format_sweep_table(results))
         print(f"sweep: {time.perf_counter() - t0:.0f} s; {out_dir / 'sweep.json'}, {fig}")
-    return {"results": results, "json": str(out_dir / "sweep.json"), "figure": str(fig)}
+    return {"results": results, "runs": runs, "json": str(out_dir / "sweep.json"), "figure": str(fig)}
 
 
 def format_sweep_table(results: dict[str, dict[int, list[float]]]) -> str:

@@ -100,12 +100,13 @@ class TaskModule(L.LightningModule):
     def datasets(self) -> dict:
         if self._datasets is None:
             self._datasets = self.task.datasets()
-            missing = {"train", "valid"} - set(self._datasets)
-            if missing:
-                raise ValueError(f"task {self.task.name!r}: datasets() lacks split(s) {sorted(missing)}")
         return self._datasets
 
     def _loader(self, split: str, shuffle: bool):
+        # checked here, not in datasets(): evaluating one split needs only that split
+        missing = sorted({"train", "valid", split} - set(self.datasets())) if shuffle or split == "valid" else []
+        if missing:
+            raise ValueError(f"task {self.task.name!r}: datasets() lacks split(s) {missing} needed for training")
         trainer = self.trainer
         return make_loader(self.datasets()[split], batch_size=self.config.batch_size, shuffle=shuffle,
                            seed=self.config.seed, rank=trainer.global_rank, world_size=trainer.world_size,
