@@ -117,11 +117,12 @@ def test_sweep_via_cli_and_demo(tmp_path, capsys):
 
     cfg = tmp_path / "tiny.json"
     cfg.write_text(json.dumps({**TINY, "data_root": str(tmp_path / "data")}))
-    rc = cli.main(["sweep", "springs", "--sizes", "8", "16", "--models", "HFC", "HLieResNet", "--epochs", "1",
+    rc = cli.main(["sweep", "springs", "--sizes", "8", "16", "--models", "HFC", "HLieResNet-T2", "--epochs", "1",
                    "--preset", "paper", "--config", str(cfg), "--out", str(tmp_path / "sweep")])
     assert rc == 0
     data = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
-    assert set(data["results"]) == {"HFC", "HLieResNet-SO2*"}
+    assert set(data["results"]) == {"HFC", "HLieResNet-T2"}
+    assert {r["integrator"] for r in data["runs"]} == {"rk4"} and len(data["runs"]) == 4
     assert all(len(v) == 2 and all(x > 0 for xs in v.values() for x in xs) for v in data["results"].values())
     assert (tmp_path / "sweep" / "data_efficiency.png").stat().st_size > 1000
     assert "N=16" in capsys.readouterr().out

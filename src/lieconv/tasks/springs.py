@@ -398,11 +398,15 @@ def rollout_report(model: nn.Module, test_set, *, n_systems: int, n_steps: int, 
 def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000],
                    help="training-set sizes N (default: 100 300 1000)")
-    p.add_argument("--models", nargs="+", default=["HLieResNet", "HFC"], choices=list(MODELS),
-                   help="models to compare (default: HLieResNet HFC)")
+    p.add_argument("--models", nargs="+", default=["HLieResNet", "HFC"], metavar="MODEL",
+                   help=f"models to compare, from {list(MODELS)}; MODEL-GROUP (e.g. HLieResNet-T2, HLieResNet-SO2*) "
+                        "picks a LieConv model's group (default: HLieResNet HFC)")
     p.add_argument("--group", choices=list(GROUP_CHOICES), default="auto",
                    help="group of the LieConv models (default: auto = SO2* / T2)")
     p.add_argument("--trials", type=int, default=1, help="seeds per (model, N) (paper: 3; default 1)")
+    p.add_argument("--first-seed", "--first_seed", dest="first_seed", type=int, default=0,
+                   help="seeds are first_seed .. first_seed + trials - 1 (default 0): run more trials later, "
+                        "in another --out")
     p.add_argument("--preset", default="quick", help="springs preset for everything else (default: quick)")
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs at N = 1000 (default: the preset's); scaled by sqrt(1000/N) as in C.4")
@@ -420,7 +424,8 @@ def _sweep_command(args: argparse.Namespace) -> int:
         from ..training.config import load_config_file
 
         extra = load_config_file(args.config, SpringsTask)
-    run_sweep(sizes=args.sizes, models=args.models, group=args.group, trials=args.trials, preset=args.preset,
+    run_sweep(sizes=args.sizes, models=args.models, group=args.group, trials=args.trials, first_seed=args.first_seed,
+              preset=args.preset,
               epochs=args.epochs, scale_epochs=args.scale_epochs, n_test=args.n_test, out=args.out, extra=extra)
     return 0
 
@@ -430,7 +435,17 @@ def sweep_epochs(base_epochs: int, n: int, scale: bool = True) -> int:
     return max(1, int(base_epochs * math.sqrt(1000 / n))) if scale else int(base_epochs)
 
 
-def run_sweep(*, sizes, models, group: str = "auto", trials: int = 1, preset: str = "quick",
+def _sweep_model(name: str, group: str) -> tuple[str, str]:
+    """``"HLieResNet-T2" -> ("HLieResNet", "T2")``; a bare name takes ``group`` (LieConv models) or auto."""
+    m, _, g = name.partition("-")
+    if m not in MODELS:
+        raise ValueError(f"models: unknown model {name!r}; choose from {list(MODELS)} (optionally MODEL-GROUP)")
+    g = g or (group if m in LIECONV_MODELS else "auto")
+    resolve_group(m, g)
+    return m, g
+
+
+def run_sweep(*, sizes, models, group: str = "auto", trials: int = 1, first_seed: int = 0, preset: str = "quick",
               epochs: int | None = None, scale_epochs: bool = True, n_test: int | None = None,
               out: str = "runs/sweep", extra: dict[str, Any] | None = None, verbose: bool = True) -> dict:
     """Figure 8: test MSE against training-set size for several models.
@@ -457,10 +472,7 @@ def run_sweep(*, sizes, models, group: str = "auto", trials: int = 1, preset: st
         raise ValueError(f"sizes: expected positive training-set sizes, got {sizes}")
     if not models:
         raise ValueError("models: expected at least one model")
-    for m in models:
-        if m not in MODELS:
-            raise ValueError(f"models: unknown model {m!r}; choose from {list(MODELS)}")
-        resolve_group(m, group if m in LIECONV_MODELS else "auto")
+    specs = [_sweep_model(m, group) for m in models]
     if trials < 1:
         raise ValueError(f"trials: expected >= 1, got {trials}")
     base = resolve_config(SpringsTask, preset, overrides=extra)
@@ -469,12 +481,18 @@ def run_sweep(*, sizes, models, group: str = "auto", trials: int = 1, preset: st
     results: dict[str, dict[int, list[float]]] = {}
     runs: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    for m in models:
-        cfg_group = group if m in LIECONV_MODELS else "auto"
+
+    def write() -> None:                     # after every run, so an interrupted sweep keeps what it did
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "sweep.json").write_text(json.dumps(
+            {"preset": preset, "sizes": sizes, "trials": trials, "first_seed": first_seed, "extra": extra or {},
+             "results": {k: {str(n): v for n, v in d.items()} for k, d in results.items()}, "runs": runs}, indent=2))
+
+    for m, cfg_group in specs:
         label = model_label(resolve_config(SpringsTask, preset, overrides={**(extra or {}), "model": m,
                                                                             "group": cfg_group}))
         for n in sizes:
-            for trial in range(trials):
+            for trial in range(first_seed, first_seed + trials):
                 ov = {**(extra or {}), "model": m, "group": cfg_group, "n_train": n,
                       "n_valid": min(base.n_valid, n), "epochs": sweep_epochs(base_epochs, n, scale_epochs),
                       "seed": trial, "rollout_systems": 0, "figures": False, "resume": False,
@@ -490,13 +508,11 @@ def run_sweep(*, sizes, models, group: str = "auto", trials: int = 1, preset: st
                              "integrator": cfg.integrator, "substeps": cfg.substeps, "epochs": cfg.epochs,
                              "epochs_completed": summary["epochs_completed"], "lr": resolve_lr(cfg),
                              "batch_size": min(cfg.batch_size, n), "train_time_s": summary["train_time_s"]})
+                write()
                 if verbose:
                     print(f"sweep: {label:<22} N = {n:<6} trial {trial}: test MSE {mse:.4e} "
                           f"({summary['epochs_completed']} epochs, {summary['train_time_s']:.0f} s)", flush=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "sweep.json").write_text(json.dumps(
-        {"preset": preset, "sizes": sizes, "trials": trials, "extra": extra or {},
-         "results": {k: {str(n): v for n, v in d.items()} for k, d in results.items()}, "runs": runs}, indent=2))
+    write()
     from ..plots.dynamics import plot_data_efficiency
 
     fig = plot_data_efficiency(results, out_dir / "data_efficiency.png")
