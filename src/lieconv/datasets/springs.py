@@ -506,8 +506,8 @@ def npz_splits(path: str | os.PathLike) -> list[str]:
     try:
         with np.load(path, allow_pickle=False) as f:
             files = set(f.files)
-    except Exception as exc:  # zipfile errors: not an npz file
-        raise ValueError(f"data: cannot read {str(path)!r} as an .npz file ({exc})") from None
+    except Exception as exc:  # zipfile / pickle errors: not an npz file of plain arrays
+        raise ValueError(f"data: cannot read {str(path)!r} as an .npz file of arrays ({exc})") from None
     return [s for s in SPLIT_SIZES if any(f"{s}_{a}" in files for a in NPZ_ARRAYS)]
 
 
@@ -538,15 +538,14 @@ def load_springs_npz(path: str | os.PathLike, split: str, *, dtype: torch.dtype 
     names = tuple(f"{split}_{a}" for a in NPZ_ARRAYS)
     try:
         with np.load(path, allow_pickle=False) as f:
-            missing = [n for n in names if n not in f.files]
-            if missing:
-                raise ValueError(f"data: {str(path)!r} lacks the array(s) {missing} of split {split!r} "
-                                 f"(it has {sorted(f.files)}); see lieconv.datasets.springs for the format")
-            arrays = {n: f[n] for n in names}
-    except ValueError:
-        raise
-    except Exception as exc:  # zipfile / pickle errors: not an npz file
-        raise ValueError(f"data: cannot read {str(path)!r} as an .npz file ({exc})") from None
+            files = list(f.files)
+            arrays = {n: f[n] for n in names if n in files}
+    except Exception as exc:  # zipfile / pickle errors: not an npz file of plain arrays
+        raise ValueError(f"data: cannot read {str(path)!r} as an .npz file of arrays ({exc})") from None
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise ValueError(f"data: {str(path)!r} lacks the array(s) {missing} of split {split!r} "
+                         f"(it has {sorted(files)}); see lieconv.datasets.springs for the format")
     parts = []
     for n in names:
         a = arrays[n]

@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from ..training.task import Task, TaskCommand, TrainConfig, register_task
 
 __all__ = ["SpringsTaskConfig", "SpringsTask", "MODELS", "GROUP_CHOICES", "build_dynamics_model", "resolve_lr",
-           "check_batch", "rollout_report", "run_sweep", "run_demo"]
+           "check_batch", "rollout_report", "fit_springs", "run_sweep", "run_demo"]
 
 MODELS = ("HLieResNet", "LieConvDirect", "FC", "HFC", "OGN", "HOGN")
 LIECONV_MODELS = ("HLieResNet", "LieConvDirect")
@@ -262,7 +262,7 @@ class SpringsTask(Task):
         """``(n_bodies, dim)`` of the data: 6 bodies in 2-D unless ``config.data`` says otherwise."""
         if not self.config.data:
             return 6, 2
-        ds = self.datasets()["train"]
+        ds = next(iter(self.datasets().values()))        # every split has the same (checked in datasets())
         return ds.n_bodies, ds.dim
 
     # -------------------------------------------------------------------------------------- model
@@ -392,6 +392,25 @@ def rollout_report(model: nn.Module, test_set, *, n_systems: int, n_steps: int, 
     errors = rollout_errors(pred, true, sp64)
     return {"pred": pred, "true": true, "ts": ts, "sys_params": sp64, "errors": errors,
             "summary": summarize_errors(errors, at_steps=(10, 50, 100))}
+
+
+# ---------------------------------------------------------------------------------------------- own data
+def fit_springs(data: dict, *, out: str, preset: str = "quick", print_lines: bool = True, **overrides) -> dict:
+    """Train a springs model on your own data from Python.
+
+    ``data`` maps splits (``train``, ``valid``, optionally ``test``) to a
+    :class:`~lieconv.datasets.springs.SpringsSegments` (or :class:`SpringsDataset`) or to tensors
+    ``(z0 (S, D), ts (S, L) or (L,), z_target (S, L-1, D), sys_params (S, n, 2))``.  They are
+    written to ``out/data.npz`` (the documented file format, so the run folder is self-contained
+    and ``lieconv eval springs --checkpoint out/checkpoints/best.ckpt`` works), then
+    ``fit("springs", preset, overrides={..., "data": out/data.npz})`` runs; returns its summary.
+    """
+    from ..datasets.springs import save_springs_npz
+    from ..training.trainer import fit
+
+    path = save_springs_npz(Path(out) / "data.npz", data)
+    return fit("springs", preset=preset, overrides={**overrides, "data": str(path), "out": str(out)},
+               print_lines=print_lines)
 
 
 # ---------------------------------------------------------------------------------------------- sweep

@@ -411,7 +411,7 @@ def load_model(checkpoint: str | Path, task: str | None = None) -> tuple[torch.n
 
 
 def evaluate(checkpoint: str | Path, task: str | None = None, *, split: str = "test", device: str = "auto",
-             batch_size: int | None = None) -> dict[str, float]:
+             batch_size: int | None = None, overrides: dict[str, Any] | None = None) -> dict[str, float]:
     """Metrics of a checkpoint on one split (example-weighted means over the whole split).
 
     Parameters
@@ -424,6 +424,9 @@ def evaluate(checkpoint: str | Path, task: str | None = None, *, split: str = "t
     device : {"auto", "cpu", "cuda"}
     batch_size : int, optional
         Evaluation batch size (default: the training config's).
+    overrides : dict, optional
+        Config fields replaced for the evaluation, e.g. ``{"data": "mine.npz"}`` (springs: your own
+        data); each must be a field of the task's config.
 
     Raises
     ------
@@ -439,6 +442,10 @@ def evaluate(checkpoint: str | Path, task: str | None = None, *, split: str = "t
     cfg = dict(hp["config"], device=device)
     if batch_size is not None:
         cfg["batch_size"] = batch_size
+    for key, value in (overrides or {}).items():
+        if key not in cfg:
+            raise ValueError(f"{key}: task {hp['task']!r} has no option {key!r} to override for evaluation")
+        cfg[key] = value
     accelerator = resolve_accelerator(device)
     with _quiet_lightning():
         module = TaskModule(hp["task"], cfg)
