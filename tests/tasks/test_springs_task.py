@@ -6,7 +6,7 @@ import torch
 
 from lieconv.models.baselines import FC, HFC, HOGN, OGN, ModelDynamics
 from lieconv.models.hamiltonian import HLieResNet, LieResNetDynamics
-from lieconv.tasks.springs import (MODELS, SpringsTask, SpringsTaskConfig, build_dynamics_model, check_batch,
+from lieconv.tasks.springs import (MODELS, SpringsTask, SpringsTaskConfig, build_dynamics_model, check_batch, compare_runs,
                                    format_sweep_table, model_label, resolve_lr, run_demo, run_sweep, sweep_epochs)
 from lieconv.training.config import resolve_config
 
@@ -140,3 +140,11 @@ def test_sweep_via_cli_and_demo(tmp_path, capsys):
     assert "test MSE" in text and "figures:" in text
     assert (tmp_path / "demo" / "figures" / "rollout_errors.png").is_file()
     assert (tmp_path / "demo" / "figures" / "trajectories.png").is_file()
+    assert (tmp_path / "demo" / "figures" / "momenta.png").stat().st_size > 1000            # Figure 7(b)
+    assert "state@10" in text and "rk4" in text
+    # `lieconv compare springs RUN...`: the same table and figures for any finished runs
+    runs = [str(tmp_path / "demo" / d) for d in ("HLieResNet-SO2star", "HFC")]
+    assert cli.main(["compare", "springs", *runs, "--out", str(tmp_path / "cmp")]) == 0
+    assert (tmp_path / "cmp" / "momenta.png").is_file() and "HLieResNet-SO2*" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="summary.json"):
+        compare_runs([str(tmp_path)], tmp_path / "x")

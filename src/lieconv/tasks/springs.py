@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from ..training.task import Task, TaskCommand, TrainConfig, register_task
 
 __all__ = ["SpringsTaskConfig", "SpringsTask", "MODELS", "GROUP_CHOICES", "build_dynamics_model", "resolve_lr",
-           "check_batch", "rollout_report", "fit_springs", "run_sweep", "run_demo"]
+           "check_batch", "rollout_report", "fit_springs", "run_sweep", "compare_runs", "run_demo"]
 
 MODELS = ("HLieResNet", "LieConvDirect", "FC", "HFC", "OGN", "HOGN")
 LIECONV_MODELS = ("HLieResNet", "LieConvDirect")
@@ -552,58 +552,120 @@ def format_sweep_table(results: dict[str, dict[int, list[float]]]) -> str:
     return "\n".join(lines)
 
 
-SpringsTask.commands = {
-    "sweep": TaskCommand(help="test MSE against training-set size for several models (paper Figure 8)",
-                         add_arguments=_sweep_arguments, run=_sweep_command),
-}
+
+
+# ---------------------------------------------------------------------------------------------- comparisons
+COMPARE_COLUMNS = (("test MSE", "test_mse"), ("MSE (5)", "test_mse_all"), ("state", "rollout_state"),
+                   ("state@10", "rollout_state@10"), ("state@50", "rollout_state@50"),
+                   ("state@100", "rollout_state@100"), ("energy", "rollout_energy"),
+                   ("lin. mom.", "rollout_linear_momentum"), ("ang. mom.", "rollout_angular_momentum"))
+
+
+def compare_runs(run_dirs, out: str | Path, *, print_table: bool = True) -> dict[str, Any]:
+    """Compare finished springs runs: one table and the Figure 6 / 7 plots over all of them.
+
+    Reads each run folder's ``summary.json`` and ``rollout.pt`` (written by the report; the runs
+    must share their test data, so their first test system is the same) and writes
+    ``out/rollout_errors.png`` (Figure 7 a/c: relative errors against time), ``out/momenta.png``
+    (Figure 7 b: L, P_x, P_y of one rollout per model against time) and ``out/trajectories.png``
+    (Figure 6).  Table columns: test MSE over the 4 predicted states and over all 5; over the
+    rollouts, the time-averaged relative state error and at steps 10 / 50 / 100, and the
+    time-averaged relative errors of the energy (the true spring H), linear and angular momentum
+    (geometric means over systems).  Returns ``{"rows": {label: {column: value}}, "table", "figures"}``.
+    """
+    from ..plots.dynamics import plot_momenta, plot_rollout_errors, plot_trajectories
+
+    rows: dict[str, dict[str, Any]] = {}
+    rollouts: dict[str, dict] = {}
+    for d in run_dirs:
+        d = Path(d)
+        if not (d / "summary.json").is_file():
+            raise ValueError(f"run_dirs: {str(d)!r} has no summary.json (not a finished springs run)")
+        summ = json.loads((d / "summary.json").read_text())
+        cfg = json.loads((d / "config.json").read_text())["config"]
+        label = model_label(SpringsTaskConfig(model=cfg["model"], group=cfg["group"]))
+        if label in rows:
+            label = f"{label} ({d.name})"
+        r = summ.get("report", {})
+        rows[label] = {"test_mse": summ["test"].get("loss", float("nan")),
+                       "test_mse_all": summ["test"].get("mse_all", float("nan")),
+                       **{k: r[k] for _, k in COMPARE_COLUMNS if k in r},
+                       "integrator": cfg["integrator"], "train_time_s": summ["train_time_s"]}
+        if (d / "rollout.pt").is_file():
+            rollouts[label] = torch.load(d / "rollout.pt", weights_only=True)
+    head = f"{'model':<22}" + "".join(f"{c:>11}" for c, _ in COMPARE_COLUMNS) + f"{'integr.':>9}{'train s':>9}"
+    lines = [head, "-" * len(head)]
+    for label, row in rows.items():
+        cells = "".join(f"{row[k]:>11.2e}" if isinstance(row.get(k), float) else f"{'-':>11}" for _, k in COMPARE_COLUMNS)
+        lines.append(f"{label:<22}{cells}{row['integrator']:>9}{row['train_time_s']:>9.0f}")
+    table = "\n".join(lines)
+    figs = []
+    if rollouts:
+        out = Path(out)
+        first = next(iter(rollouts.values()))
+        n = first["true"].shape[-1] // 4
+        figs.append(plot_rollout_errors({k: v["errors"] for k, v in rollouts.items()}, first["ts"],
+                                        out / "rollout_errors.png"))
+        figs.append(plot_momenta({k: v["pred"][0] for k, v in rollouts.items()}, first["true"][0], first["ts"],
+                                 out / "momenta.png", n_bodies=n))
+        figs.append(plot_trajectories(first["true"][0], {k: v["pred"][0] for k, v in rollouts.items()},
+                                      out / "trajectories.png", n_bodies=n))
+    if print_table:
+        print("test MSE over the 4 predicted states (and all 5, as the original reports it); rollouts: time-averaged "
+              "relative errors (state also at steps 10/50/100), geometric mean over test systems; energy against the "
+              "true spring H")
+        print(table)
+        if figs:
+            print("figures: " + ", ".join(str(Path(f).resolve()) for f in figs))
+    return {"rows": rows, "table": table, "figures": [str(f) for f in figs]}
+
+
+def _compare_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN", help="finished springs run folders (with summary.json, rollout.pt)")
+    p.add_argument("--out", default="runs/compare", help="folder of the figures (default: runs/compare)")
+
+
+def _compare_command(args: argparse.Namespace) -> int:
+    compare_runs(args.runs, args.out)
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------- demo
-def run_demo(out: str = "runs/demo", *, models: tuple[str, ...] = ("HLieResNet", "HFC"),
-             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``lieconv demo``: train HLieResNet-SO(2)* and HFC with the quick preset and compare them.
+DEMO_MODELS = (("HLieResNet", "SO2*"), ("HFC", "auto"))
 
-    Prints a table (test MSE, 100-step rollout errors of state, energy, linear and angular
-    momentum, training time) and writes ``out/figures/{rollout_errors,trajectories}.png`` plus each
-    model's own run folder ``out/<label>/``.  Returns ``{label: summary}``.
+
+def run_demo(out: str = "runs/demo", *, models: tuple[tuple[str, str], ...] = DEMO_MODELS,
+             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``lieconv demo``: train HLieResNet-SO(2)* and the paper's HFC with the quick preset and compare.
+
+    Both learn ``H = Σ|p_i|²/(2m_i) + V_θ`` with the kinetic energy analytic and are trained the
+    same way (quick preset: 1000 systems, 16 epochs of batch 50, lr 5e-3, RK4 through 4 steps of
+    0.01): HLieResNet's ``V_θ`` is an SE(2)-invariant LieConv network on the particles, HFC's an MLP
+    of the centred positions and ``(m, k)`` (T(2)-invariant).  Prints :func:`compare_runs`' table
+    and writes its figures to ``out/figures/``; each model's run folder is ``out/<label>/``.
+    Returns ``{label: summary}``.
     """
-    from ..plots.dynamics import plot_rollout_errors, plot_trajectories
     from ..training.trainer import fit
 
     out_dir = Path(out)
     t0 = time.perf_counter()
-    summaries, rollouts = {}, {}
-    for m in models:
-        ov = {"model": m, "resume": False, **(overrides or {})}
-        label = model_label(SpringsTaskConfig(model=m, group=ov.get("group", "auto")))
+    summaries, dirs = {}, []
+    for m, g in models:
+        ov = {"model": m, "group": g, "resume": False, **(overrides or {})}
+        label = model_label(SpringsTaskConfig(model=m, group=g))
         ov["out"] = str(out_dir / label.replace("*", "star"))
         print(f"demo: training {label} (quick preset) ...", flush=True)
         summaries[label] = fit("springs", preset="quick", overrides=ov, print_lines=True)
-        rfile = Path(ov["out"]) / "rollout.pt"
-        if rfile.is_file():
-            rollouts[label] = torch.load(rfile, weights_only=True)
-    total = time.perf_counter() - t0
-    cols = ("test MSE", "state", "energy", "lin. mom.", "ang. mom.", "train s")
-    head = f"{'model':<20}" + "".join(f"{c:>12}" for c in cols)
-    lines = [head, "-" * len(head)]
-    for label, s in summaries.items():
-        r = s.get("report", {})
-        vals = [s["test"].get("loss", float("nan"))] + [r.get(f"rollout_{q}", float("nan")) for q in
-                                                         ("state", "energy", "linear_momentum", "angular_momentum")]
-        lines.append(f"{label:<20}" + "".join(f"{v:>12.3e}" for v in vals) + f"{s['train_time_s']:>12.0f}")
-    from ..training.config import resolve_config
-
-    steps = resolve_config(SpringsTask, "quick", overrides=overrides).rollout_steps
-    print(f"\ndemo: test MSE on 4-step segments; {steps}-step rollouts from test states: time-averaged relative "
-          "errors of state, energy, linear and angular momentum (geometric mean over systems)")
-    print("\n".join(lines))
-    figs = []
-    if rollouts:
-        first = next(iter(rollouts.values()))
-        figs.append(plot_rollout_errors({k: v["errors"] for k, v in rollouts.items()}, first["ts"],
-                                        out_dir / "figures" / "rollout_errors.png"))
-        figs.append(plot_trajectories(first["true"][0], {k: v["pred"][0] for k, v in rollouts.items()},
-                                      out_dir / "figures" / "trajectories.png"))
-    print(f"demo: {total:.0f} s in all; figures: {', '.join(str(Path(f).resolve()) for f in figs)}; "
-          f"run folders: {', '.join(str((out_dir / k.replace('*', 'star')).resolve()) for k in summaries)}")
+        dirs.append(ov["out"])
+    print(f"\ndemo: {len(models)} models trained in {time.perf_counter() - t0:.0f} s; run folders: "
+          f"{', '.join(str(Path(d).resolve()) for d in dirs)}")
+    compare_runs(dirs, out_dir / "figures")
     return summaries
+
+
+SpringsTask.commands = {
+    "sweep": TaskCommand(help="test MSE against training-set size for several models (paper Figure 8)",
+                         add_arguments=_sweep_arguments, run=_sweep_command),
+    "compare": TaskCommand(help="table and Figure 6/7 plots (errors, momenta, paths) over finished run folders",
+                           add_arguments=_compare_arguments, run=_compare_command),
+}
