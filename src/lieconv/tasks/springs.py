@@ -1,35 +1,51 @@
 """The spring-dynamics task (paper §6, appendix C.4, Figures 6–8): train dynamics models through an ODE solver.
 
-Data: :class:`lieconv.datasets.springs.SpringsDataset` — 6 bodies in 2-D, one segment of ``1 + 4``
-states per system (``dt = 0.01``); item ``((z0 (D,), ts (5,), sys_params (6, 2)), z_target (4, D))``.
+System (C.4, Sanchez-Gonzalez et al. 2019): 6 bodies in 2-D, ``H = Σ|p_i|²/(2m_i) + Σ_{i<j} k_i k_j ‖q_i − q_j‖²``.
+Data: :class:`lieconv.datasets.springs.SpringsDataset` — one segment of ``1 + 4`` states per system
+(``dt = 0.01``); item ``((z0 (D,), ts (5,), sys_params (6, 2)), z_target (4, D))``.  Or your own
+trajectories, ``data = FILE.npz`` (:func:`lieconv.datasets.springs.load_springs_npz` documents the
+format; items may each have their own time grid), or from Python :func:`fit_springs`.
 
-Models (``MODELS``, field ``model``):
+Models (``MODELS``, field ``model``) and what their rollouts conserve (Table 6; tested in
+``tests/dynamics/test_noether.py``):
 
-==================  ============================================================  ==============
-name                dz/dt                                                         conserves
-==================  ============================================================  ==============
-``HLieResNet``      ``J ∇H``, ``H = K(p,m) + V_θ(q; m,k)``, V an invariant LieResNet  E; P (T2, SO2*);
-                    (``group``: Trivial2, T2, SO2, SO2*)                              L (SO2, SO2*)
-``LieConvDirect``   a T(2)-equivariant LieResNet per particle (LieConv-T(2))      —
-``FC`` / ``HFC``    MLP / Hamiltonian MLP                                         — / E
-``OGN`` / ``HOGN``  graph network / Hamiltonian graph network (centred)           — / E, P
-==================  ============================================================  ==============
+==================  ====================================================================  ============
+name                dz/dt                                                                 conserves
+==================  ====================================================================  ============
+``HLieResNet``      ``J ∇H``, ``H = K(p,m) + V_θ(q; m,k)``, V an invariant LieResNet          E; P (T2, SO2*);
+                    (``group``: Trivial2, T2, SO2, SO2* = SO2 on centred q)                   L (SO2, SO2*)
+``LieConvDirect``   a T(2)-equivariant LieResNet per particle (LieConv-T(2))              —
+``FC``              MLP ``(z, m, k) -> dz/dt``                                            —
+``HFC``             ``J ∇H``, ``H = K(p,m) + MLP(q − q̄, m, k)``                           E, P
+``OGN``             graph network ``-> dz/dt``                                            —
+``HOGN``            ``J ∇H``, ``H`` a graph network of ``(q − q̄, p, m, k)``                E, P
+==================  ====================================================================  ============
+
+(``K = Σ|p_i|²/(2m_i)`` analytic; E is conserved to the integrator's error, P and L to rounding
+with leapfrog, P also with RK4.)
 
 Training (eq. 11): the model is integrated from ``z0`` over the segment's times by ``integrator``
-(RK4 at the data step, as in the paper; ``leapfrog`` for separable models) and the loss is
+(RK4 at the data step, as in the paper; ``leapfrog`` for the separable HLieResNet and HFC) and the
+loss is
 
     MSE = 1/(4·D) Σ_{t=1..4} ‖ẑ_t − z_t‖²           (eq. 11 divided by the state size D = 24),
 
-with Adam, cosine decay, batch 200 and the best validation MSE checkpoint (early stopping).
+(``mse_all``: the same over all 5 states, as the original code reports it, = 4/5 of it), with
+Adam, cosine decay, batch ``min(200, N)`` (the last partial batch kept), the validation set capped
+at ``N`` and the checkpoint of best validation MSE tested (C.4's early stopping; a patience can
+also stop training; ``val_every_n_epochs`` validates less often).  Learning rates (C.4): 1e-3 for
+the LieConv models, 1e-2 for (H)FC and (H)OGN.
 
 After training, :meth:`SpringsTask.report` rolls the model out for ``rollout_steps`` steps from the
 initial states (t = 0) of the first ``rollout_systems`` test systems and compares with the exact
-(normal-mode) solution: relative state, energy, linear- and angular-momentum errors
-(:mod:`lieconv.dynamics.evaluate`), printed as a table and drawn as ``figures/rollout_errors.png``
-(Figure 7) and ``figures/trajectory.png`` (Figure 6); the curves go to ``rollout.pt``.
+(normal-mode) solution: relative state (also at steps 10 / 50 / 100), energy (against the true H),
+linear- and angular-momentum errors (:mod:`lieconv.dynamics.evaluate`), printed as a table and
+drawn as ``figures/rollout_errors.png`` (Figure 7 a/c), ``figures/momenta.png`` (Figure 7 b) and
+``figures/trajectory.png`` (Figure 6); the curves go to ``rollout.pt``.
 
-Extra command: ``lieconv sweep springs --sizes 100 300 1000 --models HLieResNet HFC`` (Figure 8),
-see :func:`run_sweep`.
+Extra commands: ``lieconv sweep springs --sizes 30 100 300 --models HFC HLieResNet-SO2*`` (Figure 8,
+:func:`run_sweep`); ``lieconv compare springs RUN...`` (one table and the Figure 6/7 plots over
+finished runs, :func:`compare_runs`).
 """
 from __future__ import annotations
 
