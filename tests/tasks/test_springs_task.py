@@ -128,7 +128,15 @@ def test_sweep_via_cli_and_demo(tmp_path, capsys):
     assert "N=16" in capsys.readouterr().out
     assert sweep_epochs(100, 300) == 182 and sweep_epochs(100, 30) == 577 and sweep_epochs(100, 1000) == 100
     assert sweep_epochs(10, 100, False) == 10
-    assert "HFC" in format_sweep_table({"HFC": {8: [1.0, 3.0]}})
+    assert "HFC" in format_sweep_table({"HFC": {8: [1.0, 3.0]}}) and "2.000e+00 (2)" in format_sweep_table({"HFC": {8: [1.0, 3.0]}})
+    # sweeps run in pieces (another seed) merge into one table and figure
+    second = tmp_path / "sweep2.json"
+    second.write_text(json.dumps({"results": {"HFC": {"8": [0.5]}}, "runs": []}))
+    assert cli.main(["sweep", "springs", "--merge", str(tmp_path / "sweep" / "sweep.json"), str(second),
+                     "--out", str(tmp_path / "merged")]) == 0
+    merged = json.loads((tmp_path / "merged" / "sweep.json").read_text())
+    assert len(merged["results"]["HFC"]["8"]) == 2 and len(merged["runs"]) == 4
+    assert (tmp_path / "merged" / "data_efficiency.png").is_file()
     with pytest.raises(ValueError, match="sizes"):
         run_sweep(sizes=[0], models=["HFC"])
     with pytest.raises(ValueError, match="models"):

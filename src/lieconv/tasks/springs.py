@@ -64,7 +64,7 @@ from torch import Tensor, nn
 from ..training.task import Task, TaskCommand, TrainConfig, register_task
 
 __all__ = ["SpringsTaskConfig", "SpringsTask", "MODELS", "GROUP_CHOICES", "build_dynamics_model", "resolve_lr",
-           "check_batch", "rollout_report", "fit_springs", "run_sweep", "compare_runs", "run_demo"]
+           "check_batch", "rollout_report", "fit_springs", "run_sweep", "merge_sweeps", "compare_runs", "run_demo"]
 
 MODELS = ("HLieResNet", "LieConvDirect", "FC", "HFC", "OGN", "HOGN")
 LIECONV_MODELS = ("HLieResNet", "LieConvDirect")
@@ -451,9 +451,15 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", default=None,
                    help="JSON object of springs options applied after the preset (e.g. {\"k\": 32})")
     p.add_argument("--out", default="runs/sweep", help="output folder (default: runs/sweep)")
+    p.add_argument("--merge", nargs="+", metavar="SWEEP_JSON", default=None,
+                   help="train nothing: merge the sweep.json files of sweeps run in pieces (other seeds, models) "
+                        "into OUT/sweep.json, OUT/data_efficiency.png and one table")
 
 
 def _sweep_command(args: argparse.Namespace) -> int:
+    if args.merge:
+        merge_sweeps(args.merge, args.out)
+        return 0
     extra = None
     if args.config is not None:
         from ..training.config import load_config_file
@@ -557,13 +563,43 @@ def run_sweep(*, sizes, models, group: str = "auto", trials: int = 1, first_seed
     return {"results": results, "runs": runs, "json": str(out_dir / "sweep.json"), "figure": str(fig)}
 
 
+def merge_sweeps(paths, out: str | Path, *, verbose: bool = True) -> dict:
+    """Merge ``sweep.json`` files (e.g. one per seed or per model) into ``out/sweep.json`` and
+    ``out/data_efficiency.png``; prints the table of means (and the number of trials per cell)."""
+    results: dict[str, dict[int, list[float]]] = {}
+    runs: list = []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text())
+            part, part_runs = data["results"], data.get("runs", [])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"merge: {str(path)!r} is not a sweep.json ({exc})") from None
+        for label, by_n in part.items():
+            for n, vals in by_n.items():
+                results.setdefault(label, {}).setdefault(int(n), []).extend(float(v) for v in vals)
+        runs.extend(part_runs)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "sweep.json").write_text(json.dumps(
+        {"merged_from": [str(p) for p in paths], "results": {k: {str(n): v for n, v in sorted(d.items())}
+                                                              for k, d in results.items()}, "runs": runs}, indent=2))
+    from ..plots.dynamics import plot_data_efficiency
+
+    fig = plot_data_efficiency(results, out_dir / "data_efficiency.png")
+    if verbose:
+        print(format_sweep_table(results))
+        print(f"sweep: merged {len(paths)} files; {out_dir / 'sweep.json'}, {fig}")
+    return {"results": results, "runs": runs, "json": str(out_dir / "sweep.json"), "figure": str(fig)}
+
+
 def format_sweep_table(results: dict[str, dict[int, list[float]]]) -> str:
-    """Rows = models, columns = N, entries = mean test MSE over trials."""
+    """Rows = models, columns = N, entries = mean test MSE over trials (``(k)``: k trials, when > 1)."""
     sizes = sorted({n for d in results.values() for n in d})
-    head = f"{'test MSE':<22}" + "".join(f"{'N=' + str(n):>12}" for n in sizes)
+    head = f"{'test MSE':<22}" + "".join(f"{'N=' + str(n):>16}" for n in sizes)
     lines = [head, "-" * len(head)]
     for label, d in results.items():
-        cells = "".join(f"{sum(d[n]) / len(d[n]):>12.3e}" if n in d else f"{'-':>12}" for n in sizes)
+        cells = "".join(f"{sum(d[n]) / len(d[n]):>12.3e}{f' ({len(d[n])})' if len(d[n]) > 1 else '':>4}" if n in d
+                        else f"{'-':>16}" for n in sizes)
         lines.append(f"{label:<22}" + cells)
     return "\n".join(lines)
 
