@@ -105,7 +105,7 @@ def test_tiny_run_end_to_end(tmp_path):
     for f in ("rollout_errors.png", "trajectory.png"):
         assert (tmp_path / "run" / "figures" / f).stat().st_size > 1000
     saved = torch.load(tmp_path / "run" / "rollout.pt", weights_only=True)
-    assert saved["errors"]["state"].shape == (3, 12)
+    assert saved["errors"]["state"].shape == (3, 13)                   # 12 steps: 13 states from t = 0
     from lieconv.training.trainer import evaluate       # `lieconv eval springs`: ∇H under inference mode
 
     m = evaluate(s["best_checkpoint"], "springs", device="cpu")
