@@ -52,6 +52,11 @@ def plot_momenta(predictions: Mapping[str, Tensor], true: Tensor, ts: Tensor, pa
         ax.plot(t, v, "k--", lw=1.2, label="truth")
         ax.set_title(q)
         ax.set_xlabel("t")
+        # conserved curves are flat: show at least ±10 % of the true value (or ±0.1), not rounding noise
+        lo, hi = ax.get_ylim()
+        mid, half = float(v[0]), 0.1 * max(1.0, abs(float(v[0])))
+        ax.set_ylim(min(lo, mid - half), max(hi, mid + half))
+        ax.ticklabel_format(axis="y", useOffset=False)
     axes[0, -1].legend(fontsize=8)
     return save_figure(fig, path)
 
