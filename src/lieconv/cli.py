@@ -3,7 +3,7 @@
 ::
 
     lieconv train <task> [--preset NAME] [--config FILE] [--<field> VALUE ...]
-    lieconv eval  <task> --checkpoint PATH [--split test] [--device auto] [--batch-size N]
+    lieconv eval  <task> --checkpoint PATH [--split test] [--device auto] [--batch-size N] [--data FILE]
     lieconv demo
     lieconv tasks
     lieconv <command> <task> [options]     per-task commands, e.g. ``lieconv equivariance rotmnist``
@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--eval-samples", "--eval_samples", dest="eval_samples", type=int, default=1, metavar="S",
                     help="test-time averaging: average the model output over S independent draws of lift samples "
                          "and neighbourhoods (default: 1)")
+    ev.add_argument("--data", metavar="FILE", default=None,
+                    help="evaluate on this data file instead of the checkpoint's data (tasks with a 'data' option, "
+                         "e.g. springs: an .npz with the split's arrays)")
 
     sub.add_parser("demo", help="run the demo and print where its run folder is")
     sub.add_parser("tasks", help="list the available tasks and presets")
@@ -120,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .training.trainer import evaluate
 
             metrics = evaluate(args.checkpoint, args.task, split=args.split, device=args.device,
-                               batch_size=args.batch_size, eval_samples=args.eval_samples)
+                               batch_size=args.batch_size, eval_samples=args.eval_samples,
+                               overrides=None if args.data is None else {"data": args.data})
             print(format_table(metrics, args.split))
             return 0
         if args.command == "demo":

@@ -121,3 +121,22 @@ def test_bad_inputs():
         SpringsConfig(n_steps=4, chunk_len=5)
     with pytest.raises(ValueError, match="split"):
         SpringsDataset("validation", size=2, cache=False)
+
+
+def test_normal_modes_use_the_brute_force_potential():
+    """The stiffness behind the exact solution / RK4 step size is the Hessian of
+    V = Σ_{i<j} k_i k_j ‖q_i − q_j‖² computed pair by pair (per spatial axis), and ω_max follows."""
+    from lieconv.datasets.springs import _stiffness, max_frequency
+
+    g = torch.Generator().manual_seed(5)
+    m = 0.1 + 3 * torch.rand(6, dtype=torch.float64, generator=g)
+    k = 5 * torch.rand(6, dtype=torch.float64, generator=g)
+
+    def v_axis(x):          # one spatial axis, x (6,)
+        return sum(k[i] * k[j] * (x[i] - x[j]) ** 2 for i in range(6) for j in range(i + 1, 6))
+
+    hess = torch.autograd.functional.hessian(v_axis, torch.zeros(6, dtype=torch.float64))
+    s = m.rsqrt()
+    torch.testing.assert_close(_stiffness(m[None], k[None])[0], s[:, None] * hess * s[None], rtol=1e-12, atol=1e-12)
+    w2 = torch.linalg.eigvalsh(s[:, None] * hess * s[None]).max()
+    torch.testing.assert_close(max_frequency(m[None], k[None])[0], w2.sqrt(), rtol=1e-12, atol=1e-12)

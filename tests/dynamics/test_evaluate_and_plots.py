@@ -42,18 +42,23 @@ def test_rollout_errors_of_truth_and_of_a_drifting_model():
     assert res["pred"].shape == (3, 100, 24) and res["errors"]["state"].shape == (3, 100)
     assert res["errors"]["linear_momentum"][:, 0].max() < 1e-14          # t = 0: no drift yet
     assert res["summary"]["linear_momentum"] > 1e-2
+    at = summarize_errors(res["errors"], at_steps=(10, 50, 100))
+    assert set(at) == set(errs) | {f"{q}@{k}" for q in errs for k in (10, 50)}          # step 100 is past T = 100
+    torch.testing.assert_close(torch.tensor(at["state@50"], dtype=torch.float64),
+                               res["errors"]["state"][:, 50].log().mean().exp(), rtol=1e-12, atol=0)
     table = format_error_table({"exact": summarize_errors(errs), "drifting": res["errors"]})
     assert "drifting" in table and "angular_momentum" in table and len(table.splitlines()) == 4
 
 
 def test_plots_write_pngs(tmp_path):
-    from lieconv.plots.dynamics import plot_data_efficiency, plot_rollout_errors, plot_trajectories
+    from lieconv.plots.dynamics import plot_data_efficiency, plot_momenta, plot_rollout_errors, plot_trajectories
     true, times, sp = _truth(T=100)
     pred = true + 1e-3 * torch.randn_like(true)
     errs = {"noisy": rollout_errors(pred, true, sp), "noisier": rollout_errors(true + 1e-2, true, sp)}
     paths = [
         plot_trajectories(true[0], {"HOGN": pred[0], "HLieConv": true[0]}, tmp_path / "traj.png"),
         plot_rollout_errors(errs, times, tmp_path / "errors.png"),
+        plot_momenta({"T2": pred[0], "SO2*": true[0]}, true[0], times, tmp_path / "momenta.png"),
         plot_data_efficiency({"FC": {100: [1.0, 1.2], 1000: [0.3, 0.25]}, "HOGN": {100: [0.5], 1000: [0.05]}},
                              tmp_path / "sub" / "efficiency.png"),
     ]

@@ -39,7 +39,7 @@ def test_spring_potential_matches_pairwise_sum_and_gradient():
     q, _, _, k = _system()
     n = q.shape[1]
     pair = sum(k[:, i] * k[:, j] * (q[:, i] - q[:, j]).pow(2).sum(-1) for i in range(n) for j in range(i + 1, n))
-    torch.testing.assert_close(spring_potential(q, k), 0.5 * pair, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(spring_potential(q, k), pair, rtol=1e-12, atol=1e-12)
     qg = q.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(spring_potential(qg, k).sum(), qg)
     torch.testing.assert_close(spring_potential_grad(q, k), g, rtol=1e-12, atol=1e-12)

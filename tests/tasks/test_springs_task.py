@@ -6,7 +6,7 @@ import torch
 
 from lieconv.models.baselines import FC, HFC, HOGN, OGN, ModelDynamics
 from lieconv.models.hamiltonian import HLieResNet, LieResNetDynamics
-from lieconv.tasks.springs import (MODELS, SpringsTask, SpringsTaskConfig, build_dynamics_model, check_batch,
+from lieconv.tasks.springs import (MODELS, SpringsTask, SpringsTaskConfig, build_dynamics_model, check_batch, compare_runs,
                                    format_sweep_table, model_label, resolve_lr, run_demo, run_sweep, sweep_epochs)
 from lieconv.training.config import resolve_config
 
@@ -20,7 +20,9 @@ def test_paper_preset_is_c4():
     c = resolve_config(SpringsTask, "paper")
     assert (c.batch_size, c.epochs, c.n_train, c.n_valid, c.n_test) == (200, 100, 3000, 2000, 2000)
     assert (c.model, c.group, c.integrator, c.k, c.num_layers, c.hidden) == ("HLieResNet", "auto", "rk4", 384, 4, 256)
-    assert c.cosine and c.early_stopping_patience > 0 and c.rollout_steps >= 100
+    # C.4's early stopping: train all epochs, test the checkpoint of best validation MSE
+    assert c.cosine and c.early_stopping_patience == 0 and c.rollout_steps >= 100 and c.cap_valid
+    assert SpringsTask.drop_last is False
     assert resolve_lr(c) == 1e-3
     assert resolve_lr(resolve_config(SpringsTask, "paper", overrides={"model": "HOGN"})) == 1e-2
     assert resolve_lr(resolve_config(SpringsTask, "paper", overrides={"model": "HFC", "lr": 3e-4})) == 3e-4
@@ -103,7 +105,7 @@ def test_tiny_run_end_to_end(tmp_path):
     for f in ("rollout_errors.png", "trajectory.png"):
         assert (tmp_path / "run" / "figures" / f).stat().st_size > 1000
     saved = torch.load(tmp_path / "run" / "rollout.pt", weights_only=True)
-    assert saved["errors"]["state"].shape == (3, 12)
+    assert saved["errors"]["state"].shape == (3, 13)                   # 12 steps: 13 states from t = 0
     from lieconv.training.trainer import evaluate       # `lieconv eval springs`: ∇H under inference mode
 
     m = evaluate(s["best_checkpoint"], "springs", device="cpu")
@@ -115,16 +117,26 @@ def test_sweep_via_cli_and_demo(tmp_path, capsys):
 
     cfg = tmp_path / "tiny.json"
     cfg.write_text(json.dumps({**TINY, "data_root": str(tmp_path / "data")}))
-    rc = cli.main(["sweep", "springs", "--sizes", "8", "16", "--models", "HFC", "HLieResNet", "--epochs", "1",
+    rc = cli.main(["sweep", "springs", "--sizes", "8", "16", "--models", "HFC", "HLieResNet-T2", "--epochs", "1",
                    "--preset", "paper", "--config", str(cfg), "--out", str(tmp_path / "sweep")])
     assert rc == 0
     data = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
-    assert set(data["results"]) == {"HFC", "HLieResNet-SO2*"}
+    assert set(data["results"]) == {"HFC", "HLieResNet-T2"}
+    assert {r["integrator"] for r in data["runs"]} == {"rk4"} and len(data["runs"]) == 4
     assert all(len(v) == 2 and all(x > 0 for xs in v.values() for x in xs) for v in data["results"].values())
     assert (tmp_path / "sweep" / "data_efficiency.png").stat().st_size > 1000
     assert "N=16" in capsys.readouterr().out
-    assert sweep_epochs(10, 100) == 32 and sweep_epochs(10, 1000) == 10 and sweep_epochs(10, 100, False) == 10
-    assert "HFC" in format_sweep_table({"HFC": {8: [1.0, 3.0]}})
+    assert sweep_epochs(100, 300) == 182 and sweep_epochs(100, 30) == 577 and sweep_epochs(100, 1000) == 100
+    assert sweep_epochs(10, 100, False) == 10
+    assert "HFC" in format_sweep_table({"HFC": {8: [1.0, 3.0]}}) and "2.000e+00 (2)" in format_sweep_table({"HFC": {8: [1.0, 3.0]}})
+    # sweeps run in pieces (another seed) merge into one table and figure
+    second = tmp_path / "sweep2.json"
+    second.write_text(json.dumps({"results": {"HFC": {"8": [0.5]}}, "runs": []}))
+    assert cli.main(["sweep", "springs", "--merge", str(tmp_path / "sweep" / "sweep.json"), str(second),
+                     "--out", str(tmp_path / "merged")]) == 0
+    merged = json.loads((tmp_path / "merged" / "sweep.json").read_text())
+    assert len(merged["results"]["HFC"]["8"]) == 2 and len(merged["runs"]) == 4
+    assert (tmp_path / "merged" / "data_efficiency.png").is_file()
     with pytest.raises(ValueError, match="sizes"):
         run_sweep(sizes=[0], models=["HFC"])
     with pytest.raises(ValueError, match="models"):
@@ -136,3 +148,11 @@ def test_sweep_via_cli_and_demo(tmp_path, capsys):
     assert "test MSE" in text and "figures:" in text
     assert (tmp_path / "demo" / "figures" / "rollout_errors.png").is_file()
     assert (tmp_path / "demo" / "figures" / "trajectories.png").is_file()
+    assert (tmp_path / "demo" / "figures" / "momenta.png").stat().st_size > 1000            # Figure 7(b)
+    assert "state@10" in text and "rk4" in text
+    # `lieconv compare springs RUN...`: the same table and figures for any finished runs
+    runs = [str(tmp_path / "demo" / d) for d in ("HLieResNet-SO2star", "HFC")]
+    assert cli.main(["compare", "springs", *runs, "--out", str(tmp_path / "cmp")]) == 0
+    assert (tmp_path / "cmp" / "momenta.png").is_file() and "HLieResNet-SO2*" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="summary.json"):
+        compare_runs([str(tmp_path)], tmp_path / "x")

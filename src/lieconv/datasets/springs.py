@@ -1,7 +1,7 @@
 """The 2-D spring data set of the paper (§6.3, appendix C.4): generation, caching, ``Dataset``.
 
 Each system has ``n = 6`` bodies in ``d = 2`` dimensions, joined pairwise by springs of rest length
-0 (complete graph, ``V = ½ Σ_{i<j} k_i k_j ‖q_i − q_j‖²``, see :mod:`lieconv.dynamics.hamiltonian`):
+0 (complete graph, ``V = Σ_{i<j} k_i k_j ‖q_i − q_j‖²``, see :mod:`lieconv.dynamics.hamiltonian`):
 
     m_i ~ U(0.1, 3.1),   k_i ~ U(0, 5),   k_ij = k_i k_j,
     q_i ~ N(0, 0.16 I),  p_i ~ N(0, 0.36 I)   (the drawn total momentum is kept, not removed).
@@ -29,6 +29,21 @@ After ``default_collate``: ``z0 (B, D)``, ``ts (B, L)`` (identical rows), ``sys_
 ``z_target (B, L-1, D)``.  A model rolled out with
 :class:`lieconv.models.baselines.ModelDynamics` returns ``(B, L, D)`` whose ``[:, 1:]`` is compared
 with ``z_target`` (paper eq. 11).
+
+Your own trajectories (:func:`load_springs_npz`, :func:`save_springs_npz`)
+--------------------------------------------------------------------------
+One ``.npz`` file (``numpy.savez``) holds the splits, four arrays per split ``SPLIT`` in
+``train | valid | test`` (train and valid to train, the evaluated split to evaluate)::
+
+    SPLIT_z0          (S, D)            float   state at ts[:, 0]: (q_1..q_n, p_1..p_n) flattened, D = 2·n·d
+    SPLIT_ts          (S, L) or (L,)    float   each item's times (strictly increasing); (L,) = one shared grid
+    SPLIT_z_target    (S, L-1, D)       float   the states at ts[:, 1:]
+    SPLIT_sys_params  (S, n, 2)         float   (m_i, k_i) per body, masses m_i > 0
+
+An item is a chunk (``L = 5`` as in the paper) or a whole trajectory (``L = T``); items may have
+different time grids, but one file has one ``L`` per split.  ``d = 2`` for the planar LieConv
+groups.  All values finite.  :class:`SpringsSegments` is the ``Dataset`` of one split (the same
+item format as :class:`SpringsDataset`, with ``ts[i]`` per item).
 """
 from __future__ import annotations
 
@@ -48,12 +63,13 @@ from ..dynamics.integrate import odeint
 from . import _offline
 
 __all__ = ["SpringsConfig", "SPLIT_SIZES", "GT_METHODS", "sample_systems", "integrate_springs",
-           "spring_exact_solution", "generate_springs", "load_springs", "SpringsDataset", "default_root"]
+           "spring_exact_solution", "generate_springs", "load_springs", "SpringsSegments", "SpringsDataset",
+           "default_root", "NPZ_ARRAYS", "save_springs_npz", "load_springs_npz", "npz_splits", "check_segments"]
 
 SPLIT_SIZES = {"train": 3000, "valid": 2000, "test": 2000}
 GT_METHODS = ("rk4", "dopri5", "exact")
 _SPLIT_OFFSETS = {"train": 0, "valid": 1, "test": 2}
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2    # 2: V = Σ_{i<j} k_i k_j ‖q_i − q_j‖² (version 1 had ½ in front); old caches regenerate
 _BLOCK = 1024          # systems integrated together by generate_springs
 
 
@@ -185,12 +201,13 @@ def sample_systems(config: SpringsConfig, generator: torch.Generator) -> tuple[T
 
 
 def _stiffness(masses: Tensor, k: Tensor) -> Tensor:
-    """Symmetric ``A = M^{-1/2} L M^{-1/2}`` with ``L = diag(k·Σk) − k kᵀ``, shape ``(S, n, n)``.
+    """Symmetric ``A = M^{-1/2} L M^{-1/2}`` with ``L = 2 (diag(k·Σk) − k kᵀ)``, shape ``(S, n, n)``.
 
     Per spatial axis the spring dynamics are ``q̈ = −M⁻¹ L q``; the eigenvalues of ``A`` are the
-    squared normal-mode frequencies ``ω²``.
+    squared normal-mode frequencies ``ω²`` (``L`` is the Hessian of ``V`` per axis, so
+    ``V = Σ_axes ½ qᵀ L q``).
     """
-    L = torch.diag_embed(k * k.sum(-1, keepdim=True)) - k.unsqueeze(-1) * k.unsqueeze(-2)
+    L = 2 * (torch.diag_embed(k * k.sum(-1, keepdim=True)) - k.unsqueeze(-1) * k.unsqueeze(-2))
     s = masses.rsqrt()
     return s.unsqueeze(-1) * L * s.unsqueeze(-2)
 
@@ -368,7 +385,201 @@ def split_seed(seed: int, split: str) -> int:
     return int(hashlib.sha256(f"springs/{seed}/{split}".encode()).hexdigest()[:12], 16)
 
 
-class SpringsDataset(torch.utils.data.Dataset):
+def check_segments(z0, ts, z_target, sys_params, *, names=("z0", "ts", "z_target", "sys_params")) -> int:
+    """Validate one split of segments; returns ``n`` (bodies).  ValueError names the offending array.
+
+    Shapes: ``z0 (S, D)``, ``ts (S, L)`` or ``(L,)`` strictly increasing, ``z_target (S, L-1, D)``,
+    ``sys_params (S, n, 2)`` with positive masses ``sys_params[..., 0]``; ``D = 2·n·d``; all finite.
+    """
+    nz, nt, ntar, nsp = names
+    for name, t in zip(names, (z0, ts, z_target, sys_params)):
+        if not isinstance(t, Tensor) or not t.is_floating_point():
+            raise ValueError(f"{name}: expected a floating-point array, got {getattr(t, 'dtype', type(t).__name__)}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name}: expected finite values, got NaN or inf")
+    if sys_params.dim() != 3 or sys_params.shape[-1] != 2 or sys_params.shape[1] < 2:
+        raise ValueError(f"{nsp}: expected shape (S, n, 2) = (m_i, k_i) per body with n >= 2, "
+                         f"got {tuple(sys_params.shape)}")
+    S, n = sys_params.shape[:2]
+    if z0.dim() != 2 or z0.shape[0] != S or z0.shape[1] % (2 * n) != 0:
+        raise ValueError(f"{nz}: expected shape (S, 2·n·d) with S = {S}, n = {n} (from {nsp}), got {tuple(z0.shape)}")
+    D = z0.shape[1]
+    if ts.dim() not in (1, 2) or (ts.dim() == 2 and ts.shape[0] != S) or ts.shape[-1] < 2:
+        raise ValueError(f"{nt}: expected shape (S, L) or (L,) with S = {S} and L >= 2, got {tuple(ts.shape)}")
+    if not (ts[..., 1:] > ts[..., :-1]).all():
+        raise ValueError(f"{nt}: expected strictly increasing times in every row")
+    L = ts.shape[-1]
+    if tuple(z_target.shape) != (S, L - 1, D):
+        raise ValueError(f"{ntar}: expected shape (S, L-1, D) = ({S}, {L - 1}, {D}) from {nz} and {nt}, "
+                         f"got {tuple(z_target.shape)}")
+    if not (sys_params[..., 0] > 0).all():
+        raise ValueError(f"{nsp}: expected positive masses {nsp}[..., 0], got a value <= 0")
+    return n
+
+
+class SpringsSegments(torch.utils.data.Dataset):
+    """Segments of particle trajectories: item ``((z0 (D,), ts (L,), sys_params (n, 2)), z_target (L-1, D))``.
+
+    The dataset of your own data (:func:`load_springs_npz`) and the base of :class:`SpringsDataset`.
+
+    Parameters
+    ----------
+    z0 : Tensor ``(S, D)``
+    ts : Tensor ``(S, L)`` (one grid per item) or ``(L,)`` (shared)
+    z_target : Tensor ``(S, L-1, D)``
+    sys_params : Tensor ``(S, n, 2)``
+    dtype : torch.dtype, optional
+        Cast everything to it (default: keep).
+    names : tuple of str
+        How the four arrays are called in error messages (e.g. ``"train_z0"`` for a file).
+    """
+
+    trajectories: Tensor | None = None
+
+    def __init__(self, z0: Tensor, ts: Tensor, z_target: Tensor, sys_params: Tensor, *,
+                 dtype: torch.dtype | None = None, names=("z0", "ts", "z_target", "sys_params")):
+        self.n_bodies = check_segments(z0, ts, z_target, sys_params, names=names)
+        self.dim = z0.shape[-1] // (2 * self.n_bodies)
+        cast = (lambda t: t) if dtype is None else (lambda t: t.to(dtype))
+        self.z0, self.ts, self.z_target, self.sys_params = cast(z0), cast(ts), cast(z_target), cast(sys_params)
+
+    def __len__(self) -> int:
+        return self.z0.shape[0]
+
+    def __getitem__(self, i: int):
+        ts = self.ts if self.ts.dim() == 1 else self.ts[i]
+        return (self.z0[i], ts, self.sys_params[i]), self.z_target[i]
+
+    def states(self) -> Tensor:
+        """``(S, L, D)``: ``z0`` followed by the targets."""
+        return torch.cat([self.z0.unsqueeze(1), self.z_target], dim=1)
+
+    def times(self) -> Tensor:
+        """``(S, L)`` time grid of every item."""
+        return self.ts.expand(len(self), -1) if self.ts.dim() == 1 else self.ts
+
+
+#: The arrays of one split in a springs ``.npz`` file (``f"{split}_{name}"``).
+NPZ_ARRAYS = ("z0", "ts", "z_target", "sys_params")
+
+
+def save_springs_npz(path: str | os.PathLike, splits: dict) -> Path:
+    """Write splits to an ``.npz`` file in the documented format (see the module docstring).
+
+    Parameters
+    ----------
+    path : path
+        Output file (``.npz``; float64 arrays).
+    splits : dict
+        ``{split: dataset or (z0, ts, z_target, sys_params)}`` — a :class:`SpringsSegments` /
+        :class:`SpringsDataset`, or four tensors / arrays of the documented shapes.
+
+    Example: ``save_springs_npz("mine.npz", {s: SpringsDataset(s, size=100) for s in ("train", "valid", "test")})``.
+    """
+    import numpy as np
+
+    arrays = {}
+    for split, data in splits.items():
+        if split not in SPLIT_SIZES:
+            raise ValueError(f"splits: unknown split {split!r}; choose from {sorted(SPLIT_SIZES)}")
+        if isinstance(data, SpringsSegments):
+            parts = (data.z0, data.ts, data.z_target, data.sys_params)
+        else:
+            parts = tuple(torch.as_tensor(a, dtype=torch.float64) for a in data)
+            if len(parts) != 4:
+                raise ValueError(f"splits[{split!r}]: expected a dataset or (z0, ts, z_target, sys_params)")
+        parts = tuple(torch.as_tensor(a).to(torch.float64) for a in parts)
+        check_segments(*parts, names=tuple(f"{split}_{a}" for a in NPZ_ARRAYS))
+        arrays.update({f"{split}_{a}": t.numpy() for a, t in zip(NPZ_ARRAYS, parts)})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:                # a file object: numpy would append .npz to other names
+        np.savez(f, **arrays)
+    return path
+
+
+def npz_splits(path: str | os.PathLike) -> list[str]:
+    """The splits of a springs ``.npz`` file with at least one of their four arrays (``[]`` if none;
+    ValueError if unreadable); :func:`load_springs_npz` then names any missing array."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"data: no such file {str(path)!r}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            files = set(f.files)
+    except Exception as exc:  # zipfile / pickle errors: not an npz file of plain arrays
+        raise ValueError(f"data: cannot read {str(path)!r} as an .npz file of arrays ({exc})") from None
+    return [s for s in SPLIT_SIZES if any(f"{s}_{a}" in files for a in NPZ_ARRAYS)]
+
+
+def load_springs_npz(path: str | os.PathLike, split: str, *, dtype: torch.dtype = torch.float32,
+                     chunk_len: int = 0) -> SpringsSegments:
+    """One split of a springs ``.npz`` file as a :class:`SpringsSegments` (format: module docstring).
+
+    Parameters
+    ----------
+    chunk_len : int
+        0: the items as stored; ``c >= 2``: cut every item into consecutive windows of ``c`` states
+        (starting at states 0, c-1, 2(c-1), ..., each window's first state the last of the one
+        before), e.g. whole trajectories into the paper's ``1 + 4``-state chunks.
+
+    Raises
+    ------
+    ValueError
+        Unreadable file, a missing array, wrong shapes, non-finite values, non-increasing times,
+        non-positive masses, ``chunk_len`` longer than the items; the message names the array.
+    """
+    import numpy as np
+
+    path = Path(path)
+    if split not in SPLIT_SIZES:
+        raise ValueError(f"split: unknown split {split!r}; choose from {sorted(SPLIT_SIZES)}")
+    if not path.is_file():
+        raise ValueError(f"data: no such file {str(path)!r}")
+    names = tuple(f"{split}_{a}" for a in NPZ_ARRAYS)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            files = list(f.files)
+            arrays = {n: f[n] for n in names if n in files}
+    except Exception as exc:  # zipfile / pickle errors: not an npz file of plain arrays
+        raise ValueError(f"data: cannot read {str(path)!r} as an .npz file of arrays ({exc})") from None
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise ValueError(f"data: {str(path)!r} lacks the array(s) {missing} of split {split!r} "
+                         f"(it has {sorted(files)}); see lieconv.datasets.springs for the format")
+    parts = []
+    for n in names:
+        a = arrays[n]
+        if a.dtype.kind not in "fiu":
+            raise ValueError(f"{n}: expected a numeric array, got dtype {a.dtype}")
+        parts.append(torch.from_numpy(np.ascontiguousarray(a)).to(torch.float64))
+    z0, ts, z_target, sp = parts
+    check_segments(z0, ts, z_target, sp, names=names)
+    if chunk_len:
+        z0, ts, z_target = _chunk(z0, ts, z_target, int(chunk_len), names)
+        sp_idx = torch.arange(sp.shape[0]).repeat_interleave(z0.shape[0] // sp.shape[0])
+        sp = sp[sp_idx]
+    return SpringsSegments(z0, ts, z_target, sp, dtype=dtype, names=names)
+
+
+def _chunk(z0: Tensor, ts: Tensor, z_target: Tensor, c: int, names) -> tuple[Tensor, Tensor, Tensor]:
+    """Cut ``(S, L)`` items into ``w = (L-1)//(c-1)`` windows of ``c`` states each (item-major order)."""
+    S, L = z0.shape[0], ts.shape[-1]
+    if c < 2 or c > L:
+        raise ValueError(f"chunk_len: expected 2 <= chunk_len <= L = {L} (the length of {names[1]}), got {c}")
+    states = torch.cat([z0.unsqueeze(1), z_target], dim=1)                 # (S, L, D)
+    times = ts.expand(S, -1) if ts.dim() == 1 else ts
+    starts = torch.arange(0, L - c + 1, c - 1)                             # (w,)
+    idx = starts[:, None] + torch.arange(c)                                # (w, c)
+    win = states[:, idx]                                                   # (S, w, c, D)
+    wts = times[:, idx]                                                    # (S, w, c)
+    win, wts = win.flatten(0, 1), wts.flatten(0, 1)
+    return win[:, 0], wts, win[:, 1:]
+
+
+class SpringsDataset(SpringsSegments):
     """One split of the spring data set; see the module docstring for the item format.
 
     Parameters
@@ -409,18 +620,9 @@ class SpringsDataset(torch.utils.data.Dataset):
         data = load_springs(self.config, root) if cache else {**generate_springs(self.config), "cache": "off"}
         self.split = split
         self.cache_status = data["cache"]
-        self.n_bodies, self.dim = self.config.n_bodies, self.config.dim
-        self.z0 = data["chunks"][:, 0].to(dtype)
-        self.z_target = data["chunks"][:, 1:].to(dtype)
-        self.ts = (self.config.dt * torch.arange(self.config.chunk_len, dtype=torch.float64)).to(dtype)
-        self.sys_params = torch.stack([data["masses"], data["k"]], dim=-1).to(dtype)
+        super().__init__(data["chunks"][:, 0], self.config.dt * torch.arange(self.config.chunk_len, dtype=torch.float64),
+                         data["chunks"][:, 1:], torch.stack([data["masses"], data["k"]], dim=-1), dtype=dtype)
         self.start = data["start"]
         self.times = data["times"]
         self.z_init = data["z_init"]
         self.trajectories = data.get("trajectories")
-
-    def __len__(self) -> int:
-        return self.z0.shape[0]
-
-    def __getitem__(self, i: int):
-        return (self.z0[i], self.ts, self.sys_params[i]), self.z_target[i]

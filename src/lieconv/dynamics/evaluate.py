@@ -41,7 +41,7 @@ def relative_error(a: Tensor, b: Tensor, *, vector: bool = True, eps: float = 1e
 @torch.no_grad()
 def rollout(predict: Callable[[Tensor, Tensor, Tensor], Tensor], z0: Tensor, ts: Tensor, sys_params: Tensor,
             *, batch_size: int | None = None) -> Tensor:
-    """Roll a model out from ``z0 (B, D)`` over ``ts (T,)``; returns ``(B, T, D)``.
+    """Roll a model out from ``z0 (B, D)`` over ``ts (T,)`` or per-item ``ts (B, T)``; returns ``(B, T, D)``.
 
     ``predict(z0, ts, sys_params) -> (B, T, D)``, e.g. a
     :class:`lieconv.models.baselines.ModelDynamics`.  Runs without a graph, in chunks of
@@ -51,7 +51,10 @@ def rollout(predict: Callable[[Tensor, Tensor, Tensor], Tensor], z0: Tensor, ts:
         raise ValueError(f"sys_params: expected shape (B, n, 2) with B = z0.shape[0] for z0 (B, D), "
                          f"got z0 {tuple(z0.shape)}, sys_params {tuple(sys_params.shape)}")
     bs = z0.shape[0] if batch_size is None else batch_size
-    outs = [predict(z0[i:i + bs], ts, sys_params[i:i + bs]) for i in range(0, z0.shape[0], bs)]
+    if ts.dim() == 2 and ts.shape[0] != z0.shape[0]:
+        raise ValueError(f"ts: expected shape (T,) or (B, T) with B = {z0.shape[0]}, got {tuple(ts.shape)}")
+    grid = (lambda i: ts) if ts.dim() == 1 else (lambda i: ts[i:i + bs])
+    outs = [predict(z0[i:i + bs], grid(i), sys_params[i:i + bs]) for i in range(0, z0.shape[0], bs)]
     return torch.cat(outs)
 
 
@@ -84,9 +87,20 @@ def rollout_errors(pred: Tensor, true: Tensor, sys_params: Tensor) -> dict[str, 
     }
 
 
-def summarize_errors(errors: Mapping[str, Tensor], *, floor: float = 1e-300) -> dict[str, float]:
-    """Time average per system, then geometric mean over systems: ``{quantity: float}``."""
-    return {name: math.exp(e.mean(-1).clamp_min(floor).log().mean().item()) for name, e in errors.items()}
+def summarize_errors(errors: Mapping[str, Tensor], *, at_steps: tuple[int, ...] = (),
+                     floor: float = 1e-300) -> dict[str, float]:
+    """Time average per system, then geometric mean over systems: ``{quantity: float}``.
+
+    ``at_steps``: also the geometric mean over systems of each curve at these step indices
+    (``t = steps·dt`` from the start), as ``{"quantity@step": float}``; steps beyond the curves'
+    length are skipped.
+    """
+    out = {name: math.exp(e.mean(-1).clamp_min(floor).log().mean().item()) for name, e in errors.items()}
+    for k in at_steps:
+        for name, e in errors.items():
+            if int(k) < e.shape[-1]:
+                out[f"{name}@{int(k)}"] = math.exp(e[:, int(k)].clamp_min(floor).log().mean().item())
+    return out
 
 
 def format_error_table(results: Mapping[str, Mapping[str, Tensor | float]]) -> str:

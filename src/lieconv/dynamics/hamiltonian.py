@@ -21,10 +21,12 @@ Hamiltonian dynamics
 The spring system (paper §6.3, A.5, C.4) is separable, ``H(q, p) = K(p, m) + V(q, k)``, with
 
     K(p, m) = Σ_i |p_i|² / (2 m_i),
-    V(q, k) = ½ Σ_{i<j} k_i k_j ‖q_i − q_j‖²          (complete graph, rest length 0).
+    V(q, k) = Σ_{i<j} k_i k_j ‖q_i − q_j‖²  (= ½ Σ_{i≠j})   (complete graph, rest length 0).
 
-(The paper's C.4 prints ``K = Σ |p_j|²/m_j``; we use the physical ``½`` throughout, data and models
-alike, which only rescales time for the kinetic part.)
+This is the system of Sanchez-Gonzalez et al. (2019) that the paper uses (and that the original
+code generates): spring constants ``k_ij = k_i k_j`` and no ``½`` in front of the pair sum.
+(The paper's C.4 prints ``K = Σ |p_j|²/m_j``; we use the physical ``½`` in the kinetic energy
+throughout, data and models alike.)
 
 Conserved by the true dynamics: the energy ``H``, the total linear momentum ``P = Σ_i p_i`` (V is
 translation invariant) and the total angular momentum ``L = Σ_i q_i × p_i`` (V is rotation
@@ -80,25 +82,25 @@ def kinetic_energy(p: Tensor, m: Tensor) -> Tensor:
 
 
 def spring_potential(q: Tensor, k: Tensor) -> Tensor:
-    """``V(q, k) = ½ Σ_{i<j} k_i k_j ‖q_i − q_j‖²``.  q ``(..., n, d)``, k ``(..., n)`` -> ``(...)``.
+    """``V(q, k) = Σ_{i<j} k_i k_j ‖q_i − q_j‖²``.  q ``(..., n, d)``, k ``(..., n)`` -> ``(...)``.
 
     Evaluated in O(n) through the identity
     ``Σ_{i<j} k_i k_j ‖q_i − q_j‖² = (Σ_j k_j) Σ_i k_i ‖q_i‖² − ‖Σ_i k_i q_i‖²``.
     """
     K = k.sum(-1)
     s = (k.unsqueeze(-1) * q).sum(-2)                      # (..., d)  Σ k_i q_i
-    return 0.5 * (K * (k * q.pow(2).sum(-1)).sum(-1) - s.pow(2).sum(-1))
+    return K * (k * q.pow(2).sum(-1)).sum(-1) - s.pow(2).sum(-1)
 
 
 def spring_potential_grad(q: Tensor, k: Tensor) -> Tensor:
-    """Analytic ``∂V/∂q_i = k_i Σ_j k_j (q_i − q_j) = k_i (K q_i − Σ_j k_j q_j)``, shape ``(..., n, d)``.
+    """Analytic ``∂V/∂q_i = 2 k_i Σ_j k_j (q_i − q_j) = 2 k_i (K q_i − Σ_j k_j q_j)``, shape ``(..., n, d)``.
 
     The forces ``−∂V/∂q_i`` are central and pairwise opposite, so ``Σ_i ∂V/∂q_i = 0`` and
     ``Σ_i q_i × ∂V/∂q_i = 0`` up to rounding.
     """
     K = k.sum(-1, keepdim=True).unsqueeze(-1)             # (..., 1, 1)
     s = (k.unsqueeze(-1) * q).sum(-2, keepdim=True)        # (..., 1, d)
-    return k.unsqueeze(-1) * (K * q - s)
+    return 2 * k.unsqueeze(-1) * (K * q - s)
 
 
 def spring_energy(z: Tensor, sys_params: Tensor) -> Tensor:
@@ -253,7 +255,7 @@ class SeparableHamiltonian:
 
 
 class SpringHamiltonian(SeparableHamiltonian):
-    """The true spring system ``K(p, m) + ½ Σ_{i<j} k_i k_j ‖q_i − q_j‖²`` with analytic gradients.
+    """The true spring system ``K(p, m) + Σ_{i<j} k_i k_j ‖q_i − q_j‖²`` with analytic gradients.
 
     Parameters
     ----------

@@ -19,9 +19,9 @@ HLieResNet potential plugs in, optionally with positions centred (SO(2)*: ``q �
 model      what is learned                                       conserves     C.4 sizes
 =========  ====================================================  ============  =========
 FC         MLP ``(z, m, k) -> dz/dt``                            —             256 × 4
-HFC        MLP ``(z, m, k) -> H``                                energy        256 × 4
+HFC        ``K(p, m)`` analytic + MLP ``V(q − q̄, m, k)``         E, P          256 × 4
 OGN        graph network on the complete graph ``-> dz/dt``     —             256 × 1
-HOGN       graph network ``-> H``, positions centred (T(2))     E, P          256 × 1
+HOGN       graph network ``-> H(q − q̄, p)`` (T(2) invariant)    E, P          256 × 1
 =========  ====================================================  ============  =========
 
 All use SiLU (Swish), which is twice differentiable.  ``PAPER_HPARAMS`` holds C.4's sizes and
@@ -93,18 +93,6 @@ class HamiltonianModel(nn.Module):
     def forward(self, t: Tensor, z: Tensor, sys_params: Tensor) -> Tensor:
         _check_inputs(z, sys_params, self.n_bodies, self.dim)
         return symplectic_gradient(lambda x: self.H(x, sys_params), z)
-
-
-class HFC(HamiltonianModel):
-    """Hamiltonian MLP: ``H = MLP([z, m, k])`` (scalar), ``dz/dt = J ∇_z H``.  Conserves energy."""
-
-    def __init__(self, n_bodies: int = 6, dim: int = 2, *, hidden: int = 256, num_layers: int = 4):
-        super().__init__()
-        self.n_bodies, self.dim = n_bodies, dim
-        self.net = mlp(2 * n_bodies * dim + 2 * n_bodies, hidden, num_layers, 1)
-
-    def H(self, z: Tensor, sys_params: Tensor) -> Tensor:
-        return self.net(torch.cat([z, sys_params.flatten(-2)], dim=-1)).squeeze(-1)
 
 
 class _GraphNet(nn.Module):
@@ -215,6 +203,35 @@ class PotentialModel(SeparableHamiltonianModel):
         return self.net(q, sys_params).reshape(q.shape[0])
 
 
+class HFC(PotentialModel):
+    """Hamiltonian MLP (C.4): ``H = Σ|p_i|²/(2 m_i) + V_θ(q − q̄; m, k)``, ``V_θ`` an MLP.
+
+    As for the paper's Hamiltonian baselines, the kinetic energy is analytic (the coordinates are
+    known to be Euclidean) and only the potential is learned, from the mean-centred positions
+    ``q_i − q̄`` (flattened) and the system parameters ``(m, k)``: ``V_θ = MLP([q − q̄, m, k])``.
+    Centring makes ``H`` translation invariant, so rollouts conserve energy and linear momentum
+    ``P = Σ p_i``; nothing makes it rotation invariant, so angular momentum drifts.  Separable, so
+    it can be integrated by leapfrog too.
+
+    Shapes: z ``(B, 2·n·d)``, sys_params ``(B, n, 2)``; ``V(q (B, n, d), sys_params) -> (B,)``.
+    """
+
+    def __init__(self, n_bodies: int = 6, dim: int = 2, *, hidden: int = 256, num_layers: int = 4):
+        super().__init__(_MLPPotential(n_bodies * dim + 2 * n_bodies, hidden, num_layers), center=True,
+                         n_bodies=n_bodies, dim=dim)
+
+
+class _MLPPotential(nn.Module):
+    """``net(q (B, n, d), sys_params (B, n, 2)) = MLP([q.flatten, m, k]) -> (B,)`` (HFC's potential)."""
+
+    def __init__(self, in_dim: int, hidden: int, num_layers: int):
+        super().__init__()
+        self.mlp = mlp(in_dim, hidden, num_layers, 1)
+
+    def forward(self, q: Tensor, sys_params: Tensor) -> Tensor:
+        return self.mlp(torch.cat([q.flatten(-2), sys_params.flatten(-2)], dim=-1)).squeeze(-1)
+
+
 class PointsPotential(nn.Module):
     """Adapter: a point-cloud network on ``lieconv.Points`` used as a potential ``net(q, values)``.
 
@@ -233,7 +250,7 @@ class PointsPotential(nn.Module):
 
 
 class SpringPotential(nn.Module):
-    """The true potential ``½ Σ_{i<j} k_i k_j ‖q_i − q_j‖²`` as a parameter-free potential network
+    """The true potential ``Σ_{i<j} k_i k_j ‖q_i − q_j‖²`` as a parameter-free potential network
     (``net(q, sys_params) -> (B,)``), a reference for :class:`PotentialModel` and trainers."""
 
     def forward(self, q: Tensor, sys_params: Tensor) -> Tensor:
@@ -254,10 +271,19 @@ class ModelDynamics(nn.Module):
 
     Notes
     -----
-    Shapes: z0 ``(B, D)``; ts ``(T,)`` or ``(B, T)`` with identical rows (a collated batch);
-    sys_params ``(B, n, 2)`` -> ``(B, T, D)``.  Gradients flow to the model's parameters when grad
-    is enabled (Hamiltonian models keep the graph of ``∇H``); under ``torch.no_grad()`` nothing is
-    kept.  ``nfe`` counts vector-field (or ``dV/dq``) evaluations of the last call.
+    Shapes: z0 ``(B, D)``; ts ``(T,)`` or ``(B, T)``; sys_params ``(B, n, 2)`` -> ``(B, T, D)``.
+
+    Per-item time grids: ``ts (B, T)`` may differ between rows (your own data: each item with its
+    own times, all of the same length ``T``).  Every model here is autonomous (``dz/dt`` does not
+    depend on ``t``), so each row is first shifted to start at 0; rows that are then equal are
+    integrated together as one batched ODE, one solver call per distinct grid (a collated batch of
+    the generated data, whose rows are all ``0.01·arange(5)``, is a single call).  Because the
+    models treat the rows of a batch independently (no batch norm), the result equals integrating
+    each item alone.
+
+    Gradients flow to the model's parameters when grad is enabled (Hamiltonian models keep the
+    graph of ``∇H``); under ``torch.no_grad()`` nothing is kept.  ``nfe`` counts vector-field (or
+    ``dV/dq``) evaluations of the last call (summed over the distinct grids).
     """
 
     def __init__(self, model: nn.Module, *, method: str = "rk4", substeps: int = 1,
@@ -273,16 +299,31 @@ class ModelDynamics(nn.Module):
 
     def forward(self, z0: Tensor, ts: Tensor, sys_params: Tensor) -> Tensor:
         check_rollout_inputs(z0, sys_params, getattr(self.model, "n_bodies", None))
-        if ts.dim() == 2:
-            if not torch.equal(ts, ts[:1].expand_as(ts)):
-                raise ValueError("ts: a batch of time grids must have identical rows (one batched ODE)")
-            ts = ts[0]
+        if not isinstance(ts, Tensor) or ts.dim() not in (1, 2) or (ts.dim() == 2 and ts.shape[0] != z0.shape[0]):
+            raise ValueError(f"ts: expected shape (T,) or (B, T) with B = {z0.shape[0]}, "
+                             f"got {tuple(getattr(ts, 'shape', ()))}")
+        self.nfe = 0
+        if ts.dim() == 1:
+            return self._integrate(z0, ts, sys_params)
+        rel = ts - ts[:, :1]
+        if torch.equal(rel, rel[:1].expand_as(rel)):
+            return self._integrate(z0, rel[0], sys_params)
+        grids, inverse = torch.unique(rel, dim=0, return_inverse=True)
+        out = z0.new_empty(z0.shape[0], ts.shape[1], z0.shape[1])
+        parts = []
+        for g in range(grids.shape[0]):
+            idx = (inverse == g).nonzero().squeeze(1)
+            parts.append((idx, self._integrate(z0[idx], grids[g], sys_params[idx])))
+        # index_put keeps the graph of every part (a plain out[idx] = ... would too, but this is explicit)
+        return out.index_put((torch.cat([i for i, _ in parts]),), torch.cat([o for _, o in parts]))
+
+    def _integrate(self, z0: Tensor, ts: Tensor, sys_params: Tensor) -> Tensor:
         if self.method == "leapfrog":
             f = self.model.separable(sys_params)
         else:
             f = _Counted(lambda t, z: self.model(t, z, sys_params))
         out = odeint(f, z0, ts, method=self.method, substeps=self.substeps, rtol=self.rtol, atol=self.atol)
-        self.nfe = f.nfe
+        self.nfe += f.nfe
         return out.transpose(0, 1)
 
 

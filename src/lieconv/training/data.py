@@ -1,10 +1,13 @@
 """Data loading for the trainer: a seeded, resumable, DDP-aware batch order.
 
 Order of the training examples in epoch ``e`` is ``randperm(n, seed=f(seed, e))``, cut into global
-batches of ``batch_size`` (the incomplete last batch is dropped, unless the dataset is smaller than
-one batch, in which case the one batch is the whole set).  Under DDP with ``W`` processes, process
+batches of ``batch_size``.  The incomplete last batch is dropped (``drop_last=True``, the default),
+unless the dataset is smaller than one batch, in which case the one batch is the whole set; with
+``drop_last=False`` it is kept as a smaller last batch (a task sets ``Task.drop_last``).  Under DDP with ``W`` processes, process
 ``r`` takes the ``r``-th of ``W`` equal slices of every global batch, so the gradient averaged by DDP
-is exactly the gradient of the one-process global batch.  Evaluation splits are read in order;
+is exactly the gradient of the one-process global batch (a kept incomplete last batch is cut into
+``W`` near-equal slices, so there the DDP average weights examples per process; one with fewer
+than ``W`` examples is dropped).  Evaluation splits are read in order;
 process ``r`` takes examples ``r, r+W, ...`` and the trainer sums the metrics over processes.
 
 The training loader is *stateful* in Lightning's sense (``state_dict`` / ``load_state_dict``), so a
@@ -20,9 +23,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 __all__ = ["EpochBatchSampler", "ResumableDataLoader", "epoch_seed", "make_loader", "train_steps_per_epoch"]
 
 
-def train_steps_per_epoch(n: int, batch_size: int) -> int:
-    """Optimizer steps per epoch: full global batches only (one batch of all ``n`` if ``n < batch_size``)."""
-    return max(1, n // min(batch_size, n))
+def train_steps_per_epoch(n: int, batch_size: int, drop_last: bool = True, world_size: int = 1) -> int:
+    """Optimizer steps per epoch: full global batches (one batch of all ``n`` if ``n < batch_size``),
+    plus the incomplete last one when ``drop_last`` is False and it has at least ``world_size`` examples."""
+    b = min(batch_size, n)
+    return max(1, n // b + (not drop_last and n % b >= world_size))
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -45,14 +50,17 @@ class EpochBatchSampler(Sampler[list[int]]):
         Run seed; epoch ``e`` uses ``epoch_seed(seed, e)``.
     rank, world_size : int
         This process and the number of DDP processes.
+    drop_last : bool
+        Training: drop the incomplete last batch (True) or keep it (False).
     """
 
     def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int = 0, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, drop_last: bool = True):
         if n < 1:
             raise ValueError("data: a dataset split is empty")
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
+        self.drop_last = bool(drop_last)
         self.epoch = 0
         self.skip = 0            # batches to skip once, at the next __iter__ (mid-epoch resume)
         if shuffle and self._global_batch() % world_size:
@@ -80,7 +88,12 @@ class EpochBatchSampler(Sampler[list[int]]):
             b = self._global_batch()
             per = b // self.world_size
             batches = [order[i:i + b] for i in range(0, self.n - b + 1, b)]
-            return [gb[self.rank * per:(self.rank + 1) * per] for gb in batches]
+            mine = [gb[self.rank * per:(self.rank + 1) * per] for gb in batches]
+            rest = order[len(batches) * b:]
+            if not self.drop_last and len(rest) >= self.world_size:
+                W = self.world_size
+                mine.append(rest[self.rank * len(rest) // W:(self.rank + 1) * len(rest) // W])
+            return mine
         mine = list(range(self.rank, self.n, self.world_size))
         b = max(1, self.batch_size // self.world_size)
         return [mine[i:i + b] for i in range(0, len(mine), b)]
@@ -113,10 +126,10 @@ class ResumableDataLoader(DataLoader):
 
 
 def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, rank: int, world_size: int,
-                collate: Callable, num_workers: int = 0) -> DataLoader:
+                collate: Callable, num_workers: int = 0, drop_last: bool = True) -> DataLoader:
     """A (resumable, for training) DataLoader over ``dataset`` with the order described above."""
     sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, rank=rank,
-                                world_size=world_size)
+                                world_size=world_size, drop_last=drop_last)
     cls = ResumableDataLoader if shuffle else DataLoader
     gen = torch.Generator().manual_seed(epoch_seed(seed, -1 - rank))   # workers' base seeds, not the order
     return cls(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, generator=gen,

@@ -122,16 +122,18 @@ class TaskModule(L.LightningModule):
     def datasets(self) -> dict:
         if self._datasets is None:
             self._datasets = self.task.datasets()
-            missing = {"train", "valid"} - set(self._datasets)
-            if missing:
-                raise ValueError(f"task {self.task.name!r}: datasets() lacks split(s) {sorted(missing)}")
         return self._datasets
 
     def _loader(self, split: str, shuffle: bool):
+        # checked here, not in datasets(): evaluating one split needs only that split
+        missing = sorted({"train", "valid", split} - set(self.datasets())) if shuffle or split == "valid" else []
+        if missing:
+            raise ValueError(f"task {self.task.name!r}: datasets() lacks split(s) {missing} needed for training")
         trainer = self.trainer
         return make_loader(self.datasets()[split], batch_size=self.config.batch_size, shuffle=shuffle,
                            seed=self.config.seed, rank=trainer.global_rank, world_size=trainer.world_size,
-                           collate=self.task.collate, num_workers=self.config.num_workers)
+                           collate=self.task.collate, num_workers=self.config.num_workers,
+                           drop_last=self.task.drop_last)
 
     def train_dataloader(self):
         loader = self._loader("train", shuffle=True)
@@ -155,6 +157,7 @@ class TaskModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._train = _Sums()
         self.batches_done = 0
+        self.last_valid = {}            # an epoch without validation (val_every_n_epochs > 1) logs none
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         torch.manual_seed(step_seed(self.config.seed, self.global_step, self.global_rank, 0))
@@ -245,7 +248,8 @@ class TaskModule(L.LightningModule):
         opt = self.task.configure_optimizer(self.model)
         # not trainer.estimated_stepping_batches: it builds the train loader before the checkpoint
         # (and the loader's position in the epoch) is restored
-        spe = train_steps_per_epoch(len(self.datasets()["train"]), self.config.batch_size)
+        spe = train_steps_per_epoch(len(self.datasets()["train"]), self.config.batch_size, self.task.drop_last,
+                                    self.trainer.world_size)
         total = max(1, self.config.epochs * spe)
         warm = self.config.warmup_epochs * spe
         cosine = self.config.cosine

@@ -42,6 +42,9 @@ class TrainConfig:
     cosine: bool = field(default=True, metadata={"help": "cosine decay of the learning rate to 0 over `epochs`"})
     early_stopping_patience: int = field(
         default=0, metadata={"min": 0, "help": "epochs without improvement of the monitored metric before stopping; 0 = off"})
+    val_every_n_epochs: int = field(default=1, metadata={
+        "min": 1, "help": "validate after every N-th epoch; the best checkpoint and early stopping (whose "
+                          "patience then counts validations) only see validated epochs"})
     checkpoint_every_n_steps: int = field(
         default=0, metadata={"min": 0, "help": "also checkpoint every N optimizer steps; 0 = once per epoch only"})
     device: str = field(default="auto", metadata={"choices": ["auto", "cpu", "cuda"], "help": "where to train"})
@@ -78,6 +81,8 @@ class Task:
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}}
     monitor: ClassVar[str] = "valid/loss"   # metric used for the best checkpoint / early stopping
     monitor_mode: ClassVar[str] = "min"
+    #: Training batches: drop the incomplete last batch of an epoch (True) or train on it too.
+    drop_last: ClassVar[bool] = True
     #: Extra CLI commands of this task: ``{command name: TaskCommand}``.
     commands: ClassVar[dict[str, TaskCommand]] = {}
 

@@ -392,8 +392,11 @@ def _fit(task_cls, config, out, resume, ckpt_dir, trainer_kw, world, rank, flag,
             _restore_csv(loggers[0], out / "metrics.csv",
                          resume["lieconv"]["last_logged_epoch"] if resume and "lieconv" in resume else None)
 
+        # validating every N > 1 epochs: the best checkpoint and early stopping act when validation ends
+        # (the monitored metric does not exist at the end of the other epochs); patience counts validations
+        at_epoch_end = config.val_every_n_epochs == 1
         best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=task_cls.monitor,
-                                  mode=task_cls.monitor_mode, save_top_k=1, save_on_train_epoch_end=True,
+                                  mode=task_cls.monitor_mode, save_top_k=1, save_on_train_epoch_end=at_epoch_end,
                                   enable_version_counter=False, auto_insert_metric_name=False)
         last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
                                   save_on_train_epoch_end=True, enable_version_counter=False)
@@ -405,7 +408,7 @@ def _fit(task_cls, config, out, resume, ckpt_dir, trainer_kw, world, rank, flag,
         early_cb = None
         if config.early_stopping_patience > 0:
             early_cb = EarlyStopping(monitor=task_cls.monitor, mode=task_cls.monitor_mode,
-                                     patience=config.early_stopping_patience, check_on_train_epoch_end=True)
+                                     patience=config.early_stopping_patience, check_on_train_epoch_end=at_epoch_end)
             callbacks.append(early_cb)
         callbacks.append(_interrupt_callback(flag, ckpt_dir / "last.ckpt"))   # runs after the ModelCheckpoints
         if progress_bar is None:
@@ -416,6 +419,7 @@ def _fit(task_cls, config, out, resume, ckpt_dir, trainer_kw, world, rank, flag,
         trainer = L.Trainer(max_epochs=config.epochs, logger=loggers, callbacks=callbacks,
                             enable_progress_bar=progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
                             use_distributed_sampler=False, default_root_dir=str(out), log_every_n_steps=1,
+                            check_val_every_n_epoch=config.val_every_n_epochs,
                             **trainer_kw)
 
         already_stopped = resume is not None and _early_stopped(resume)
@@ -543,7 +547,8 @@ def load_model(checkpoint: str | Path, task: str | None = None) -> tuple[torch.n
 
 
 def evaluate(checkpoint: str | Path, task: str | None = None, *, split: str = "test", device: str = "auto",
-             batch_size: int | None = None, eval_samples: int = 1) -> dict[str, float]:
+             batch_size: int | None = None, eval_samples: int = 1,
+             overrides: dict[str, Any] | None = None) -> dict[str, float]:
     """Metrics of a checkpoint on one split (example-weighted means over the whole split).
 
     Parameters
@@ -561,6 +566,9 @@ def evaluate(checkpoint: str | Path, task: str | None = None, *, split: str = "t
     eval_samples : int
         Test-time averaging: metrics of the model output averaged over this many independent
         draws (lift samples and neighbourhoods).
+    overrides : dict, optional
+        Config fields replaced for the evaluation, e.g. ``{"data": "mine.npz"}`` (springs: your own
+        data); each must be a field of the task's config.
 
     Raises
     ------
@@ -580,6 +588,10 @@ def evaluate(checkpoint: str | Path, task: str | None = None, *, split: str = "t
     cfg = dict(hp["config"], device=device)
     if batch_size is not None:
         cfg["batch_size"] = batch_size
+    for key, value in (overrides or {}).items():
+        if key not in cfg:
+            raise ValueError(f"{key}: task {hp['task']!r} has no option {key!r} to override for evaluation")
+        cfg[key] = value
     accelerator = resolve_accelerator(device)
     with _quiet_lightning():
         module = TaskModule(hp["task"], cfg)
