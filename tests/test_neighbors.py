@@ -1,6 +1,9 @@
 """Farthest-point sampling and neighbourhoods: invariance, masks, chunking."""
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 
 import lieconv.neighbors as nb
@@ -75,3 +78,59 @@ def test_gather_points_broadcasts_shared_geometry():
     out = nb.gather_points(x, idx)
     assert out.shape == (2, 2, 2, 3)
     assert torch.equal(out[1, 0, 0], x[1, 3])
+
+
+# ------------------------------------------------------------------ exact pruning
+BOUNDED = ["T2", "T3", "Trivial2", "Tx", "Rx", "SO2", "RxSO2", "SE2", "SO3", "SE3"]
+
+
+def _clustered_cloud(G, B, n, gen, dtype):
+    """Clusters of very different density plus a few far points, so boxes must widen."""
+    centres = torch.randn(B, 4, G.space_dim, generator=gen, dtype=torch.float64) * 3
+    which = torch.randint(0, 4, (B, n), generator=gen)
+    spread = torch.tensor([0.05, 0.3, 1.0, 0.01], dtype=torch.float64)[which][..., None]
+    x = centres.gather(1, which[..., None].expand(B, n, G.space_dim)) + spread * torch.randn(
+        B, n, G.space_dim, generator=gen, dtype=torch.float64)
+    x[:, :3] *= 20
+    if G.name in ("RxSO(2)", "Rx"):
+        x = x + 0.5 * torch.sign(x)  # away from the origin
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name", BOUNDED)
+def test_pruned_selection_equals_brute_force(name, dtype):
+    G = get_group(name)
+    ns = 2 if G.stabilizer_dim else 1
+    gen = torch.Generator().manual_seed(3)
+    coords = _clustered_cloud(G, 2, 300, gen, dtype)
+    mask = torch.ones(2, 300, dtype=torch.bool)
+    mask[1, 250:] = False
+    x = lift(Points.from_coords(coords, mask=mask), G, ns, generator=gen)
+    qidx = torch.arange(0, x.mask.shape[1], 3)[None].expand(2, -1)  # a subset as queries
+    q = (nb.gather_points(x.elems, qidx), nb.gather_points(x.orbits, qidx), nb.gather_points(x.mask, qidx))
+    for knn, fill, queries in [(False, 0.05, q), (True, 0.05, q), (False, 0.1, (x.elems, x.orbits, x.mask))]:
+        kw = dict(num_nbhd=8, fill=fill, knn=knn)
+        args = (G, *queries, x.elems, x.orbits, x.mask)
+        pruned = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(5))
+        brute = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(5), prune=False)
+        assert torch.equal(pruned[1], brute[1]) and torch.equal(pruned[0], brute[0]), (name, knn, fill)
+    # the test exercised a real cell list, not one cell per example
+    E = G.distance_lower_bound_coords(x.elems.double(), x.orbits.double())
+    assert E is not None
+    near = nb._Nearest(G, x.elems.double(), x.orbits.double(), x.mask, x.elems.double(), x.orbits.double(),
+                       x.mask, torch.full((2,), 1e-9, dtype=torch.float64), torch.zeros(2, dtype=torch.bool),
+                       15 * ns, True)
+    assert math.prod(near.grid.G) > 8
+
+
+def test_pruned_selection_with_exact_ties_on_a_pixel_grid():
+    G = get_group("T2")
+    ij = torch.stack(torch.meshgrid(torch.arange(30.0), torch.arange(30.0), indexing="ij"), -1).reshape(1, -1, 2)
+    x = lift(Points.from_coords(ij.double()), G)
+    args = (G, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask)
+    for knn in (False, True):
+        kw = dict(num_nbhd=9, fill=0.02, knn=knn)
+        a = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(1))
+        b = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(1), prune=False)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
