@@ -40,6 +40,7 @@ from .groups.base import LieGroup
 __all__ = ["Selection", "farthest_point_indices", "neighborhood_indices", "gather_points"]
 
 _CHUNK_ELEMENTS = 1 << 22  # elements of the largest temporary in a distance chunk
+_SEARCH_ELEMENTS = 1 << 20  # pairs x width per batch of the pruned search (cache-sized)
 _GRID_DIMS = 3             # cell-list dimensions (leading coordinates of the lower-bound embedding)
 _MAX_CELLS = 1 << 16       # cells per grid dimension at most (linear cell ids stay in int64)
 _BOX = 2                   # a query's first box reaches this many cells beyond its own
@@ -195,6 +196,16 @@ class _Grid:
         return torch.where(valid, flat, 0), valid, total
 
 
+    def gather_flat(self, start: Tensor, length: Tensor) -> tuple[Tensor, Tensor]:
+        """All points of the runs, unpadded: (tile of each (L,), flat point index (L,))."""
+        T, R = length.shape
+        lens = length.flatten()
+        run = torch.repeat_interleave(torch.arange(T * R, device=start.device), lens)
+        first = lens.cumsum(0) - lens
+        sorted_pos = start.flatten()[run] + torch.arange(run.shape[0], device=start.device) - first[run]
+        return torch.div(run, R, rounding_mode="floor"), self.perm[sorted_pos]
+
+
 def _grid_coords(group: LieGroup, elems: Tensor, orbits: Tensor, prune: bool) -> Tensor | None:
     """The leading coordinates of the lower-bound embedding (float64), or None (one cell)."""
     E = group.distance_lower_bound_coords(elems, orbits) if prune else None
@@ -215,9 +226,13 @@ def _cell_size(coords: Tensor, mask: Tensor, radius: Tensor) -> Tensor:
 class _Nearest:
     """The k nearest real points (rounded distance, then index) of every query, exactly.
 
-    Built once per call (cell list, cell size); ``__call__(s, e, k)`` answers the queries s:e of
-    every example: (Bg, e - s, k) local point indices in order, 0 where fewer real points exist.
-    ``allin`` (Bg,) examples order their points by index only (every point is taken anyway).
+    Built once per call; ``__call__(s, e, k)`` answers the queries s:e of every example:
+    (Bg, e - s, k) local point indices in order, 0 where fewer real points exist.  ``allin`` (Bg,)
+    examples order their points by index only (every point is taken anyway).
+
+    Cell lists at sides h0 2^l (built when first needed); a query starts at level 0 with the box of
+    +-_BOX cells.  If the box held enough points, their need-th distance bounds the answer's radius
+    and the next box is the smallest (level, width) reaching that far; otherwise the next level up.
     """
 
     def __init__(self, group, qe, qq, qmask, pe, pq, mask, step, allin, k, prune):
@@ -228,13 +243,20 @@ class _Nearest:
         self.need = torch.clamp(self.n_real, max=k)
         x = _grid_coords(group, pe, pq, prune)
         if x is None or N <= 4 * k:
-            x, xq = pe.new_zeros(Bg, N, 0), pe.new_zeros(Bg, qmask.shape[1], 0)
-            h = pe.new_ones(Bg)
+            self.x, self.xq = pe.new_zeros(Bg, N, 0), pe.new_zeros(Bg, qmask.shape[1], 0)
+            self.h0 = pe.new_ones(Bg)
         else:
-            xq = _grid_coords(group, qe, qq, prune)
-            h = _cell_size(x, mask, self._radius_estimate(k) / _BOX)
-        self.grid = _Grid(x, mask, h, xq, qmask)
+            self.x, self.xq = x, _grid_coords(group, qe, qq, prune)
+            self.h0 = _cell_size(x, mask, self._radius_estimate(k) / _BOX)
+        self.grids: dict[int, _Grid] = {}
         self.width = max(group.elem_dim, group.q_dim, 1)
+        # coordinate-major copies: a gather gives contiguous planes per coordinate
+        self.pe_cm, self.pq_cm = pe.flatten(0, 1).T.contiguous(), pq.flatten(0, 1).T.contiguous()
+
+    def grid(self, level: int) -> _Grid:
+        if level not in self.grids:
+            self.grids[level] = _Grid(self.x, self.mask, self.h0 * 2.0 ** level, self.xq, self.qmask)
+        return self.grids[level]
 
     def _radius_estimate(self, k: int, samples: int = 32) -> Tensor:
         """A typical k-th nearest distance per example, from a few queries (only sets the cell
@@ -245,7 +267,7 @@ class _Nearest:
         d = d.masked_fill(~self.mask[:, None], math.inf)
         kth = torch.topk(d, min(k, d.shape[-1]), dim=-1, largest=False).values[..., -1]   # (Bg, S)
         kth = torch.where(self.qmask[:, rows] & torch.isfinite(kth), kth, math.nan)
-        r = torch.nanquantile(kth, 0.9, dim=1)
+        r = torch.nanquantile(kth, 0.5, dim=1)
         return torch.where(torch.isfinite(r), r, math.inf)
 
     def __call__(self, s: int, e: int, k: int) -> Tensor:
@@ -257,40 +279,39 @@ class _Nearest:
         q_of = torch.arange(s, e, device=dev).repeat(Bg)
         pending = self.qmask[:, s:e].reshape(-1).clone()
         w = torch.full((Bg * mc,), _BOX, dtype=torch.long, device=dev)
-        cells = self.grid.extra_cells[:, s:e].reshape(Bg * mc, -1)
+        level = torch.zeros(Bg * mc, dtype=torch.long, device=dev)
         while bool(pending.any()):
             rows = pending.nonzero().squeeze(1)
-            self._round(rows, b_of, q_of, cells, w, out, pending, k)
+            for lv in level[rows].unique().tolist():
+                rl = rows[level[rows] == lv]
+                self._round(self.grid(lv), rl, b_of, q_of, w, level, out, pending, k)
         return out.view(Bg, mc, k)
 
-    def _round(self, rows, b_of, q_of, cells, w, out, pending, k):
-        """One pass over the pending queries ``rows``: a tile is the queries sharing a cell and a
-        box width; each query row holds its tile's candidates (padded to the batch's widest)."""
-        g = self.grid
-        tile_key = torch.stack([b_of[rows], w[rows]] + list(cells[rows].unbind(-1)), -1)
+    def _round(self, g, rows, b_of, q_of, w, level, out, pending, k):
+        """One pass over the pending queries ``rows`` of one level: a tile is the queries sharing
+        a cell and a box width; each query row holds its tile's candidates (padded to the batch's
+        widest)."""
+        cells = g.extra_cells[b_of[rows], q_of[rows]]
+        tile_key = torch.stack([b_of[rows], w[rows]] + list(cells.unbind(-1)), -1)
         uniq, inv = torch.unique(tile_key, dim=0, return_inverse=True)
         start, length = g.box(uniq[:, 0], uniq[:, 2:], uniq[:, 1])
         total = length.sum(1)                                                         # (T,)
         # queries ordered by the candidate count of their tile: batches of similar width
         order = torch.argsort(total[inv] * (inv.shape[0] + 1) + inv, descending=True)
         rows, inv = rows[order], inv[order]
-        width = total[inv].tolist()
-        budget = max(1, _CHUNK_ELEMENTS // self.width)
-        i, n = 0, rows.shape[0]
-        while i < n:
-            j = min(n, i + max(1, budget // max(1, width[i])))
+        budget = max(1, _SEARCH_ELEMENTS // self.width)
+        for i, j in _batches(total[inv].tolist(), budget):
             tiles, tile_of = torch.unique(inv[i:j], return_inverse=True)
-            self._batch(rows[i:j], tiles, tile_of, uniq, start, length, total, b_of, q_of, w, out, pending, k)
-            i = j
+            self._batch(g, rows[i:j], tiles, tile_of, start, length, total, b_of, q_of, w, level, out, pending, k)
 
-    def _batch(self, rows, tiles, tile_of, uniq, start, length, total, b_of, q_of, w, out, pending, k):
-        g, N = self.grid, self.mask.shape[1]
+    def _batch(self, g, rows, tiles, tile_of, start, length, total, b_of, q_of, w, level, out, pending, k):
+        N = self.mask.shape[1]
         cand, cok, _ = g.gather(start[tiles], length[tiles])                          # (T', C)
         cand, cok = cand[tile_of], cok[tile_of]                                       # (nq, C)
         b, qi = b_of[rows], q_of[rows]                                                # (nq,)
         have = total[tiles][tile_of]
-        d = self.group.elem_distance(self.pe.flatten(0, 1)[cand], self.qe[b, qi][:, None],
-                                     self.pq.flatten(0, 1)[cand], self.qq[b, qi][:, None])  # (nq, C)
+        d = self.group.elem_distance(self.pe_cm[:, cand].movedim(0, -1), self.qe[b, qi][:, None],
+                                     self.pq_cm[:, cand].movedim(0, -1), self.qq[b, qi][:, None])  # (nq, C)
         j = cand - b[:, None] * N                                                     # local index
         step = self.step[b]
         key = torch.round(d / step[:, None]).clamp(max=2.0 ** 52 / N).long() * N + j
@@ -303,55 +324,140 @@ class _Nearest:
         need = self.need[b]
         kth = near.gather(-1, (need - 1).clamp(0, kk - 1)[:, None]).squeeze(-1)
         r = torch.div(kth, N, rounding_mode="floor").to(d.dtype)
-        h = g.h[b]
-        reach = w[rows] * h * (1 - _SLACK) - g.abs_slack[b]
-        radius = (r + 2) * step * (1 + _SLACK)
+        h = g.h[b] * (1 - _SLACK)
+        reach = w[rows] * h - g.abs_slack[b]
+        radius = (r + 2) * step * (1 + _SLACK) + g.abs_slack[b]
         enough = (have >= need) & ~self.allin[b]
         done = (have >= self.n_real[b]) | (enough & (radius <= reach))
         vals = torch.where(near < _KEY_INF, torch.remainder(near, N), 0)
         out[rows[done], :kk] = vals[done]
         pending[rows[done]] = False
-        # the rest widen their box: to the radius found, or twice as far when too few were seen
-        again = ~done
-        grow = torch.where(enough, torch.ceil((radius + g.abs_slack[b]) / (h * (1 - _SLACK))).long() + 1, 2 * w[rows])
-        w[rows[again]] = torch.maximum(grow[again], w[rows[again]] + 1)
+        # the rest: the finest level whose box of at most w_cap cells reaches the radius found, or
+        # the next level up when the box held too few points
+        lv = level[rows]
+        wide = float(max(1, min(g.w_cap, 1 << 20) - 2))
+        up = lv + torch.ceil(torch.log2(radius / (h * wide))).nan_to_num(0, 0, 0).long()
+        up = up.clamp(min=0)
+        new_lv = torch.where(enough, up, lv + 1)
+        new_w = torch.where(enough, torch.ceil(radius / (h * 2.0 ** (new_lv - lv))).long() + 1, w[rows])
+        again = rows[~done]
+        level[again] = new_lv[~done]
+        w[again] = new_w[~done]
 
 
-# ------------------------------------------------------------------------ public API
+def _batches(sizes: list[int], budget: int):
+    """Consecutive ranges [i, j) of items (sorted by size, largest first) whose count times the
+    first size stays within ``budget`` (at least one item each)."""
+    i, n = 0, len(sizes)
+    while i < n:
+        j = min(n, i + max(1, budget // max(1, sizes[i])))
+        yield i, j
+        i = j
+
+
 @torch.no_grad()
-def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int) -> tuple[Tensor, Tensor]:
+def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int, *,
+                           prune: bool = True) -> tuple[Tensor, Tensor]:
     """Farthest-point subsampling on the group distance.
 
     Starts at the first real point of each example (an index-based, hence equivariant, choice),
     then repeatedly adds the real point farthest from those chosen (distances rounded to
-    ``TIE_RESOLUTION``, ties going to the lowest index).  An example with fewer than
-    ``m`` real points repeats points, and the repeats are masked out.
+    ``TIE_RESOLUTION`` of the largest distance from the start, ties going to the lowest index).
+    An example with fewer than ``m`` real points repeats points, and the repeats are masked out.
+
+    The result is that of the plain loop (choose the argmax of the running minimum, lower the
+    minimum by the distances to the new point), computed in fewer passes: the P largest running
+    minima c_1..c_P (by value, then index) are taken at once as long as c_i is no closer (rounded)
+    to any earlier c_a than its own running minimum, because then each c_i is the argmax after
+    c_1..c_(i-1) were added; and a new point c only lowers the minimum of points closer to it
+    than the current largest minimum r, which the cell list finds (the box of cells around c
+    within r).  ``prune=False`` updates every point (one cell per example): the same result.
 
     Shapes: elems (Bg, N, E), orbits (Bg, N, q), mask (Bg, N) -> idx (Bg, m) long, mask (Bg, m) bool.
     """
     Bg, N = mask.shape
+    dev = mask.device
     res = _resolution(elems, orbits)
-    elems, orbits = elems.to(torch.float64), orbits.to(torch.float64)
-    dtype = torch.float64
-    arange = torch.arange(Bg, device=mask.device)
+    pe, pq = elems.to(torch.float64), orbits.to(torch.float64)
+    chosen = torch.zeros(Bg, m, dtype=torch.long, device=dev)
+    chosen_ok = torch.zeros(Bg, m, dtype=torch.bool, device=dev)
+    if m == 0 or Bg == 0 or N == 0:
+        return chosen, chosen_ok
+    ar = torch.arange(Bg, device=dev)
+    first = mask.to(torch.uint8).argmax(1)  # the first real point (0 if none)
+    d = group.elem_distance(pe, pe[ar, first][:, None], pq, pq[ar, first][:, None])
+    scale = d.masked_fill(~mask, 0).amax(1).clamp(min=torch.finfo(d.dtype).tiny)   # invariant
+    inv_step = 1.0 / (scale * res)                                                   # (Bg,)
     # min_dist: rounded distance to the chosen set; -1 marks padding (never the farthest)
-    min_dist = torch.full((Bg, N), math.inf, dtype=dtype, device=mask.device).masked_fill(~mask, -1.0)
-    current = mask.to(torch.uint8).argmax(dim=1)  # first real point (0 if none)
-    ok = mask.any(1)
-    chosen, chosen_ok = [], []
-    inv_step = None
-    for _ in range(m):
-        chosen.append(current)
-        chosen_ok.append(ok)
-        d = group.elem_distance(elems, elems[arange, current][:, None], orbits, orbits[arange, current][:, None])
-        if inv_step is None:  # an invariant per-example scale: the largest distance from the start
-            scale = d.masked_fill(~mask, 0).amax(1, keepdim=True).clamp(min=torch.finfo(d.dtype).tiny)
-            inv_step = 1.0 / (scale * res)
-        min_dist = torch.fmin(min_dist, torch.round(d * inv_step).to(dtype))  # fmin: NaN at padding ignored
-        min_dist[arange, current] = 0.0
-        best, current = min_dist.max(dim=1)  # first index among equal maxima
-        ok = best > 0  # a real point not chosen before
-    return torch.stack(chosen, 1), torch.stack(chosen_ok, 1)
+    min_dist = torch.full((Bg, N), math.inf, dtype=torch.float64, device=dev).masked_fill(~mask, -1.0)
+    min_dist = torch.fmin(min_dist, torch.round(d * inv_step[:, None]))  # fmin: NaN at padding ignored
+    min_dist[ar, first] = 0.0
+    chosen[:, 0], chosen_ok[:, 0] = first, mask.any(1)
+    count = torch.ones(Bg, dtype=torch.long, device=dev)
+    flat_min = min_dist.view(-1)
+    pe_cm, pq_cm = pe.flatten(0, 1).T.contiguous(), pq.flatten(0, 1).T.contiguous()  # coordinate-major
+    x = _grid_coords(group, pe, pq, prune)
+    if x is None:
+        x = pe.new_zeros(Bg, N, 0)
+    x_f = x.flatten(0, 1)
+    grid = None
+    none = x.new_zeros(Bg, 0, x.shape[-1]), mask.new_zeros(Bg, 0)
+    budget = max(1, _SEARCH_ELEMENTS // max(group.elem_dim, group.q_dim, 1))
+    P = 4
+    index_key = (N - 1 - torch.arange(N, device=dev))  # larger for lower indices
+    slots = torch.arange(m, device=dev)
+    while True:
+        active = count < m
+        if not bool(active.any()):
+            break
+        P = max(1, min(P, N, budget // max(1, Bg * P) if x.shape[-1] == 0 else N))
+        key = (min_dist.long() + 1) * N + index_key          # value, then the lower index, first
+        top = torch.topk(key, P, dim=1, sorted=True).indices                          # (Bg, P)
+        cval = min_dist.gather(1, top)
+        ce, cq = pe[ar[:, None], top], pq[ar[:, None], top]
+        dd = group.elem_distance(ce[:, None, :, :], ce[:, :, None, :], cq[:, None, :, :], cq[:, :, None, :])
+        later = torch.ones(P, P, dtype=torch.bool, device=dev).triu(1)               # a < i
+        conflict = ((torch.round(dd * inv_step[:, None, None]) < cval[:, None, :]) & later).any(1)
+        bad = conflict | (cval <= 0)
+        n_acc = torch.where(bad.any(1), bad.to(torch.uint8).argmax(1), P)
+        n_acc = torch.minimum(n_acc, m - count) * active
+        # examples with every real point chosen repeat the argmax, masked
+        done = active & (cval[:, 0] <= 0)
+        if bool(done.any()):
+            rest = done[:, None] & (slots >= count[:, None])
+            chosen = torch.where(rest, top[:, :1], chosen)
+            count = torch.where(done, m, count)
+        take = torch.arange(P, device=dev) < n_acc[:, None]                            # (Bg, P)
+        if not bool(take.any()):
+            continue
+        pos = count[:, None] + torch.arange(P, device=dev)
+        bi = ar[:, None].expand(Bg, P)[take]
+        chosen[bi, pos[take]] = top[take]
+        chosen_ok[bi, pos[take]] = True
+        count = count + n_acc
+        P = min(2 * int(n_acc.max()) + 2, 1024)
+        # lower the running minima: points within (r + 1 step) of a new point, r the largest minimum
+        radius = (cval[:, 0] + 1) / inv_step * (1 + _SLACK)
+        if grid is None or bool((active & (radius < grid.h * (_BOX / 1.5))).any()):  # cells of about radius / 2
+            grid = _Grid(x, mask, _cell_size(x, mask, radius / _BOX), *none) if x.shape[-1] else \
+                _Grid(x, mask, pe.new_ones(Bg), *none)
+        new = (bi * N + top[take])                                                    # flat indices
+        c = torch.floor((x_f[new] - grid.lo[bi]) / grid.h[bi, None]).long().clamp(min=0)
+        w = torch.ceil((radius[bi] + grid.abs_slack[bi]) / (grid.h[bi] * (1 - _SLACK))).long().clamp(min=1)
+        start, length = grid.box(bi, c, w)
+        sizes = length.sum(1).tolist()
+        i = 0
+        while i < len(sizes):  # tiles in order, about ``budget`` pairs at a time
+            j, n = i, 0
+            while j < len(sizes) and (j == i or n + sizes[j] <= budget):
+                n, j = n + sizes[j], j + 1
+            tile, cand = grid.gather_flat(start[i:j], length[i:j])                     # (L,), (L,)
+            src = new[i:j][tile]
+            dn = group.elem_distance(pe_cm[:, cand].T, pe_cm[:, src].T, pq_cm[:, cand].T, pq_cm[:, src].T)
+            flat_min.scatter_reduce_(0, cand, torch.round(dn * inv_step[bi[i:j]][tile]), "amin")
+            i = j
+        flat_min[new] = 0.0
+    return chosen, chosen_ok
 
 
 @torch.no_grad()

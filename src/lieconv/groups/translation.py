@@ -70,6 +70,15 @@ class T(LieGroup):
     def rel_log(self, u: Tensor, v: Tensor) -> Tensor:
         return u - v
 
+    def elem_distance(self, u: Tensor, v: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:
+        """||u - v|| summed coordinate by coordinate (no (..., d) difference tensor and no sum
+        over a short last axis, both slow on CPU; no gradients: used only for selection)."""
+        sq = None
+        for i in range(self.space_dim):
+            di = u[..., i] - v[..., i]
+            sq = di * di if sq is None else sq + di * di
+        return torch.sqrt(sq)
+
     def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor:
         """Exact: the distance is ||log(v^-1 u)|| = ||t_u - t_v||, so E = t."""
         return elems
