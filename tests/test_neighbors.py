@@ -159,7 +159,8 @@ def _reference_fps(group, elems, orbits, mask, m):
 
 
 @pytest.mark.parametrize("name", ["T3", "SE2", "SE3", "SO2", "Tx"])
-def test_fps_equals_the_plain_loop(name):
+def test_fps_equals_the_plain_loop(name, monkeypatch):
+    monkeypatch.setattr(nb, "_FPS_LOOP_POINTS", 0)  # the batched, pruned scheme even for small clouds
     G = get_group(name)
     ns = 2 if G.stabilizer_dim else 1
     gen = torch.Generator().manual_seed(4)
@@ -172,6 +173,12 @@ def test_fps_equals_the_plain_loop(name):
         for prune in (True, False):
             got = nb.farthest_point_indices(G, x.elems, x.orbits, x.mask, m, prune=prune)
             assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1]), (name, m, prune)
+        # and with one cell per example (the batched scheme without a bound)
+        monkeypatch.setattr(G, "distance_lower_bound_coords", lambda e, q: None)
+        got = nb.farthest_point_indices(G, x.elems, x.orbits, x.mask, m)
+        monkeypatch.undo()
+        monkeypatch.setattr(nb, "_FPS_LOOP_POINTS", 0)
+        assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1]), (name, m)
 
 
 def test_everyone_in_every_neighbourhood_needs_no_search():

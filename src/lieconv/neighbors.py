@@ -44,6 +44,7 @@ _SEARCH_ELEMENTS = 1 << 20  # pairs x width per batch of the pruned search (cach
 _GRID_DIMS = 3             # cell-list dimensions (leading coordinates of the lower-bound embedding)
 _MAX_CELLS = 1 << 16       # cells per grid dimension at most (linear cell ids stay in int64)
 _BOX = 2                   # a query's first box reaches this many cells beyond its own
+_FPS_LOOP_POINTS = 4096      # farthest-point sampling of at most this many points: the plain loop
 _MAX_RUNS = 125           # a box of more runs (cell rows) than this scans the whole example
 _SLACK = 1e-9              # relative safety margin for float64 rounding in the pruning tests
 _KEY_INF = torch.iinfo(torch.int64).max
@@ -270,7 +271,26 @@ class _Nearest:
         r = torch.nanquantile(kth, 0.5, dim=1)
         return torch.where(torch.isfinite(r), r, math.inf)
 
+    def _dense(self, s: int, e: int, k: int) -> Tensor:
+        """One cell per example: every query against every point, in chunks of queries."""
+        Bg, N = self.mask.shape
+        chunk = max(1, _SEARCH_ELEMENTS // max(1, Bg * N * self.width))
+        out = []
+        j = torch.arange(N, device=self.mask.device)
+        for a in range(s, e, chunk):
+            z = min(e, a + chunk)
+            d = self.group.elem_distance(self.pe[:, None], self.qe[:, a:z, None], self.pq[:, None], self.qq[:, a:z, None])
+            key = torch.round(d / self.step[:, None, None]).clamp(max=2.0 ** 52 / N).long() * N + j
+            key = torch.where(self.allin[:, None, None], j, key)
+            key = key.masked_fill(~self.mask[:, None, :] | torch.isnan(d), _KEY_INF)
+            near = torch.topk(key, min(k, N), dim=-1, largest=False, sorted=True).values
+            near = torch.where((near < _KEY_INF) & self.qmask[:, a:z, None], torch.remainder(near, N), 0)
+            out.append(torch.nn.functional.pad(near, (0, k - near.shape[-1])))
+        return torch.cat(out, 1)
+
     def __call__(self, s: int, e: int, k: int) -> Tensor:
+        if self.x.shape[-1] == 0:
+            return self._dense(s, e, k)
         Bg, N = self.mask.shape
         mc = e - s
         dev = self.mask.device
@@ -355,6 +375,33 @@ def _batches(sizes: list[int], budget: int):
         i = j
 
 
+def _fps_loop(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int, res: float):
+    """The plain farthest-point loop (float64 elems/orbits): m steps of one distance row each."""
+    Bg, N = mask.shape
+    arange = torch.arange(Bg, device=mask.device)
+    # min_dist: rounded distance to the chosen set; -1 marks padding (never the farthest)
+    min_dist = torch.full((Bg, N), math.inf, dtype=torch.float64, device=mask.device).masked_fill(~mask, -1.0)
+    current = mask.to(torch.uint8).argmax(dim=1)  # first real point (0 if none)
+    ok = mask.any(1)
+    chosen, chosen_ok = [], []
+    inv_step = None
+    for _ in range(m):
+        chosen.append(current)
+        chosen_ok.append(ok)
+        d = group.elem_distance(elems, elems[arange, current][:, None], orbits, orbits[arange, current][:, None])
+        if inv_step is None:  # an invariant per-example scale: the largest distance from the start
+            scale = d.masked_fill(~mask, 0).amax(1, keepdim=True).clamp(min=torch.finfo(d.dtype).tiny)
+            inv_step = 1.0 / (scale * res)
+        min_dist = torch.fmin(min_dist, torch.round(d * inv_step))  # fmin: NaN at padding ignored
+        min_dist[arange, current] = 0.0
+        best, current = min_dist.max(dim=1)  # first index among equal maxima
+        ok = best > 0  # a real point not chosen before
+    if not chosen:
+        z = torch.zeros(Bg, 0, dtype=torch.long, device=mask.device)
+        return z, z.bool()
+    return torch.stack(chosen, 1), torch.stack(chosen_ok, 1)
+
+
 @torch.no_grad()
 def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int, *,
                            prune: bool = True) -> tuple[Tensor, Tensor]:
@@ -373,12 +420,16 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
     than the current largest minimum r, which the cell list finds (the box of cells around c
     within r).  ``prune=False`` updates every point (one cell per example): the same result.
 
+    Small clouds (``N <= _FPS_LOOP_POINTS``) and ``prune=False`` run the plain loop itself.
+
     Shapes: elems (Bg, N, E), orbits (Bg, N, q), mask (Bg, N) -> idx (Bg, m) long, mask (Bg, m) bool.
     """
     Bg, N = mask.shape
     dev = mask.device
     res = _resolution(elems, orbits)
     pe, pq = elems.to(torch.float64), orbits.to(torch.float64)
+    if not prune or N <= _FPS_LOOP_POINTS:
+        return _fps_loop(group, pe, pq, mask, m, res)
     chosen = torch.zeros(Bg, m, dtype=torch.long, device=dev)
     chosen_ok = torch.zeros(Bg, m, dtype=torch.bool, device=dev)
     if m == 0 or Bg == 0 or N == 0:
