@@ -19,9 +19,8 @@ distance to anything outside the box.  The result is identical to comparing ever
 rounding, same lowest-index tie breaking, same random keys): ``prune=False`` does exactly that
 (one cell per example) and the tests compare the two.  Groups without a bound use one cell.
 
-Distances for the selection are computed in float64 (from the elements of whatever dtype) and
-rounded to ``TIE_RESOLUTION[input dtype]`` of an invariant per-example scale (the largest distance
-from the example's first real point), so exact ties of the maths are ordered by index.  Both depend on the
+Distances are rounded to ``TIE_RESOLUTION`` of an invariant per-example scale (the largest
+distance from the example's first real point), so exact ties of the maths are ordered by index.  Both depend on the
 coordinates only through invariant distances and on random draws only through ``generator``
 (with shapes that depend only on the tensor sizes), so f(x) and f(g x) with the same generator
 state choose the same indices: the selection is exactly equivariant.
@@ -46,7 +45,7 @@ _MAX_CELLS = 1 << 16       # cells per grid dimension at most (linear cell ids s
 _BOX = 2                   # a query's first box reaches this many cells beyond its own
 _FPS_LOOP_POINTS = 4096      # farthest-point sampling of at most this many points: the plain loop
 _MAX_RUNS = 125           # a box of more runs (cell rows) than this scans the whole example
-_SLACK = 1e-9              # relative safety margin for float64 rounding in the pruning tests
+_SLACK_EPS = 64            # safety margin of the pruning tests, in units of the dtype's epsilon
 _KEY_INF = torch.iinfo(torch.int64).max
 
 
@@ -82,8 +81,7 @@ def gather_points(x: Tensor, idx: Tensor) -> Tensor:
 
 #: Relative resolution at which distances count as equal: exact ties of the maths (the stabilizer
 #: samples of one point, pixel grids) come out of the arithmetic in either order, so distances are
-#: rounded to this fraction of a per-example scale and equal ones are ordered by index.  The
-#: resolution is that of the *input* dtype (the arithmetic itself is float64).
+#: rounded to this fraction of a per-example scale and equal ones are ordered by index.
 TIE_RESOLUTION = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
 
 
@@ -134,9 +132,10 @@ class _Grid:
         self.extra_cells = ce
         # widest box enumerated run by run (at most _MAX_RUNS runs); wider ones take the example
         self.w_cap = int((_MAX_RUNS ** (1 / (self.s - 1)) - 1) // 2) if self.s > 1 else 1 << 30
-        # an absolute margin for the cell arithmetic (coordinates rounded to float64)
+        # margins for rounding in the cell and distance arithmetic
         mag = torch.where(pts.abs() < big, pts.abs(), 0).flatten(1).amax(1) if pts[0].numel() else h.new_zeros(self.Bg)
-        self.abs_slack = 1e-12 * mag
+        self.slack = _SLACK_EPS * torch.finfo(x.dtype).eps
+        self.abs_slack = self.slack * mag
 
     def cells(self, x: Tensor, mask: Tensor) -> Tensor:
         c = torch.floor((x - self.lo[:, None]) / self.h[:, None, None]).long()
@@ -208,7 +207,7 @@ class _Grid:
 
 
 def _grid_coords(group: LieGroup, elems: Tensor, orbits: Tensor, prune: bool) -> Tensor | None:
-    """The leading coordinates of the lower-bound embedding (float64), or None (one cell)."""
+    """The leading coordinates of the lower-bound embedding, or None (one cell)."""
     E = group.distance_lower_bound_coords(elems, orbits) if prune else None
     return None if E is None else E[..., : min(E.shape[-1], _GRID_DIMS)]
 
@@ -344,9 +343,9 @@ class _Nearest:
         need = self.need[b]
         kth = near.gather(-1, (need - 1).clamp(0, kk - 1)[:, None]).squeeze(-1)
         r = torch.div(kth, N, rounding_mode="floor").to(d.dtype)
-        h = g.h[b] * (1 - _SLACK)
+        h = g.h[b] * (1 - g.slack)
         reach = w[rows] * h - g.abs_slack[b]
-        radius = (r + 2) * step * (1 + _SLACK) + g.abs_slack[b]
+        radius = (r + 2) * step * (1 + g.slack) + g.abs_slack[b]
         enough = (have >= need) & ~self.allin[b]
         done = (have >= self.n_real[b]) | (enough & (radius <= reach))
         vals = torch.where(near < _KEY_INF, torch.remainder(near, N), 0)
@@ -376,11 +375,12 @@ def _batches(sizes: list[int], budget: int):
 
 
 def _fps_loop(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int, res: float):
-    """The plain farthest-point loop (float64 elems/orbits): m steps of one distance row each."""
+    """The plain farthest-point loop: m steps of one distance row each."""
     Bg, N = mask.shape
     arange = torch.arange(Bg, device=mask.device)
     # min_dist: rounded distance to the chosen set; -1 marks padding (never the farthest)
-    min_dist = torch.full((Bg, N), math.inf, dtype=torch.float64, device=mask.device).masked_fill(~mask, -1.0)
+    dtype = elems.dtype if elems.is_floating_point() else orbits.dtype
+    min_dist = torch.full((Bg, N), math.inf, dtype=dtype, device=mask.device).masked_fill(~mask, -1.0)
     current = mask.to(torch.uint8).argmax(dim=1)  # first real point (0 if none)
     ok = mask.any(1)
     chosen, chosen_ok = [], []
@@ -392,7 +392,7 @@ def _fps_loop(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: i
         if inv_step is None:  # an invariant per-example scale: the largest distance from the start
             scale = d.masked_fill(~mask, 0).amax(1, keepdim=True).clamp(min=torch.finfo(d.dtype).tiny)
             inv_step = 1.0 / (scale * res)
-        min_dist = torch.fmin(min_dist, torch.round(d * inv_step))  # fmin: NaN at padding ignored
+        min_dist = torch.fmin(min_dist, torch.round(d * inv_step).to(dtype))  # fmin: NaN at padding ignored
         min_dist[arange, current] = 0.0
         best, current = min_dist.max(dim=1)  # first index among equal maxima
         ok = best > 0  # a real point not chosen before
@@ -427,7 +427,7 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
     Bg, N = mask.shape
     dev = mask.device
     res = _resolution(elems, orbits)
-    pe, pq = elems.to(torch.float64), orbits.to(torch.float64)
+    pe, pq = elems, orbits
     if not prune or N <= _FPS_LOOP_POINTS:
         return _fps_loop(group, pe, pq, mask, m, res)
     chosen = torch.zeros(Bg, m, dtype=torch.long, device=dev)
@@ -486,15 +486,15 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
         chosen[bi, pos[take]] = top[take]
         chosen_ok[bi, pos[take]] = True
         count = count + n_acc
-        P = min(2 * int(n_acc.max()) + 2, 1024)
+        P = min(2 * int(n_acc.max()) + 2, 256)
         # lower the running minima: points within (r + 1 step) of a new point, r the largest minimum
-        radius = (cval[:, 0] + 1) / inv_step * (1 + _SLACK)
+        radius = (cval[:, 0] + 1) / inv_step * (1 + _SLACK_EPS * torch.finfo(pe.dtype).eps)
         if grid is None or bool((active & (radius < grid.h * (_BOX / 1.5))).any()):  # cells of about radius / 2
             grid = _Grid(x, mask, _cell_size(x, mask, radius / _BOX), *none) if x.shape[-1] else \
                 _Grid(x, mask, pe.new_ones(Bg), *none)
         new = (bi * N + top[take])                                                    # flat indices
         c = torch.floor((x_f[new] - grid.lo[bi]) / grid.h[bi, None]).long().clamp(min=0)
-        w = torch.ceil((radius[bi] + grid.abs_slack[bi]) / (grid.h[bi] * (1 - _SLACK))).long().clamp(min=1)
+        w = torch.ceil((radius[bi] + grid.abs_slack[bi]) / (grid.h[bi] * (1 - grid.slack))).long().clamp(min=1)
         start, length = grid.box(bi, c, w)
         sizes = length.sum(1).tolist()
         i = 0
@@ -505,7 +505,7 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
             tile, cand = grid.gather_flat(start[i:j], length[i:j])                     # (L,), (L,)
             src = new[i:j][tile]
             dn = group.elem_distance(pe_cm[:, cand].T, pe_cm[:, src].T, pq_cm[:, cand].T, pq_cm[:, src].T)
-            flat_min.scatter_reduce_(0, cand, torch.round(dn * inv_step[bi[i:j]][tile]), "amin")
+            flat_min.scatter_reduce_(0, cand, torch.round(dn * inv_step[bi[i:j]][tile]).to(flat_min.dtype), "amin")
             i = j
         flat_min[new] = 0.0
     return chosen, chosen_ok
@@ -547,8 +547,7 @@ def neighborhood_indices(group: LieGroup, query_elems: Tensor, query_orbits: Ten
         ok = (ranks_all[:K] < k_cand[:, None])[:, None, :] & query_mask[..., None]
         return torch.where(ok, order[:, None, :], 0), ok
     res = _resolution(elems, orbits)
-    pe, pq = elems.to(torch.float64), orbits.to(torch.float64)
-    qe, qq = query_elems.to(torch.float64), query_orbits.to(torch.float64)
+    pe, pq, qe, qq = elems, orbits, query_elems, query_orbits
     step = _example_scale(group, pe, pq, mask) * res
     nearest = _Nearest(group, qe, qq, query_mask, pe, pq, mask, step, allin, k_max, prune)
     chunk = max(1, _CHUNK_ELEMENTS // max(1, Bg * k_max))
