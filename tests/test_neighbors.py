@@ -1,6 +1,9 @@
 """Farthest-point sampling and neighbourhoods: invariance, masks, chunking."""
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 
 import lieconv.neighbors as nb
@@ -75,3 +78,122 @@ def test_gather_points_broadcasts_shared_geometry():
     out = nb.gather_points(x, idx)
     assert out.shape == (2, 2, 2, 3)
     assert torch.equal(out[1, 0, 0], x[1, 3])
+
+
+# ------------------------------------------------------------------ exact pruning
+BOUNDED = ["T2", "T3", "Trivial2", "Tx", "Rx", "SO2", "RxSO2", "SE2", "SO3", "SE3"]
+
+
+def _clustered_cloud(G, B, n, gen, dtype):
+    """Clusters of very different density plus a few far points, so boxes must widen."""
+    centres = torch.randn(B, 4, G.space_dim, generator=gen, dtype=torch.float64) * 3
+    which = torch.randint(0, 4, (B, n), generator=gen)
+    spread = torch.tensor([0.05, 0.3, 1.0, 0.01], dtype=torch.float64)[which][..., None]
+    x = centres.gather(1, which[..., None].expand(B, n, G.space_dim)) + spread * torch.randn(
+        B, n, G.space_dim, generator=gen, dtype=torch.float64)
+    x[:, :3] *= 20
+    if G.name in ("RxSO(2)", "Rx"):
+        x = x + 0.5 * torch.sign(x)  # away from the origin
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name", BOUNDED)
+def test_pruned_selection_equals_brute_force(name, dtype):
+    G = get_group(name)
+    ns = 2 if G.stabilizer_dim else 1
+    gen = torch.Generator().manual_seed(3)
+    coords = _clustered_cloud(G, 2, 300, gen, dtype)
+    mask = torch.ones(2, 300, dtype=torch.bool)
+    mask[1, 250:] = False
+    x = lift(Points.from_coords(coords, mask=mask), G, ns, generator=gen)
+    qidx = torch.arange(0, x.mask.shape[1], 3)[None].expand(2, -1)  # a subset as queries
+    q = (nb.gather_points(x.elems, qidx), nb.gather_points(x.orbits, qidx), nb.gather_points(x.mask, qidx))
+    for knn, fill, queries in [(False, 0.05, q), (True, 0.05, q), (False, 0.1, (x.elems, x.orbits, x.mask))]:
+        kw = dict(num_nbhd=8, fill=fill, knn=knn)
+        args = (G, *queries, x.elems, x.orbits, x.mask)
+        pruned = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(5))
+        brute = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(5), prune=False)
+        assert torch.equal(pruned[1], brute[1]) and torch.equal(pruned[0], brute[0]), (name, knn, fill)
+    # the test exercised a real cell list, not one cell per example
+    E = G.distance_lower_bound_coords(x.elems.double(), x.orbits.double())
+    assert E is not None
+    near = nb._Nearest(G, x.elems.double(), x.orbits.double(), x.mask, x.elems.double(), x.orbits.double(),
+                       x.mask, torch.full((2,), 1e-9, dtype=torch.float64), torch.zeros(2, dtype=torch.bool),
+                       15 * ns, True)
+    assert math.prod(near.grid(0).G) > 8
+
+
+def test_pruned_selection_with_exact_ties_on_a_pixel_grid():
+    G = get_group("T2")
+    ij = torch.stack(torch.meshgrid(torch.arange(30.0), torch.arange(30.0), indexing="ij"), -1).reshape(1, -1, 2)
+    x = lift(Points.from_coords(ij.double()), G)
+    args = (G, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask)
+    for knn in (False, True):
+        kw = dict(num_nbhd=9, fill=0.02, knn=knn)
+        a = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(1))
+        b = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(1), prune=False)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def _reference_fps(group, elems, orbits, mask, m):
+    """The plain farthest-point loop: argmax of the running minimum, then lower it by the new row."""
+    Bg, N = mask.shape
+    res = nb.TIE_RESOLUTION[elems.dtype]
+    elems, orbits = elems.double(), orbits.double()
+    ar = torch.arange(Bg)
+    min_dist = torch.full((Bg, N), math.inf, dtype=torch.float64).masked_fill(~mask, -1.0)
+    current, ok = mask.to(torch.uint8).argmax(1), mask.any(1)
+    chosen, chosen_ok, inv = [], [], None
+    for _ in range(m):
+        chosen.append(current)
+        chosen_ok.append(ok)
+        d = group.elem_distance(elems, elems[ar, current][:, None], orbits, orbits[ar, current][:, None])
+        if inv is None:
+            inv = 1.0 / (d.masked_fill(~mask, 0).amax(1, keepdim=True) * res)
+        min_dist = torch.fmin(min_dist, torch.round(d * inv))
+        min_dist[ar, current] = 0.0
+        best, current = min_dist.max(1)
+        ok = best > 0
+    return torch.stack(chosen, 1), torch.stack(chosen_ok, 1)
+
+
+@pytest.mark.parametrize("name", ["T3", "SE2", "SE3", "SO2", "Tx"])
+def test_fps_equals_the_plain_loop(name, monkeypatch):
+    monkeypatch.setattr(nb, "_FPS_LOOP_POINTS", 0)  # the batched, pruned scheme even for small clouds
+    G = get_group(name)
+    ns = 2 if G.stabilizer_dim else 1
+    gen = torch.Generator().manual_seed(4)
+    c = _clustered_cloud(G, 2, 150, gen, torch.float64)
+    mask = torch.ones(2, 150, dtype=torch.bool)
+    mask[1, 40:] = False  # fewer real points than queries in example 1
+    x = lift(Points.from_coords(c, mask=mask), G, ns, generator=gen)
+    for m in (20, 120):
+        ref = _reference_fps(G, x.elems, x.orbits, x.mask, m)
+        for prune in (True, False):
+            got = nb.farthest_point_indices(G, x.elems, x.orbits, x.mask, m, prune=prune)
+            assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1]), (name, m, prune)
+        # and with one cell per example (the batched scheme without a bound)
+        monkeypatch.setattr(G, "distance_lower_bound_coords", lambda e, q: None)
+        got = nb.farthest_point_indices(G, x.elems, x.orbits, x.mask, m)
+        monkeypatch.undo()
+        monkeypatch.setattr(nb, "_FPS_LOOP_POINTS", 0)
+        assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1]), (name, m)
+
+
+def test_everyone_in_every_neighbourhood_needs_no_search():
+    group = get_group("SE2")
+    x = lift(cloud(B=2, n=6), group, 2, generator=torch.Generator().manual_seed(0))
+    mask = x.mask.clone()
+    mask[1, 9:] = False
+    args = (group, x.elems, x.orbits, mask, x.elems, x.orbits, mask)
+    idx, nmask = nb.neighborhood_indices(*args, num_nbhd=16, fill=1.0)
+    assert idx.shape == (2, 12, 12)
+    assert torch.equal(idx[0], torch.arange(12).expand(12, 12))
+    assert torch.equal(nmask[1], mask[1, None, :].expand(12, 12) & mask[1, :, None])
+    # the general path orders such an example by index too (a larger example forces the search)
+    big = lift(cloud(B=1, n=40), group, 2, generator=torch.Generator().manual_seed(1))
+    e = torch.cat([x.elems, big.elems[:, :12]]), torch.cat([x.orbits, big.orbits[:, :12]])
+    m2 = torch.cat([mask, torch.ones(1, 12, dtype=torch.bool)])
+    both = nb.neighborhood_indices(group, *e, m2, *e, m2, num_nbhd=16, fill=1.0, knn=True)
+    assert torch.equal(both[0][:2], idx) and torch.equal(both[1][:2], nmask)

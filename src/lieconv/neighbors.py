@@ -4,18 +4,30 @@ All selection here is piecewise constant in the inputs, so it runs under ``torch
 layers compute kernel inputs with gradients only for the chosen (query, neighbour) pairs.
 
 * ``farthest_point_indices``: farthest-point subsampling on the invariant group distance
-  (paper appendix A.4).  m steps, each an O(N) distance row: O(m N) time, O(N) memory.
+  (paper appendix A.4).  m sequential steps; a step only revisits the points that the new point
+  can bring closer (pruned through a cell list, below): about O(N log m) distances in all.
 * ``neighborhood_indices``: for each query, the ``fill`` fraction of the example's real points
   that are nearest in the invariant distance (the ball whose radius holds that fraction), then a
   uniform Monte-Carlo sample of ``num_nbhd`` of them without replacement (``knn=True``: the
-  ``num_nbhd`` nearest).  Distances are computed in chunks of queries: O(chunk N) memory.
+  ``num_nbhd`` nearest).  When every real point is in every neighbourhood no distance is computed.
 
-Both depend on the coordinates only through invariant distances and on random draws only through
-``generator`` (with shapes that depend only on the tensor sizes), so f(x) and f(g x) with the same
-generator state choose the same indices: the selection is exactly equivariant.
+Exact pruning.  A group may give a Euclidean embedding E with d(u, v) >= ||E(u) - E(v)||
+(``LieGroup.distance_lower_bound_coords``).  The points are binned in a cell list on the leading
+(up to 3) coordinates of E; a query compares itself only with the points of the cells around its
+own, and widens the box until the k-th nearest rounded distance found is provably below the
+distance to anything outside the box.  The result is identical to comparing every pair (same
+rounding, same lowest-index tie breaking, same random keys): ``prune=False`` does exactly that
+(one cell per example) and the tests compare the two.  Groups without a bound use one cell.
+
+Distances are rounded to ``TIE_RESOLUTION`` of an invariant per-example scale (the largest
+distance from the example's first real point), so exact ties of the maths are ordered by index.  Both depend on the
+coordinates only through invariant distances and on random draws only through ``generator``
+(with shapes that depend only on the tensor sizes), so f(x) and f(g x) with the same generator
+state choose the same indices: the selection is exactly equivariant.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import NamedTuple
 
@@ -28,6 +40,14 @@ from .groups.base import LieGroup
 __all__ = ["Selection", "farthest_point_indices", "neighborhood_indices", "gather_points"]
 
 _CHUNK_ELEMENTS = 1 << 22  # elements of the largest temporary in a distance chunk
+_SEARCH_ELEMENTS = 1 << 20  # pairs x width per batch of the pruned search (cache-sized)
+_GRID_DIMS = 3             # cell-list dimensions (leading coordinates of the lower-bound embedding)
+_MAX_CELLS = 1 << 16       # cells per grid dimension at most (linear cell ids stay in int64)
+_BOX = 2                   # a query's first box reaches this many cells beyond its own
+_FPS_LOOP_POINTS = 4096      # farthest-point sampling of at most this many points: the plain loop
+_MAX_RUNS = 125           # a box of more runs (cell rows) than this scans the whole example
+_SLACK_EPS = 64            # safety margin of the pruning tests, in units of the dtype's epsilon
+_KEY_INF = torch.iinfo(torch.int64).max
 
 
 class Selection(NamedTuple):
@@ -66,32 +86,295 @@ def gather_points(x: Tensor, idx: Tensor) -> Tensor:
 TIE_RESOLUTION = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
 
 
-def _quantize(d: Tensor, scale: Tensor) -> Tensor:
-    """Round distances to ``TIE_RESOLUTION * scale`` (inf and negative sentinels kept)."""
-    step = scale * TIE_RESOLUTION.get(d.dtype, 1e-4)
-    return torch.where(torch.isfinite(d) & (d >= 0), torch.round(d / step), d)
-
-
-def _distance_rows(group: LieGroup, qe: Tensor, qq: Tensor, elems: Tensor, orbits: Tensor) -> Tensor:
-    """Distances between queries (Bg, mc, E)/(Bg, mc, q) and all points (Bg, N, E)/(Bg, N, q)."""
-    return group.elem_distance(elems[:, None, :, :], qe[:, :, None, :], orbits[:, None, :, :], qq[:, :, None, :])
-
-
-@torch.no_grad()
-def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int) -> tuple[Tensor, Tensor]:
-    """Farthest-point subsampling on the group distance.
-
-    Starts at the first real point of each example (an index-based, hence equivariant, choice),
-    then repeatedly adds the real point farthest from those chosen (distances rounded to
-    ``TIE_RESOLUTION``, ties going to the lowest index).  An example with fewer than
-    ``m`` real points repeats points, and the repeats are masked out.
-
-    Shapes: elems (Bg, N, E), orbits (Bg, N, q), mask (Bg, N) -> idx (Bg, m) long, mask (Bg, m) bool.
-    """
-    Bg, N = mask.shape
+def _resolution(elems: Tensor, orbits: Tensor) -> float:
     dtype = elems.dtype if elems.is_floating_point() else orbits.dtype
+    return TIE_RESOLUTION.get(dtype, 1e-4)
+
+
+def _example_scale(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor) -> Tensor:
+    """The largest distance from each example's first real point (an invariant scale): (Bg,)."""
+    ar = torch.arange(mask.shape[0], device=mask.device)
+    first = mask.to(torch.uint8).argmax(1)
+    d = group.elem_distance(elems, elems[ar, first][:, None], orbits, orbits[ar, first][:, None])
+    return d.masked_fill(~mask, 0).amax(1).clamp(min=torch.finfo(d.dtype).tiny)
+
+
+# ----------------------------------------------------------------------------- cell list
+class _Grid:
+    """A cell list: each example's real points binned in cubic cells of side ``h[b]`` on the
+    coordinates ``x`` (Bg, N, s) (s <= 3; s = 0 puts an example in one cell), sorted by the linear
+    cell id ((b G0 + c0) G1 + c1) G2 + c2.  Padding sorts last and is in no cell.
+
+    The cells of ``extra`` points (Bg, M, s) (the queries) are in range too, so any point outside the
+    box of cells c +- w of a query in cell c is farther than w h from it in some coordinate.
+    """
+
+    def __init__(self, x: Tensor, mask: Tensor, h: Tensor, extra: Tensor, extra_mask: Tensor):
+        self.Bg, self.N, self.s = x.shape
+        big = torch.finfo(x.dtype).max
+        pts = torch.cat([x.masked_fill(~mask[..., None], big), extra.masked_fill(~extra_mask[..., None], big)], 1)
+        self.lo = pts.amin(1) if self.s else x.new_zeros(self.Bg, 0)                  # (Bg, s)
+        self.lo = torch.where(torch.isfinite(self.lo) & (self.lo < big), self.lo, 0.0)
+        self.h = h
+        c = self.cells(x, mask)
+        ce = self.cells(extra, extra_mask)
+        both = torch.cat([c.flatten(0, 1), ce.flatten(0, 1)])
+        top = both.amax(0) if both.shape[0] else both.new_zeros(self.s)
+        self.G = [int(g) + 1 for g in top.tolist()]
+        ids = self.ids(torch.arange(self.Bg, device=x.device)[:, None], c)
+        ids = ids.masked_fill(~mask, math.prod(self.G) * self.Bg)  # padding after every cell
+        self.sorted_ids, self.perm = ids.flatten().sort()
+        self.extra_cells = ce
+        # widest box enumerated run by run (at most _MAX_RUNS runs); wider ones take the example
+        self.w_cap = int((_MAX_RUNS ** (1 / (self.s - 1)) - 1) // 2) if self.s > 1 else 1 << 30
+        # margins for rounding in the cell and distance arithmetic
+        mag = torch.where(pts.abs() < big, pts.abs(), 0).flatten(1).amax(1) if pts[0].numel() else h.new_zeros(self.Bg)
+        self.slack = _SLACK_EPS * torch.finfo(x.dtype).eps
+        self.abs_slack = self.slack * mag
+
+    def cells(self, x: Tensor, mask: Tensor) -> Tensor:
+        c = torch.floor((x - self.lo[:, None]) / self.h[:, None, None]).long()
+        return c.masked_fill(~mask[..., None], 0).clamp(min=0)
+
+    def ids(self, b: Tensor, c: Tensor) -> Tensor:
+        out = b.expand(c.shape[:-1]).clone()
+        for d in range(self.s):
+            out = out * self.G[d] + c[..., d]
+        return out
+
+    def box(self, b: Tensor, c: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+        """Runs of the sorted order covering cells c +- w (per tile: b (T,), c (T, s), w (T,)):
+        (start, length), each (T, R) with R = (2 max(w) + 1)^(s - 1) runs along the last axis."""
+        T, s = c.shape
+        if s == 0:
+            b = b.contiguous()
+            start = torch.searchsorted(self.sorted_ids, b)
+            return start[:, None], (torch.searchsorted(self.sorted_ids, b, right=True) - start)[:, None]
+        whole = w > self.w_cap  # boxes of too many runs: the whole example instead
+        wm = int(w.masked_fill(whole, 0).max())
+        span = range(-wm, wm + 1)
+        off = torch.tensor(list(itertools.product(span, repeat=s - 1)), dtype=torch.long,
+                           device=c.device).reshape(-1, s - 1)                          # (R, s-1)
+        lead = c[:, None, : s - 1] + off                                                # (T, R, s-1)
+        Gl = torch.tensor(self.G[: s - 1], dtype=torch.long, device=c.device)
+        ok = ((lead >= 0) & (lead < Gl) & (off.abs() <= w[:, None, None])).all(-1)
+        zc = c[:, s - 1 : s].expand(T, off.shape[0])
+        zlo = (zc - w[:, None]).clamp(0, self.G[-1] - 1)
+        zhi = (zc + w[:, None]).clamp(0, self.G[-1] - 1)
+        ok &= (zc + w[:, None] >= 0) & (zc - w[:, None] <= self.G[-1] - 1)
+        lead = lead.clamp(min=0).minimum(Gl - 1)
+        bb = b[:, None]
+        lo_id = self.ids(bb, torch.cat([lead, zlo[..., None]], -1))
+        hi_id = self.ids(bb, torch.cat([lead, zhi[..., None]], -1))
+        ok &= ~whole[:, None]
+        start = torch.searchsorted(self.sorted_ids, lo_id)
+        length = torch.where(ok, torch.searchsorted(self.sorted_ids, hi_id, right=True) - start, 0)
+        if bool(whole.any()):
+            cells = math.prod(self.G)
+            first = torch.searchsorted(self.sorted_ids, (b * cells).contiguous())
+            last = torch.searchsorted(self.sorted_ids, (b * cells + cells - 1).contiguous(), right=True)
+            start[:, 0] = torch.where(whole, first, start[:, 0])
+            length[:, 0] = torch.where(whole, last - first, length[:, 0])
+        return start, length
+
+    def gather(self, start: Tensor, length: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Concatenate the runs of each tile: flat point indices (T, C) (b N + j), valid (T, C),
+        and the count per tile (T,)."""
+        total = length.sum(1)
+        C = max(1, int(total.max())) if total.numel() else 1
+        ends = length.cumsum(1)                                                          # (T, R)
+        pos = torch.arange(C, device=start.device).expand(start.shape[0], C)
+        run = torch.searchsorted(ends, pos.contiguous(), right=True).clamp(max=length.shape[1] - 1)
+        sorted_pos = start.gather(1, run) + pos - (ends - length).gather(1, run)
+        valid = pos < total[:, None]
+        flat = self.perm[sorted_pos.clamp(0, self.perm.numel() - 1)]
+        return torch.where(valid, flat, 0), valid, total
+
+
+    def gather_flat(self, start: Tensor, length: Tensor) -> tuple[Tensor, Tensor]:
+        """All points of the runs, unpadded: (tile of each (L,), flat point index (L,))."""
+        T, R = length.shape
+        lens = length.flatten()
+        run = torch.repeat_interleave(torch.arange(T * R, device=start.device), lens)
+        first = lens.cumsum(0) - lens
+        sorted_pos = start.flatten()[run] + torch.arange(run.shape[0], device=start.device) - first[run]
+        return torch.div(run, R, rounding_mode="floor"), self.perm[sorted_pos]
+
+
+def _grid_coords(group: LieGroup, elems: Tensor, orbits: Tensor, prune: bool) -> Tensor | None:
+    """The leading coordinates of the lower-bound embedding, or None (one cell)."""
+    E = group.distance_lower_bound_coords(elems, orbits) if prune else None
+    return None if E is None else E[..., : min(E.shape[-1], _GRID_DIMS)]
+
+
+def _cell_size(coords: Tensor, mask: Tensor, radius: Tensor) -> Tensor:
+    """Cell side per example: ``radius`` (Bg,), at least extent / _MAX_CELLS (and > 0)."""
+    big = torch.finfo(coords.dtype).max
+    hi = coords.masked_fill(~mask[..., None], -big).amax(1)
+    lo = coords.masked_fill(~mask[..., None], big).amin(1)
+    ext = torch.where(mask.any(1)[:, None], hi - lo, 0.0).amax(1) if coords.shape[-1] else radius.new_zeros(mask.shape[0])
+    h = torch.maximum(radius, ext / (_MAX_CELLS - 2))
+    return torch.where(torch.isfinite(h) & (h > 0), h, ext.clamp(min=1.0) + 1.0)
+
+
+# ------------------------------------------------------------------- nearest candidates
+class _Nearest:
+    """The k nearest real points (rounded distance, then index) of every query, exactly.
+
+    Built once per call; ``__call__(s, e, k)`` answers the queries s:e of every example:
+    (Bg, e - s, k) local point indices in order, 0 where fewer real points exist.  ``allin`` (Bg,)
+    examples order their points by index only (every point is taken anyway).
+
+    Cell lists at sides h0 2^l (built when first needed); a query starts at level 0 with the box of
+    +-_BOX cells.  If the box held enough points, their need-th distance bounds the answer's radius
+    and the next box is the smallest (level, width) reaching that far; otherwise the next level up.
+    """
+
+    def __init__(self, group, qe, qq, qmask, pe, pq, mask, step, allin, k, prune):
+        self.group, self.qe, self.qq, self.qmask = group, qe, qq, qmask
+        self.pe, self.pq, self.mask, self.step, self.allin = pe, pq, mask, step, allin
+        Bg, N = mask.shape
+        self.n_real = mask.sum(1)
+        self.need = torch.clamp(self.n_real, max=k)
+        x = _grid_coords(group, pe, pq, prune)
+        if x is None or N <= 4 * k:
+            self.x, self.xq = pe.new_zeros(Bg, N, 0), pe.new_zeros(Bg, qmask.shape[1], 0)
+            self.h0 = pe.new_ones(Bg)
+        else:
+            self.x, self.xq = x, _grid_coords(group, qe, qq, prune)
+            self.h0 = _cell_size(x, mask, self._radius_estimate(k) / _BOX)
+        self.grids: dict[int, _Grid] = {}
+        self.width = max(group.elem_dim, group.q_dim, 1)
+        # coordinate-major copies: a gather gives contiguous planes per coordinate
+        self.pe_cm, self.pq_cm = pe.flatten(0, 1).T.contiguous(), pq.flatten(0, 1).T.contiguous()
+
+    def grid(self, level: int) -> _Grid:
+        if level not in self.grids:
+            self.grids[level] = _Grid(self.x, self.mask, self.h0 * 2.0 ** level, self.xq, self.qmask)
+        return self.grids[level]
+
+    def _radius_estimate(self, k: int, samples: int = 32) -> Tensor:
+        """A typical k-th nearest distance per example, from a few queries (only sets the cell
+        size: any value gives the same result)."""
+        m = self.qmask.shape[1]
+        rows = torch.linspace(0, m - 1, min(samples, m), device=self.mask.device).long()
+        d = self.group.elem_distance(self.pe[:, None], self.qe[:, rows, None], self.pq[:, None], self.qq[:, rows, None])
+        d = d.masked_fill(~self.mask[:, None], math.inf)
+        kth = torch.topk(d, min(k, d.shape[-1]), dim=-1, largest=False).values[..., -1]   # (Bg, S)
+        kth = torch.where(self.qmask[:, rows] & torch.isfinite(kth), kth, math.nan)
+        r = torch.nanquantile(kth, 0.5, dim=1)
+        return torch.where(torch.isfinite(r), r, math.inf)
+
+    def _dense(self, s: int, e: int, k: int) -> Tensor:
+        """One cell per example: every query against every point, in chunks of queries."""
+        Bg, N = self.mask.shape
+        chunk = max(1, _SEARCH_ELEMENTS // max(1, Bg * N * self.width))
+        out = []
+        j = torch.arange(N, device=self.mask.device)
+        for a in range(s, e, chunk):
+            z = min(e, a + chunk)
+            d = self.group.elem_distance(self.pe[:, None], self.qe[:, a:z, None], self.pq[:, None], self.qq[:, a:z, None])
+            key = torch.round(d / self.step[:, None, None]).clamp(max=2.0 ** 52 / N).long() * N + j
+            key = torch.where(self.allin[:, None, None], j, key)
+            key = key.masked_fill(~self.mask[:, None, :] | torch.isnan(d), _KEY_INF)
+            near = torch.topk(key, min(k, N), dim=-1, largest=False, sorted=True).values
+            near = torch.where((near < _KEY_INF) & self.qmask[:, a:z, None], torch.remainder(near, N), 0)
+            out.append(torch.nn.functional.pad(near, (0, k - near.shape[-1])))
+        return torch.cat(out, 1)
+
+    def __call__(self, s: int, e: int, k: int) -> Tensor:
+        if self.x.shape[-1] == 0:
+            return self._dense(s, e, k)
+        Bg, N = self.mask.shape
+        mc = e - s
+        dev = self.mask.device
+        out = torch.zeros(Bg * mc, k, dtype=torch.long, device=dev)
+        b_of = torch.arange(Bg, device=dev).repeat_interleave(mc)                       # (Bg*mc,)
+        q_of = torch.arange(s, e, device=dev).repeat(Bg)
+        pending = self.qmask[:, s:e].reshape(-1).clone()
+        w = torch.full((Bg * mc,), _BOX, dtype=torch.long, device=dev)
+        level = torch.zeros(Bg * mc, dtype=torch.long, device=dev)
+        while bool(pending.any()):
+            rows = pending.nonzero().squeeze(1)
+            for lv in level[rows].unique().tolist():
+                rl = rows[level[rows] == lv]
+                self._round(self.grid(lv), rl, b_of, q_of, w, level, out, pending, k)
+        return out.view(Bg, mc, k)
+
+    def _round(self, g, rows, b_of, q_of, w, level, out, pending, k):
+        """One pass over the pending queries ``rows`` of one level: a tile is the queries sharing
+        a cell and a box width; each query row holds its tile's candidates (padded to the batch's
+        widest)."""
+        cells = g.extra_cells[b_of[rows], q_of[rows]]
+        tile_key = torch.stack([b_of[rows], w[rows]] + list(cells.unbind(-1)), -1)
+        uniq, inv = torch.unique(tile_key, dim=0, return_inverse=True)
+        start, length = g.box(uniq[:, 0], uniq[:, 2:], uniq[:, 1])
+        total = length.sum(1)                                                         # (T,)
+        # queries ordered by the candidate count of their tile: batches of similar width
+        order = torch.argsort(total[inv] * (inv.shape[0] + 1) + inv, descending=True)
+        rows, inv = rows[order], inv[order]
+        budget = max(1, _SEARCH_ELEMENTS // self.width)
+        for i, j in _batches(total[inv].tolist(), budget):
+            tiles, tile_of = torch.unique(inv[i:j], return_inverse=True)
+            self._batch(g, rows[i:j], tiles, tile_of, start, length, total, b_of, q_of, w, level, out, pending, k)
+
+    def _batch(self, g, rows, tiles, tile_of, start, length, total, b_of, q_of, w, level, out, pending, k):
+        N = self.mask.shape[1]
+        cand, cok, _ = g.gather(start[tiles], length[tiles])                          # (T', C)
+        cand, cok = cand[tile_of], cok[tile_of]                                       # (nq, C)
+        b, qi = b_of[rows], q_of[rows]                                                # (nq,)
+        have = total[tiles][tile_of]
+        d = self.group.elem_distance(self.pe_cm[:, cand].movedim(0, -1), self.qe[b, qi][:, None],
+                                     self.pq_cm[:, cand].movedim(0, -1), self.qq[b, qi][:, None])  # (nq, C)
+        j = cand - b[:, None] * N                                                     # local index
+        step = self.step[b]
+        key = torch.round(d / step[:, None]).clamp(max=2.0 ** 52 / N).long() * N + j
+        key = torch.where(self.allin[b][:, None], j, key)
+        key = key.masked_fill(~cok | torch.isnan(d), _KEY_INF)
+        kk = min(k, key.shape[-1])
+        near = torch.topk(key, kk, dim=-1, largest=False, sorted=True).values         # (nq, kk)
+        # done: the box holds every real point, or the need-th rounded distance r found keeps
+        # everything outside the box (farther than w h) at a rounded distance > r
+        need = self.need[b]
+        kth = near.gather(-1, (need - 1).clamp(0, kk - 1)[:, None]).squeeze(-1)
+        r = torch.div(kth, N, rounding_mode="floor").to(d.dtype)
+        h = g.h[b] * (1 - g.slack)
+        reach = w[rows] * h - g.abs_slack[b]
+        radius = (r + 2) * step * (1 + g.slack) + g.abs_slack[b]
+        enough = (have >= need) & ~self.allin[b]
+        done = (have >= self.n_real[b]) | (enough & (radius <= reach))
+        vals = torch.where(near < _KEY_INF, torch.remainder(near, N), 0)
+        out[rows[done], :kk] = vals[done]
+        pending[rows[done]] = False
+        # the rest: the finest level whose box of at most w_cap cells reaches the radius found, or
+        # the next level up when the box held too few points
+        lv = level[rows]
+        wide = float(max(1, min(g.w_cap, 1 << 20) - 2))
+        up = lv + torch.ceil(torch.log2(radius / (h * wide))).nan_to_num(0, 0, 0).long()
+        up = up.clamp(min=0)
+        new_lv = torch.where(enough, up, lv + 1)
+        new_w = torch.where(enough, torch.ceil(radius / (h * 2.0 ** (new_lv - lv))).long() + 1, w[rows])
+        again = rows[~done]
+        level[again] = new_lv[~done]
+        w[again] = new_w[~done]
+
+
+def _batches(sizes: list[int], budget: int):
+    """Consecutive ranges [i, j) of items (sorted by size, largest first) whose count times the
+    first size stays within ``budget`` (at least one item each)."""
+    i, n = 0, len(sizes)
+    while i < n:
+        j = min(n, i + max(1, budget // max(1, sizes[i])))
+        yield i, j
+        i = j
+
+
+def _fps_loop(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int, res: float):
+    """The plain farthest-point loop: m steps of one distance row each."""
+    Bg, N = mask.shape
     arange = torch.arange(Bg, device=mask.device)
     # min_dist: rounded distance to the chosen set; -1 marks padding (never the farthest)
+    dtype = elems.dtype if elems.is_floating_point() else orbits.dtype
     min_dist = torch.full((Bg, N), math.inf, dtype=dtype, device=mask.device).masked_fill(~mask, -1.0)
     current = mask.to(torch.uint8).argmax(dim=1)  # first real point (0 if none)
     ok = mask.any(1)
@@ -103,11 +386,14 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
         d = group.elem_distance(elems, elems[arange, current][:, None], orbits, orbits[arange, current][:, None])
         if inv_step is None:  # an invariant per-example scale: the largest distance from the start
             scale = d.masked_fill(~mask, 0).amax(1, keepdim=True).clamp(min=torch.finfo(d.dtype).tiny)
-            inv_step = 1.0 / (scale * TIE_RESOLUTION.get(d.dtype, 1e-4))
+            inv_step = 1.0 / (scale * res)
         min_dist = torch.fmin(min_dist, torch.round(d * inv_step).to(dtype))  # fmin: NaN at padding ignored
         min_dist[arange, current] = 0.0
         best, current = min_dist.max(dim=1)  # first index among equal maxima
         ok = best > 0  # a real point not chosen before
+    if not chosen:
+        z = torch.zeros(Bg, 0, dtype=torch.long, device=mask.device)
+        return z, z.bool()
     return torch.stack(chosen, 1), torch.stack(chosen_ok, 1)
 
 
@@ -121,15 +407,128 @@ def _random_keys(generator, Bg: int, start: int, stop: int, k_max: int, device) 
 
 
 @torch.no_grad()
+def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int, *,
+                           prune: bool = True) -> tuple[Tensor, Tensor]:
+    """Farthest-point subsampling on the group distance.
+
+    Starts at the first real point of each example (an index-based, hence equivariant, choice),
+    then repeatedly adds the real point farthest from those chosen (distances rounded to
+    ``TIE_RESOLUTION`` of the largest distance from the start, ties going to the lowest index).
+    An example with fewer than ``m`` real points repeats points, and the repeats are masked out.
+
+    The result is that of the plain loop (choose the argmax of the running minimum, lower the
+    minimum by the distances to the new point), computed in fewer passes: the P largest running
+    minima c_1..c_P (by value, then index) are taken at once as long as c_i is no closer (rounded)
+    to any earlier c_a than its own running minimum, because then each c_i is the argmax after
+    c_1..c_(i-1) were added; and a new point c only lowers the minimum of points closer to it
+    than the current largest minimum r, which the cell list finds (the box of cells around c
+    within r).  ``prune=False`` updates every point (one cell per example): the same result.
+
+    Small clouds (``N <= _FPS_LOOP_POINTS``) and ``prune=False`` run the plain loop itself.
+
+    Shapes: elems (Bg, N, E), orbits (Bg, N, q), mask (Bg, N) -> idx (Bg, m) long, mask (Bg, m) bool.
+    """
+    Bg, N = mask.shape
+    dev = mask.device
+    res = _resolution(elems, orbits)
+    pe, pq = elems, orbits
+    if not prune or N <= _FPS_LOOP_POINTS:
+        return _fps_loop(group, pe, pq, mask, m, res)
+    chosen = torch.zeros(Bg, m, dtype=torch.long, device=dev)
+    chosen_ok = torch.zeros(Bg, m, dtype=torch.bool, device=dev)
+    if m == 0 or Bg == 0 or N == 0:
+        return chosen, chosen_ok
+    ar = torch.arange(Bg, device=dev)
+    first = mask.to(torch.uint8).argmax(1)  # the first real point (0 if none)
+    d = group.elem_distance(pe, pe[ar, first][:, None], pq, pq[ar, first][:, None])
+    scale = d.masked_fill(~mask, 0).amax(1).clamp(min=torch.finfo(d.dtype).tiny)   # invariant
+    inv_step = 1.0 / (scale * res)                                                   # (Bg,)
+    # min_dist: rounded distance to the chosen set; -1 marks padding (never the farthest)
+    min_dist = torch.full((Bg, N), math.inf, dtype=torch.float64, device=dev).masked_fill(~mask, -1.0)
+    min_dist = torch.fmin(min_dist, torch.round(d * inv_step[:, None]))  # fmin: NaN at padding ignored
+    min_dist[ar, first] = 0.0
+    chosen[:, 0], chosen_ok[:, 0] = first, mask.any(1)
+    count = torch.ones(Bg, dtype=torch.long, device=dev)
+    flat_min = min_dist.view(-1)
+    pe_cm, pq_cm = pe.flatten(0, 1).T.contiguous(), pq.flatten(0, 1).T.contiguous()  # coordinate-major
+    x = _grid_coords(group, pe, pq, prune)
+    if x is None:
+        x = pe.new_zeros(Bg, N, 0)
+    x_f = x.flatten(0, 1)
+    grid = None
+    none = x.new_zeros(Bg, 0, x.shape[-1]), mask.new_zeros(Bg, 0)
+    budget = max(1, _SEARCH_ELEMENTS // max(group.elem_dim, group.q_dim, 1))
+    P = 4
+    index_key = (N - 1 - torch.arange(N, device=dev))  # larger for lower indices
+    slots = torch.arange(m, device=dev)
+    while True:
+        active = count < m
+        if not bool(active.any()):
+            break
+        P = max(1, min(P, N, budget // max(1, Bg * P) if x.shape[-1] == 0 else N))
+        key = (min_dist.long() + 1) * N + index_key          # value, then the lower index, first
+        top = torch.topk(key, P, dim=1, sorted=True).indices                          # (Bg, P)
+        cval = min_dist.gather(1, top)
+        ce, cq = pe[ar[:, None], top], pq[ar[:, None], top]
+        dd = group.elem_distance(ce[:, None, :, :], ce[:, :, None, :], cq[:, None, :, :], cq[:, :, None, :])
+        later = torch.ones(P, P, dtype=torch.bool, device=dev).triu(1)               # a < i
+        conflict = ((torch.round(dd * inv_step[:, None, None]) < cval[:, None, :]) & later).any(1)
+        bad = conflict | (cval <= 0)
+        n_acc = torch.where(bad.any(1), bad.to(torch.uint8).argmax(1), P)
+        n_acc = torch.minimum(n_acc, m - count) * active
+        # examples with every real point chosen repeat the argmax, masked
+        done = active & (cval[:, 0] <= 0)
+        if bool(done.any()):
+            rest = done[:, None] & (slots >= count[:, None])
+            chosen = torch.where(rest, top[:, :1], chosen)
+            count = torch.where(done, m, count)
+        take = torch.arange(P, device=dev) < n_acc[:, None]                            # (Bg, P)
+        if not bool(take.any()):
+            continue
+        pos = count[:, None] + torch.arange(P, device=dev)
+        bi = ar[:, None].expand(Bg, P)[take]
+        chosen[bi, pos[take]] = top[take]
+        chosen_ok[bi, pos[take]] = True
+        count = count + n_acc
+        P = min(2 * int(n_acc.max()) + 2, 256)
+        # lower the running minima: points within (r + 1 step) of a new point, r the largest minimum
+        radius = (cval[:, 0] + 1) / inv_step * (1 + _SLACK_EPS * torch.finfo(pe.dtype).eps)
+        if grid is None or bool((active & (radius < grid.h * (_BOX / 1.5))).any()):  # cells of about radius / 2
+            grid = _Grid(x, mask, _cell_size(x, mask, radius / _BOX), *none) if x.shape[-1] else \
+                _Grid(x, mask, pe.new_ones(Bg), *none)
+        new = (bi * N + top[take])                                                    # flat indices
+        c = torch.floor((x_f[new] - grid.lo[bi]) / grid.h[bi, None]).long().clamp(min=0)
+        w = torch.ceil((radius[bi] + grid.abs_slack[bi]) / (grid.h[bi] * (1 - grid.slack))).long().clamp(min=1)
+        start, length = grid.box(bi, c, w)
+        sizes = length.sum(1).tolist()
+        i = 0
+        while i < len(sizes):  # tiles in order, about ``budget`` pairs at a time
+            j, n = i, 0
+            while j < len(sizes) and (j == i or n + sizes[j] <= budget):
+                n, j = n + sizes[j], j + 1
+            tile, cand = grid.gather_flat(start[i:j], length[i:j])                     # (L,), (L,)
+            src = new[i:j][tile]
+            dn = group.elem_distance(pe_cm[:, cand].T, pe_cm[:, src].T, pq_cm[:, cand].T, pq_cm[:, src].T)
+            flat_min.scatter_reduce_(0, cand, torch.round(dn * inv_step[bi[i:j]][tile]).to(flat_min.dtype), "amin")
+            i = j
+        flat_min[new] = 0.0
+    return chosen, chosen_ok
+
+
+@torch.no_grad()
 def neighborhood_indices(group: LieGroup, query_elems: Tensor, query_orbits: Tensor, query_mask: Tensor,
                          elems: Tensor, orbits: Tensor, mask: Tensor, *, num_nbhd: int, fill: float,
-                         knn: bool = False, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+                         knn: bool = False, generator: torch.Generator | None = None,
+                         prune: bool = True) -> tuple[Tensor, Tensor]:
     """Monte-Carlo neighbourhoods of the queries among all points.
 
     For query i of example b the candidate set is the ``ceil(fill * n_b)`` nearest real points
-    (n_b real points in example b; distances rounded to ``TIE_RESOLUTION`` of the row's largest,
-    ties going to the lowest index); ``num_nbhd`` of them are drawn uniformly without replacement
-    (all of them when fewer).  ``knn=True`` takes the ``num_nbhd`` nearest instead.
+    (n_b real points in example b; distances rounded to ``TIE_RESOLUTION`` of the example's
+    scale, ties going to the lowest index); ``num_nbhd`` of them are drawn uniformly without
+    replacement (all of them when fewer).  ``knn=True`` takes the ``num_nbhd`` nearest instead.
+    When the neighbourhood is every real point (``num_nbhd >= n_b`` and the ball holds them all)
+    they are listed in index order and no distance is computed.  Masked slots hold index 0.
+    ``prune=False`` compares every pair (the reference for the exact pruning; same result).
 
     Shapes: queries (Bg, m, E)/(Bg, m, q)/(Bg, m); points (Bg, N, E)/(Bg, N, q)/(Bg, N)
         -> nbhd_idx (Bg, m, K) long, nbhd_mask (Bg, m, K) bool with K = min(num_nbhd, N).
@@ -137,6 +536,7 @@ def neighborhood_indices(group: LieGroup, query_elems: Tensor, query_orbits: Ten
     Bg, N = mask.shape
     m = query_mask.shape[1]
     K = min(num_nbhd, N)
+    dev = mask.device
     n_real = mask.sum(1)  # (Bg,)
     if knn:
         k_cand = torch.clamp(n_real, max=K)
@@ -144,28 +544,31 @@ def neighborhood_indices(group: LieGroup, query_elems: Tensor, query_orbits: Ten
         k_cand = torch.clamp(torch.ceil(fill * n_real.to(torch.float64)).long(), min=1)
         k_cand = torch.minimum(k_cand, n_real)
     k_max = max(1, min(N, int(max(int(k_cand.max()) if Bg else 1, K))))
-    width = max(group.elem_dim, group.q_dim, 1)
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, Bg * N * width))
-    nbhd_idx = torch.empty(Bg, m, K, dtype=torch.long, device=mask.device)
-    nbhd_mask = torch.empty(Bg, m, K, dtype=torch.bool, device=mask.device)
-    ranks_all = torch.arange(k_max, device=mask.device)
+    allin = (k_cand >= n_real) & (n_real <= K)  # every real point is in every neighbourhood
+    ranks_all = torch.arange(k_max, device=dev)
+    if bool(allin.all()):  # then k_max == K and no draw is made
+        order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices[:, :K]  # real points by index
+        ok = (ranks_all[:K] < k_cand[:, None])[:, None, :] & query_mask[..., None]
+        return torch.where(ok, order[:, None, :], 0), ok
+    res = _resolution(elems, orbits)
+    pe, pq, qe, qq = elems, orbits, query_elems, query_orbits
+    step = _example_scale(group, pe, pq, mask) * res
+    nearest = _Nearest(group, qe, qq, query_mask, pe, pq, mask, step, allin, k_max, prune)
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, Bg * k_max))
+    nbhd_idx = torch.empty(Bg, m, K, dtype=torch.long, device=dev)
+    nbhd_mask = torch.empty(Bg, m, K, dtype=torch.bool, device=dev)
     for s in range(0, m, chunk):
         e = min(m, s + chunk)
-        d = _distance_rows(group, query_elems[:, s:e], query_orbits[:, s:e], elems, orbits)
-        d = d.masked_fill(~mask[:, None, :], math.inf)
-        scale = d.masked_fill(~mask[:, None, :], 0).amax(-1, keepdim=True).clamp(min=torch.finfo(d.dtype).tiny)
-        # unique keys (rounded distance, then index) make topk's choice and order deterministic
-        key = _quantize(d, scale).to(torch.float64) * N + torch.arange(N, device=d.device, dtype=torch.float64)
-        near = torch.topk(key, k_max, dim=-1, largest=False, sorted=True).indices  # (Bg, mc, k_max)
-        in_cand = ranks_all < k_cand[:, None, None]                           # (Bg, 1, k_max)
+        near = nearest(s, e, k_max)                                             # (Bg, mc, k_max)
+        in_cand = ranks_all < k_cand[:, None, None]                             # (Bg, 1, k_max)
         if knn or K >= k_max:
             ranks = ranks_all[:K].expand(Bg, e - s, K)
             ok = in_cand[..., :K].expand(Bg, e - s, K)
         else:
-            keys = _random_keys(generator, Bg, s, e, k_max, mask.device)
-            keys = keys.masked_fill(~in_cand, -1.0)
+            keys = _random_keys(generator, Bg, s, e, k_max, dev).masked_fill(~in_cand, -1.0)
             kv, ranks = torch.topk(keys, K, dim=-1)
             ok = kv >= 0
-        nbhd_idx[:, s:e] = torch.gather(near, -1, ranks)
-        nbhd_mask[:, s:e] = ok & query_mask[:, s:e, None]
+        ok = ok & query_mask[:, s:e, None]
+        nbhd_idx[:, s:e] = torch.where(ok, torch.gather(near, -1, ranks), 0)
+        nbhd_mask[:, s:e] = ok
     return nbhd_idx, nbhd_mask

@@ -184,6 +184,18 @@ class LieGroup:
         """
         return self.distance(self.rel_log(u, v), q_u, q_v)
 
+    def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor | None:
+        """A Euclidean embedding E whose distances bound the invariant distance from below.
+
+        ``elem_distance(u, v, q_u, q_v) >= ||E(u, q_u) - E(v, q_v)||`` for every pair, so a spatial
+        index on E finds every point within a group-distance radius exactly (``neighbors.py``
+        prunes with it).  Shapes: elems (..., elem_dim), orbits (..., q_dim) -> (..., p), the
+        most selective coordinates first (an index may use only the leading ones: dropping
+        coordinates keeps the bound).  ``None`` (the default) means no bound is known and every
+        pair is compared.  Not invariant itself (E moves with g); only the inequality is used.
+        """
+        return None
+
     # --------------------------------------------------------------- random
     def sample(self, *shape, generator: torch.Generator | None = None, dtype=torch.float64,
                scale: float = 1.0) -> Tensor:

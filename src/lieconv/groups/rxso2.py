@@ -81,3 +81,12 @@ class RxSO2(LieGroup):
     def rel_log(self, u: Tensor, v: Tensor) -> Tensor:
         d = u - v
         return torch.stack([d[..., 0], wrap_angle(d[..., 1])], -1)
+
+    #: elem coordinates i with rel_log(u, v)[i] = u[i] - v[i] (the log-scale; the angle wraps)
+    difference_coords = (0,)
+
+    def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor:
+        """E = (s, cos theta, sin theta): d^2 = (s_u - s_v)^2 + phi^2 and the chord
+        |e^{i theta_u} - e^{i theta_v}| = 2 |sin(phi / 2)| <= |phi| (phi = wrap(theta_u - theta_v))."""
+        th = elems[..., 1]
+        return torch.stack([elems[..., 0], torch.cos(th), torch.sin(th)], -1)

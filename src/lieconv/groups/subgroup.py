@@ -116,6 +116,19 @@ class Subgroup(LieGroup):
     def rel_log(self, u, v):
         return self.restrict(self.group.rel_log(u, v))
 
+    def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor | None:
+        """E = (alpha u[generators], (1 - alpha) q) when the parent's log is a plain difference of
+        the flat parameters at the kept coordinates (``difference_coords``: T(d), the scale of
+        RxSO(2)); otherwise ``None``.
+
+        Then d = alpha ||u_g - v_g|| + (1 - alpha) ||q_u - q_v|| >= ||E_u - E_v||
+        (a + b >= sqrt(a^2 + b^2) for a, b >= 0).
+        """
+        linear = getattr(self.group, "difference_coords", None) or ()
+        if not set(self.generators) <= set(linear):
+            return None
+        return torch.cat([self.alpha * elems[..., self.generators], (1 - self.alpha) * orbits], -1)
+
     # orbits and lifting
     def _parent_log(self, x: Tensor) -> Tensor:
         e, _ = self.group.lift(x)

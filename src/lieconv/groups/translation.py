@@ -26,6 +26,7 @@ class T(LieGroup):
         self.rep_dim = d + 1
         self.q_dim = 0
         self.name = f"T({d})"
+        self.difference_coords = tuple(range(d))  # rel_log(u, v)[i] = u[i] - v[i] (Subgroup bounds)
 
     def __repr__(self) -> str:
         return f"T({self.space_dim})"
@@ -68,6 +69,19 @@ class T(LieGroup):
 
     def rel_log(self, u: Tensor, v: Tensor) -> Tensor:
         return u - v
+
+    def elem_distance(self, u: Tensor, v: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:
+        """||u - v|| summed coordinate by coordinate (no (..., d) difference tensor and no sum
+        over a short last axis, both slow on CPU; no gradients: used only for selection)."""
+        sq = None
+        for i in range(self.space_dim):
+            di = u[..., i] - v[..., i]
+            sq = di * di if sq is None else sq + di * di
+        return torch.sqrt(sq)
+
+    def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor:
+        """Exact: the distance is ||log(v^-1 u)|| = ||t_u - t_v||, so E = t."""
+        return elems
 
 
 class Trivial(LieGroup):
@@ -135,3 +149,7 @@ class Trivial(LieGroup):
 
     def sample(self, *shape, generator=None, dtype=torch.float64, scale: float = 1.0) -> Tensor:
         return torch.ones(*shape, 1, 1, dtype=dtype)
+
+    def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor:
+        """Exact: the distance is ||q_u - q_v|| (lie_dim = 0), so E = q."""
+        return orbits
