@@ -275,8 +275,8 @@ class ModelDynamics(nn.Module):
             if not torch.equal(ts, ts[:1].expand_as(ts)):
                 raise ValueError("ts: a batch of time grids must have identical rows (one batched ODE)")
             ts = ts[0]
-        if self.method == "leapfrog":
-            f = self.model.separable(sys_params)
+        if isinstance(self.model, SeparableHamiltonianModel):
+            f = self.model.separable(sys_params)   # analytic dK/dp; what depends on sys_params alone is built once
         else:
             f = _Counted(lambda t, z: self.model(t, z, sys_params))
         out = odeint(f, z0, ts, method=self.method, substeps=self.substeps, rtol=self.rtol, atol=self.atol)

@@ -43,7 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import Points
-from ..dynamics.hamiltonian import join_state, split_state
+from ..dynamics.hamiltonian import SeparableHamiltonian, join_state, split_state
 from ..nn import LieResNet
 from .baselines import PotentialModel, _check_inputs
 
@@ -94,8 +94,12 @@ class _PotentialNet(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, q: Tensor, sys_params: Tensor) -> Tensor:
-        return self.net(Points.from_coords(q, sys_params)).reshape(q.shape[0])
+    def forward(self, q: Tensor, sys_params: Tensor, value_features: Tensor | None = None) -> Tensor:
+        return self.net(Points.from_coords(q, sys_params), value_features=value_features).reshape(q.shape[0])
+
+    def value_features(self, sys_params: Tensor) -> Tensor | None:
+        """The part of the network that depends on ``(m_i, k_i)`` alone (see ``LieResNet.value_features``)."""
+        return self.net.value_features(sys_params, sys_params.new_ones(sys_params.shape[:-1], dtype=torch.bool))
 
 
 class HLieResNet(PotentialModel):
@@ -137,14 +141,31 @@ class HLieResNet(PotentialModel):
         super().__init__(_PotentialNet(net), center=center, n_bodies=n_bodies, dim=dim)
         self.group_name = group
 
-    def V(self, q: Tensor, sys_params: Tensor) -> Tensor:
-        """Learned potential ``V_θ(q; m, k)``: ``q (B, n, d)``, ``sys_params (B, n, 2)`` -> ``(B,)``."""
+    def V(self, q: Tensor, sys_params: Tensor, value_features: Tensor | None = None) -> Tensor:
+        """Learned potential ``V_θ(q; m, k)``: ``q (B, n, d)``, ``sys_params (B, n, 2)`` -> ``(B,)``.
+
+        ``value_features``: ``self.net.value_features(sys_params)``, computed once for many ``q``
+        (:meth:`separable` does this for a whole rollout); the result is the same.
+        """
         if q.dim() != 3 or q.shape[1:] != (self.n_bodies, self.dim):
             raise ValueError(f"q: expected shape (B, {self.n_bodies}, {self.dim}), got {tuple(q.shape)}")
         if sys_params.shape != (q.shape[0], self.n_bodies, 2):
             raise ValueError(f"sys_params: expected shape (B, n, 2) = ({q.shape[0]}, {self.n_bodies}, 2), "
                              f"got {tuple(sys_params.shape)}")
-        return super().V(q, sys_params)
+        if self.center:
+            q = q - q.mean(-2, keepdim=True)
+        return self.net(q, sys_params, value_features).reshape(q.shape[0])
+
+    def separable(self, sys_params: Tensor) -> SeparableHamiltonian:
+        """``H = K + V_θ(·; m, k)`` for one batch of systems, for the ODE solvers.
+
+        Every evaluation of an RK4 / leapfrog rollout sees the same ``sys_params`` and other
+        positions; the network's value-only part (the embedding of ``(m_i, k_i)`` and the first
+        block up to its kernel, ``LieResNet.value_features``) is computed here once per rollout, not
+        once per stage, and its gradient accumulates over the stages.
+        """
+        vf = self.net.value_features(sys_params)
+        return SeparableHamiltonian(lambda q: self.V(q, sys_params, vf), sys_params[..., 0])
 
     def extra_repr(self) -> str:
         return f"group={self.group_name}, n_bodies={self.n_bodies}"

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from ..data import Lifted
 from ..groups.base import LieGroup
-from ..neighbors import Selection, farthest_point_indices, gather_points, neighborhood_indices
+from ..neighbors import Selection, farthest_point_indices, full_neighborhoods, gather_points, neighborhood_indices
 from .kernels import KernelMLP
 
 __all__ = ["LieConv"]
@@ -58,6 +58,7 @@ class LieConv(nn.Module):
             raise ValueError(f"num_nbhd: expected a positive int, got {num_nbhd!r}")
         self.group, self.chin, self.chout = group, chin, chout
         self.num_nbhd, self.fill, self.ds_frac, self.knn, self.mean = int(num_nbhd), float(fill), float(ds_frac), knn, mean
+        self.kernel_out = int(kernel_out)
         self.kernel = KernelMLP(group.lie_dim + 2 * group.q_dim, kernel_out, hidden=kernel_hidden, bn=bn)
         self.linear = nn.Linear(chin * kernel_out, chout)
 
@@ -82,9 +83,20 @@ class LieConv(nn.Module):
         idx, qmask = farthest_point_indices(self.group, x.elems, x.orbits, x.mask, m)
         return idx, gather_points(x.elems, idx), gather_points(x.orbits, idx), qmask
 
+    def covers_all(self, n: int) -> bool:
+        """True when every neighbourhood holds every real point of an ``n``-point input
+        (``num_nbhd >= n`` and ``fill = 1`` or ``knn``): then nothing needs to be searched."""
+        return self.num_nbhd >= n and (self.knn or self.fill >= 1)
+
     def select(self, x: Lifted, generator: torch.Generator | None = None) -> Selection:
-        """Queries and their neighbourhoods (no gradients flow through the choice)."""
+        """Queries and their neighbourhoods (no gradients flow through the choice).
+
+        When ``covers_all`` holds, the neighbourhoods are ``full_neighborhoods`` (every point, in
+        index order): the same sets as the search would choose, without searching.
+        """
         qidx, qe, qq, qmask = self.subsample(x)
+        if self.covers_all(x.mask.shape[1]):
+            return Selection(qidx, qmask, *full_neighborhoods(qmask, x.mask), full=True)
         nidx, nmask = neighborhood_indices(self.group, qe, qq, qmask, x.elems, x.orbits, x.mask,
                                            num_nbhd=self.num_nbhd, fill=self.fill, knn=self.knn, generator=generator)
         return Selection(qidx, qmask, nidx, nmask)
@@ -102,20 +114,41 @@ class LieConv(nn.Module):
             parts += [qq.unsqueeze(2).expand_as(nq), nq]
         return torch.cat(parts, dim=-1)
 
-    def aggregate(self, values: Tensor, weights: Tensor, sel: Selection) -> Tensor:
+    def point_features(self, values: Tensor) -> Tensor:
+        """``W_h f_j`` for every point j and kernel channel h, with ``W_h = W[:, (c, h)]``: the pointwise
+        half of a full-neighbourhood aggregation.  values (B, N, chin) -> (B, N * kernel_out, chout)."""
+        B, N, c = values.shape
+        o, h = self.chout, self.kernel_out
+        w = self.linear.weight.view(o, c, h).permute(1, 2, 0).reshape(c, h * o)
+        return (values @ w).view(B, N * h, o)
+
+    def aggregate(self, values: Tensor | None, weights: Tensor, sel: Selection,
+                  features: Tensor | None = None) -> Tensor:
         """h_i = W (sum_j f_j (x) s_ij) / n_i.  values (B, N, c), weights (Bg, m, K, h) -> (B, m, chout).
+
+        Full neighbourhoods (``sel.full``): ``h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b``, the
+        ``point_features`` ``W_h f_j`` (or ``features``, precomputed by the caller, ``values``
+        then unused) contracted with the kernel by one matmul per example.
 
         The neighbour values are gathered with one ``index_select`` of rows (its backward is an
         ``index_add`` of rows) and contracted with the kernel by one batched matmul; with a shared
         geometry the rows are point-major (N, B*c), so one kernel matrix serves the whole batch.
         """
-        B, N, c = values.shape
         Bg, m, K, h = weights.shape
+        if sel.full and features is not None:
+            B, N = features.shape[0], features.shape[1] // h
+        else:
+            B, N, c = values.shape
         if self.mean:
             n = sel.nbhd_mask.sum(-1, keepdim=True).clamp(min=1).to(weights.dtype)  # (Bg, m, 1)
         else:
             n = weights.new_full((1, 1, 1), float(K))
-        if Bg == 1 and B > 1:  # shared geometry
+        if sel.full:
+            # every point is a neighbour, in index order: h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b, with
+            # W_h f_j computed once per point (point_features), no gather, no (m, c*h) intermediate
+            g = self.point_features(values) if features is None else features  # (B, N*h, o)
+            out = torch.matmul(weights.reshape(Bg, m, N * h), g) / n + self.linear.bias
+        elif Bg == 1 and B > 1:  # shared geometry
             rows = values.transpose(0, 1).reshape(N, B * c)
             f = rows.index_select(0, sel.nbhd_idx.reshape(-1)).view(m, K, B * c)
             z = torch.bmm(f.transpose(1, 2), weights[0]).view(m, B, c * h)   # (m, B, c*h)
@@ -128,14 +161,18 @@ class LieConv(nn.Module):
         return out * sel.query_mask.unsqueeze(-1).to(out.dtype)
 
     def forward(self, x: Lifted, selection: Selection | None = None,
-                generator: torch.Generator | None = None) -> Lifted:
-        if x.values.shape[-1] != self.chin:
+                generator: torch.Generator | None = None, features: Tensor | None = None) -> Lifted:
+        """``features``: ``point_features(x.values)`` computed beforehand (full neighbourhoods only;
+        ``x.values`` is then not read), e.g. once for many calls whose values are the same."""
+        if features is None and x.values.shape[-1] != self.chin:
             raise ValueError(f"x.values: expected {self.chin} channels, got {x.values.shape[-1]}")
         sel = self.select(x, generator) if selection is None else selection
+        if features is not None and not sel.full:
+            raise ValueError("features: precomputed point features need full neighbourhoods (covers_all)")
         keep = sel.nbhd_mask.unsqueeze(-1)
         a = torch.where(keep, self.kernel_inputs(x, sel), 0.0)  # padding may lift to non-finite elements
         s = torch.where(keep, self.kernel(a, sel.nbhd_mask), 0.0)
-        h = self.aggregate(x.values, s, sel)
+        h = self.aggregate(x.values, s, sel, features)
         if sel.query_idx is None:
             return x.replace(values=h, mask=sel.query_mask)
         return Lifted(gather_points(x.elems, sel.query_idx), gather_points(x.orbits, sel.query_idx), h, sel.query_mask)

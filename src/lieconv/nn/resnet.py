@@ -77,16 +77,35 @@ class LieResNet(nn.Module):
     def lift(self, points: Points, generator: torch.Generator | None = None) -> Lifted:
         return lift(points, self.group, self.liftsamples, generator=generator, shared=self.shared_geometry)
 
-    def forward(self, x: Points | Lifted, generator: torch.Generator | None = None) -> Tensor | Lifted:
+    def _embed(self, values: Tensor, mask: Tensor) -> Tensor:
+        return torch.where(mask.unsqueeze(-1), self.embed(values), 0.0)  # padding may hold NaN
+
+    def value_features(self, values: Tensor, mask: Tensor) -> Tensor | None:
+        """What the network computes from the values alone, before any geometry enters: the first
+        block's ``point_features`` (its convolution must have full neighbourhoods, see
+        ``LieConv.covers_all``).  Pass it to ``forward(..., value_features=...)`` to evaluate the
+        network on many coordinates with the same values (e.g. the stages of an ODE solver)
+        without recomputing it.  ``None`` when there is nothing to reuse (no block, lift samples,
+        or a first block that searches neighbourhoods).
+
+        Shapes: values (B, n, chin), mask (B, n) -> (B, n * kernel_out, k[1] / 4).
+        """
+        if not self.blocks or self.liftsamples != 1 or not self.blocks[0].conv.covers_all(mask.shape[1]):
+            return None
+        e = self._embed(values, mask)
+        return self.blocks[0].point_features(Lifted(values.new_zeros(0), values.new_zeros(0), e, mask))
+
+    def forward(self, x: Points | Lifted, generator: torch.Generator | None = None, *,
+                value_features: Tensor | None = None) -> Tensor | Lifted:
         if isinstance(x, Points):
             if x.values.shape[-1:] != (self.chin,) and x.values.dim() == 3:
                 raise ValueError(f"x.values: expected {self.chin} channels, got {x.values.shape[-1]}")
             x = self.lift(x, generator)
         elif not isinstance(x, Lifted):
             raise ValueError(f"x: expected lieconv.Points or lieconv.Lifted, got {type(x).__name__}")
-        h = x.replace(values=torch.where(x.mask.unsqueeze(-1), self.embed(x.values), 0.0))  # padding may hold NaN
-        for block in self.blocks:
-            h = block(h, generator)
+        h = x.replace(values=self._embed(x.values, x.mask))
+        for i, block in enumerate(self.blocks):
+            h = block(h, generator, features=value_features if i == 0 else None)
         h = self.head_act(h)
         h = h.replace(values=self.head(h.values) * h.mask.unsqueeze(-1).to(h.values.dtype))
         return self.pooling(h) if self.pool else h
