@@ -5,7 +5,9 @@ batch of 200 systems of 6 bodies, one training segment of 1 + 4 states (dt = 0.0
 the model (RK4: 4 steps x 4 stages = 16 evaluations of the learned dV/dq; leapfrog: 4 + 1), the
 MSE loss backpropagated through the integrator (double backward) and an Adam step.
 
-Cases (``CASES``): ``T2-rk4``, ``SO2*-rk4``, ``T2-leapfrog``, ``SO2*-leapfrog``.  Each case runs in
+Cases (``CASES``): ``T2-rk4``, ``SO2*-rk4``, ``T2-leapfrog``, ``SO2*-leapfrog``, and
+``T2-rk4-recompute``, ``SO2*-rk4-recompute`` (``HLieResNet(recompute=True)``: every stage's graph
+recomputed in the backward pass, memory for time; not in the default selection).  Each case runs in
 a fresh subprocess (``run_case(name, args) -> dict`` with ``step_s`` = median over the timed steps
 after one warm-up step, and ``peak_rss_gb`` = the subprocess's ``ru_maxrss``, imports included),
 so its memory is its own; ``cpu_s`` is the median process CPU time of a step, steadier than the
@@ -34,12 +36,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: name -> (HLieResNet group, integrator)
-CASES: dict[str, tuple[str, str]] = {
-    "T2-rk4": ("T2", "rk4"),
-    "SO2*-rk4": ("SO2*", "rk4"),
-    "T2-leapfrog": ("T2", "leapfrog"),
-    "SO2*-leapfrog": ("SO2*", "leapfrog"),
+#: name -> (HLieResNet group, integrator, recompute the stages in backward)
+CASES: dict[str, tuple[str, str, bool]] = {
+    "T2-rk4": ("T2", "rk4", False),
+    "SO2*-rk4": ("SO2*", "rk4", False),
+    "T2-leapfrog": ("T2", "leapfrog", False),
+    "SO2*-leapfrog": ("SO2*", "leapfrog", False),
+    "T2-rk4-recompute": ("T2", "rk4", True),
+    "SO2*-rk4-recompute": ("SO2*", "rk4", True),
 }
 
 
@@ -64,10 +68,11 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     from lieconv.models.baselines import ModelDynamics
     from lieconv.models.hamiltonian import HLieResNet
 
-    group, method = CASES[name]
+    group, method, recompute = CASES[name]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = ModelDynamics(HLieResNet(group, k=args.k, num_layers=args.num_layers), method=method)
+    kw = {"recompute": True} if recompute else {}   # a revision without the option fails this case
+    model = ModelDynamics(HLieResNet(group, k=args.k, num_layers=args.num_layers, **kw), method=method)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     z0, ts, sys_params, target = _batch(args.systems)
     times, cpu = [], []
@@ -105,7 +110,8 @@ def _median(rows: list[dict], key: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES), help="cases to run (default all)")
+    ap.add_argument("--cases", nargs="+", default=[c for c in CASES if not c.endswith("recompute")], choices=list(CASES),
+                    help="cases to run (default: all but the -recompute ones)")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per process (default 3)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--systems", type=int, default=200, help="systems per batch (default 200, the paper's)")

@@ -81,3 +81,13 @@ class RxSO2(LieGroup):
     def rel_log(self, u: Tensor, v: Tensor) -> Tensor:
         d = u - v
         return torch.stack([d[..., 0], wrap_angle(d[..., 1])], -1)
+
+    @property
+    def embed_dim(self) -> int:
+        return 3
+
+    def rel_embed(self, u: Tensor, v: Tensor) -> Tensor:
+        """``(s_u - s_v, cos d, sin d)``, ``d = theta_u - theta_v``: the log-scale and the rotation on
+        the circle (continuous at ±pi)."""
+        d = u - v
+        return torch.stack([d[..., 0], torch.cos(d[..., 1]), torch.sin(d[..., 1])], -1)

@@ -74,3 +74,12 @@ class SO2(LieGroup):
 
     def rel_log(self, u: Tensor, v: Tensor) -> Tensor:
         return wrap_angle(u - v)
+
+    @property
+    def embed_dim(self) -> int:
+        return 2
+
+    def rel_embed(self, u: Tensor, v: Tensor) -> Tensor:
+        """``(cos d, sin d)`` of the relative angle ``d = theta_u - theta_v``: continuous at ±pi."""
+        d = (u - v)[..., 0]
+        return torch.stack([torch.cos(d), torch.sin(d)], -1)

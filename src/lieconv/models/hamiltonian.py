@@ -121,6 +121,14 @@ class HLieResNet(PotentialModel):
         Mean (True) or sum pooling / neighbourhood normalisation.
     n_bodies, dim : int
         6 particles in 2-D.
+    kernel_input : str
+        ``"smooth"`` (default): the kernel sees the relative angle as ``(cos, sin)``
+        (``LieGroup.rel_embed``), so ``V`` is smooth everywhere; ``"log"``: the paper's wrapped
+        angle ``θ_i − θ_j ∈ (−π, π]``, with which ``V`` jumps where a relative angle crosses π
+        (``Trivial2`` and ``T2`` have no angle: both choices are the same).
+    recompute : bool
+        Training memory for time: recompute each solver stage's graph in the backward pass
+        (``SeparableHamiltonian(recompute=True)``); same gradients.
 
     Notes
     -----
@@ -132,14 +140,16 @@ class HLieResNet(PotentialModel):
     """
 
     def __init__(self, group: str = "SO2*", *, k: int = 384, num_layers: int = 4, num_nbhd: int | None = None,
-                 mean: bool = True, n_bodies: int = 6, dim: int = 2):
+                 mean: bool = True, n_bodies: int = 6, dim: int = 2, kernel_input: str = "smooth",
+                 recompute: bool = False):
         name, center = parse_group(group, HGROUPS)
         nbhd = _check_sizes(n_bodies, dim, k, num_layers, num_nbhd)
         net = LieResNet(2, 1, group=name, k=int(k), num_layers=int(num_layers), num_nbhd=nbhd, fill=1.0,
-                        liftsamples=1, bn=False, mean=mean, knn=False, pool=True)
+                        liftsamples=1, bn=False, mean=mean, knn=False, pool=True, kernel_input=kernel_input)
         net.shared_geometry = False          # every system has its own positions
         super().__init__(_PotentialNet(net), center=center, n_bodies=n_bodies, dim=dim)
         self.group_name = group
+        self.recompute = bool(recompute)
 
     def V(self, q: Tensor, sys_params: Tensor, value_features: Tensor | None = None) -> Tensor:
         """Learned potential ``V_θ(q; m, k)``: ``q (B, n, d)``, ``sys_params (B, n, 2)`` -> ``(B,)``.
@@ -165,7 +175,7 @@ class HLieResNet(PotentialModel):
         once per stage, and its gradient accumulates over the stages.
         """
         vf = self.net.value_features(sys_params)
-        return SeparableHamiltonian(lambda q: self.V(q, sys_params, vf), sys_params[..., 0])
+        return SeparableHamiltonian(lambda q: self.V(q, sys_params, vf), sys_params[..., 0], recompute=self.recompute)
 
     def extra_repr(self) -> str:
         return f"group={self.group_name}, n_bodies={self.n_bodies}"

@@ -37,7 +37,7 @@ class BottleneckBlock(nn.Module):
     """
 
     def __init__(self, chin: int, chout: int, *, group, num_nbhd: int, fill: float, ds_frac: float = 1.0,
-                 knn: bool = False, bn: bool = True, mean: bool = True):
+                 knn: bool = False, bn: bool = True, mean: bool = True, kernel_input: str = "log"):
         super().__init__()
         if chin < 4 or chout < 4:
             raise ValueError(f"chin, chout: expected at least 4 channels for the bottleneck, got {chin}, {chout}")
@@ -46,7 +46,7 @@ class BottleneckBlock(nn.Module):
         self.down = nn.Linear(chin, chin // 4)
         self.mid = PointwiseNormAct(chin // 4, bn=bn)
         self.conv = LieConv(chin // 4, chout // 4, group=group, num_nbhd=num_nbhd, fill=fill, ds_frac=ds_frac,
-                            knn=knn, bn=bn, mean=mean)
+                            knn=knn, bn=bn, mean=mean, kernel_input=kernel_input)
         self.post = PointwiseNormAct(chout // 4, bn=bn)
         self.up = nn.Linear(chout // 4, chout)
         self.shortcut = nn.Linear(chin, chout) if chout < chin else None

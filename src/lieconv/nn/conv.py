@@ -11,7 +11,10 @@ from ..groups.base import LieGroup
 from ..neighbors import Selection, farthest_point_indices, full_neighborhoods, gather_points, neighborhood_indices
 from .kernels import KernelMLP
 
-__all__ = ["LieConv"]
+__all__ = ["LieConv", "KERNEL_INPUTS"]
+
+#: ``kernel_input`` choices: the paper's log, or the group's continuous ``rel_embed``.
+KERNEL_INPUTS = ("log", "smooth")
 
 
 class LieConv(nn.Module):
@@ -38,6 +41,10 @@ class LieConv(nn.Module):
         knn: use the K nearest instead of a sample of the ball.
         bn: masked batch norm inside the kernel MLP.
         mean: divide by the number of real neighbours n_i (True) or by K (False).
+        kernel_input: ``"log"`` (the paper's ``log(v_j^-1 u_i)``) or ``"smooth"``
+            (``group.rel_embed``: the same information, embedded without the jump of the log at a
+            rotation angle of ±pi; e.g. (cos, sin) of the angle for SO(2)).  Both are exactly
+            invariant, so the layer stays equivariant either way.
 
     Shapes:
         input ``Lifted`` (elems (Bg, N, E), orbits (Bg, N, q), values (B, N, chin), mask (Bg, N))
@@ -46,7 +53,7 @@ class LieConv(nn.Module):
 
     def __init__(self, chin: int, chout: int, *, group: LieGroup, num_nbhd: int = 32, fill: float = 1 / 3,
                  ds_frac: float = 1.0, knn: bool = False, bn: bool = False, mean: bool = True,
-                 kernel_hidden: int = 32, kernel_out: int = 16):
+                 kernel_hidden: int = 32, kernel_out: int = 16, kernel_input: str = "log"):
         super().__init__()
         if not isinstance(group, LieGroup):
             raise ValueError(f"group: expected a LieGroup instance, got {group!r}")
@@ -58,13 +65,17 @@ class LieConv(nn.Module):
             raise ValueError(f"num_nbhd: expected a positive int, got {num_nbhd!r}")
         self.group, self.chin, self.chout = group, chin, chout
         self.num_nbhd, self.fill, self.ds_frac, self.knn, self.mean = int(num_nbhd), float(fill), float(ds_frac), knn, mean
+        if kernel_input not in KERNEL_INPUTS:
+            raise ValueError(f"kernel_input: expected one of {list(KERNEL_INPUTS)}, got {kernel_input!r}")
+        self.kernel_input = kernel_input
+        rel_dim = group.embed_dim if kernel_input == "smooth" else group.lie_dim
         self.kernel_out = int(kernel_out)
-        self.kernel = KernelMLP(group.lie_dim + 2 * group.q_dim, kernel_out, hidden=kernel_hidden, bn=bn)
+        self.kernel = KernelMLP(rel_dim + 2 * group.q_dim, kernel_out, hidden=kernel_hidden, bn=bn)
         self.linear = nn.Linear(chin * kernel_out, chout)
 
     def extra_repr(self) -> str:
         return (f"{self.chin}, {self.chout}, group={self.group}, num_nbhd={self.num_nbhd}, fill={self.fill:.4g}, "
-                f"ds_frac={self.ds_frac:.4g}, knn={self.knn}")
+                f"ds_frac={self.ds_frac:.4g}, knn={self.knn}, kernel_input={self.kernel_input}")
 
     # ----------------------------------------------------------- selection
     def num_queries(self, n: int) -> int:
@@ -103,12 +114,14 @@ class LieConv(nn.Module):
 
     # ------------------------------------------------------------- kernel
     def kernel_inputs(self, x: Lifted, sel: Selection) -> Tensor:
-        """a_ij = [log(v_j^-1 u_i), q_i, q_j] for the chosen pairs: (Bg, m, K, lie_dim + 2 q_dim)."""
+        """a_ij = [log(v_j^-1 u_i), q_i, q_j] for the chosen pairs: (Bg, m, K, lie_dim + 2 q_dim);
+        with ``kernel_input="smooth"`` ``rel_embed(u_i, v_j)`` (embed_dim) replaces the log."""
         qe = x.elems if sel.query_idx is None else gather_points(x.elems, sel.query_idx)
         qq = x.orbits if sel.query_idx is None else gather_points(x.orbits, sel.query_idx)
         ne = gather_points(x.elems, sel.nbhd_idx)             # (Bg, m, K, E)
         nq = gather_points(x.orbits, sel.nbhd_idx)            # (Bg, m, K, q)
-        rel = self.group.rel_log(qe.unsqueeze(2), ne)        # (Bg, m, K, lie_dim)
+        rel_fn = self.group.rel_embed if self.kernel_input == "smooth" else self.group.rel_log
+        rel = rel_fn(qe.unsqueeze(2), ne)                     # (Bg, m, K, lie_dim or embed_dim)
         parts = [rel]
         if self.group.q_dim:
             parts += [qq.unsqueeze(2).expand_as(nq), nq]

@@ -41,6 +41,7 @@ class LieResNet(nn.Module):
         bn: masked batch norm.  mean: mean (True) or sum pooling and neighbourhood normalisation.
         knn: nearest-neighbour instead of Monte-Carlo neighbourhoods.
         pool: pool to one vector per example (False: return the per-point ``Lifted``).
+        kernel_input: ``"log"`` or ``"smooth"`` (see ``LieConv``).
 
     Attributes:
         shared_geometry: ``None`` (default) detects batches whose examples share coordinates and
@@ -55,7 +56,7 @@ class LieResNet(nn.Module):
     def __init__(self, chin: int, num_outputs: int, *, group: LieGroup | str, k: int | Sequence[int] = 1536,
                  num_layers: int = 6, num_nbhd: int = 32, fill: float | Sequence[float] = 1 / 4,
                  ds_frac: float = 1.0, liftsamples: int = 1, bn: bool = True, mean: bool = True,
-                 knn: bool = False, pool: bool = True):
+                 knn: bool = False, pool: bool = True, kernel_input: str = "log"):
         super().__init__()
         self.group = get_group(group) if isinstance(group, str) else group
         if not isinstance(self.group, LieGroup):
@@ -67,7 +68,7 @@ class LieResNet(nn.Module):
         self.embed = nn.Linear(chin, ks[0])
         self.blocks = nn.ModuleList(
             BottleneckBlock(ks[i], ks[i + 1], group=self.group, num_nbhd=num_nbhd, fill=fills[i], ds_frac=ds_frac,
-                            knn=knn, bn=bn, mean=mean)
+                            knn=knn, bn=bn, mean=mean, kernel_input=kernel_input)
             for i in range(num_layers))
         self.head_act = PointwiseNormAct(ks[-1], bn=bn)
         self.head = nn.Linear(ks[-1], num_outputs)
