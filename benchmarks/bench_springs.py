@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -126,6 +127,7 @@ def main() -> None:
         print(json.dumps(run_case(args.one, args)))
         return
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # run the clean-up below when killed
     trees = {"tree": ROOT}
     tmp = None
     if args.baseline:

@@ -80,11 +80,12 @@ def test_potential_is_deterministic_and_leapfrog_rk4_agree():
     assert (a - c).abs().max() < 1e-5                                    # both solve the same ODE
 
 
-def test_trains_through_the_integrator():
-    """Second derivatives reach every parameter: the loss on RK4 states depends on ∇V."""
+@pytest.mark.parametrize("method", ["rk4", "leapfrog"])
+def test_trains_through_the_integrator(method):
+    """Second derivatives reach every parameter: the loss on RK4 / leapfrog states depends on ∇V."""
     q, p, sp = _batch()
     model = HLieResNet("SO2*", k=8, num_layers=1)
-    out = ModelDynamics(model)(join_state(q, p).float(), 0.01 * torch.arange(3), sp.float())
+    out = ModelDynamics(model, method=method)(join_state(q, p).float(), 0.01 * torch.arange(3), sp.float())
     out.pow(2).mean().backward()
     missing = [n for n, prm in model.named_parameters() if prm.grad is None]
     assert missing == ["net.net.head.bias"]                              # a constant in V has no ∇V
