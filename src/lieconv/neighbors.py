@@ -37,7 +37,7 @@ from torch import Tensor
 from . import random as _random
 from .groups.base import LieGroup
 
-__all__ = ["Selection", "farthest_point_indices", "neighborhood_indices", "gather_points"]
+__all__ = ["Selection", "farthest_point_indices", "neighborhood_indices", "full_neighborhoods", "gather_points"]
 
 _CHUNK_ELEMENTS = 1 << 22  # elements of the largest temporary in a distance chunk
 _SEARCH_ELEMENTS = 1 << 20  # pairs x width per batch of the pruned search (cache-sized)
@@ -55,11 +55,14 @@ class Selection(NamedTuple):
 
     query_idx (Bg, m) long or None (no subsampling: the queries are all N points),
     query_mask (Bg, m) bool, nbhd_idx (Bg, m, K) long, nbhd_mask (Bg, m, K) bool.
+    ``full``: every query's neighbourhood is all N points in index order (``K = N``,
+    ``nbhd_idx[b, i, j] = j``), so a layer may skip the gathers (see ``full_neighborhoods``).
     """
     query_idx: Tensor | None
     query_mask: Tensor
     nbhd_idx: Tensor
     nbhd_mask: Tensor
+    full: bool = False
 
 
 def gather_points(x: Tensor, idx: Tensor) -> Tensor:
@@ -513,6 +516,22 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
             i = j
         flat_min[new] = 0.0
     return chosen, chosen_ok
+
+
+def full_neighborhoods(query_mask: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """The neighbourhoods that hold every real point, in index order: no search, no draws.
+
+    What :func:`neighborhood_indices` selects when every real point is a candidate of every query
+    (``fill = 1`` or ``knn``, and ``num_nbhd >= N``), up to the order of the neighbours (there:
+    nearest first; here: by index, the same for every query and independent of the coordinates).
+
+    Shapes: query_mask (Bg, m), mask (Bg, N) -> nbhd_idx (Bg, m, N) long (an expanded view),
+    nbhd_mask (Bg, m, N) bool.
+    """
+    Bg, N = mask.shape
+    m = query_mask.shape[1]
+    idx = torch.arange(N, device=mask.device).expand(Bg, m, N)
+    return idx, query_mask[:, :, None] & mask[:, None, :]
 
 
 @torch.no_grad()

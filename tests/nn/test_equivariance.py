@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lieconv.groups import LieGroup
 from lieconv.nn import LieConv, LieResNet
 from lieconv.testing import assert_equivariant
 
@@ -19,12 +20,19 @@ def equivariant_names():
     return [n for n in GROUP_NAMES if not n.startswith("Trivial")]
 
 
-@pytest.mark.parametrize("name", equivariant_names())
-@pytest.mark.parametrize("ds_frac", [1.0, 0.5])
-def test_conv_layer_equivariant_float64(name, ds_frac):
+def smooth_names():
+    """Groups with their own ``rel_embed``; for the others it is ``rel_log`` (tests/groups/test_rel_embed.py),
+    so ``kernel_input="smooth"`` is the "log" layer that the other tests already cover."""
+    return [n for n in equivariant_names() if type(make_group(n)).rel_embed is not LieGroup.rel_embed]
+
+
+@pytest.mark.parametrize("name,ds_frac,kernel_input", [(n, f, "log") for n in equivariant_names() for f in (1.0, 0.5)]
+                         + [(n, 0.5, "smooth") for n in smooth_names()])
+def test_conv_layer_equivariant_float64(name, ds_frac, kernel_input):
     group = make_group(name)
     torch.manual_seed(0)
-    conv = LieConv(2, 5, group=group, num_nbhd=7, fill=0.4, ds_frac=ds_frac, bn=True).double()
+    conv = LieConv(2, 5, group=group, num_nbhd=7, fill=0.4, ds_frac=ds_frac, bn=True,
+                   kernel_input=kernel_input).double()
     pts = random_points(group)
     err = assert_equivariant(lambda x, generator: conv(x, generator=generator), group, pts,
                              num_samples=lift_samples(group), invariant=False)
@@ -41,6 +49,19 @@ def test_resnet_invariant(name, dtype):
     assert_equivariant(net, group, pts, num_samples=lift_samples(group))
     net.eval()
     assert_equivariant(net, group, pts, num_samples=lift_samples(group))
+
+
+@pytest.mark.parametrize("name", smooth_names())
+def test_resnet_smooth_kernel_inputs_invariant_float64(name):
+    """kernel_input="smooth" (rel_embed) keeps the network exactly invariant, with full neighbourhoods
+    (fill = 1: no search, the dense aggregation) and with Monte-Carlo ones."""
+    group = make_group(name)
+    for fill in (1.0, 0.5):
+        torch.manual_seed(0)
+        net = LieResNet(2, 3, group=group, k=16, num_layers=2, num_nbhd=24 if fill == 1 else 6, fill=fill,
+                        liftsamples=lift_samples(group), kernel_input="smooth").double()
+        assert net.blocks[0].conv.covers_all(24 * lift_samples(group)) == (fill == 1 and lift_samples(group) == 1)
+        assert_equivariant(net, group, random_points(group, n_real=[24, 17, 9]), num_samples=lift_samples(group))
 
 
 @pytest.mark.parametrize("name", equivariant_names())

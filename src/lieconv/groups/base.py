@@ -165,6 +165,22 @@ class LieGroup:
         U, V = self.elems_to_matrix(u), self.elems_to_matrix(v)
         return self.log(self.mul(self.inv(V), U))
 
+    @property
+    def embed_dim(self) -> int:
+        """Size of ``rel_embed`` (default ``lie_dim``: the log itself)."""
+        return self.lie_dim
+
+    def rel_embed(self, u: Tensor, v: Tensor) -> Tensor:
+        """A continuous, invariant embedding of ``v^-1 u``: (..., elem_dim) pairs -> (..., embed_dim).
+
+        Like ``rel_log`` it depends on the pair only through ``v^-1 u`` (so it is unchanged by
+        ``u, v -> g u, g v``), but it has no jump: the principal log of a rotation wraps at angle
+        ±pi (and the translation part of the SE(2)/SE(3) log, ``V(phi)^-1 t``, jumps with it).
+        Groups with a rotation part embed the rotation by cos/sin or matrix entries; the default,
+        for groups without one (translations, scalings), is ``rel_log``, which is continuous there.
+        """
+        return self.rel_log(u, v)
+
     def distance(self, rel: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:
         """Invariant distance ``alpha * ||log(v^-1 u)|| + (1 - alpha) * ||q_u - q_v||``.
 

@@ -90,3 +90,13 @@ class RxSO2(LieGroup):
         |e^{i theta_u} - e^{i theta_v}| = 2 |sin(phi / 2)| <= |phi| (phi = wrap(theta_u - theta_v))."""
         th = elems[..., 1]
         return torch.stack([elems[..., 0], torch.cos(th), torch.sin(th)], -1)
+
+    @property
+    def embed_dim(self) -> int:
+        return 3
+
+    def rel_embed(self, u: Tensor, v: Tensor) -> Tensor:
+        """``(s_u - s_v, cos d, sin d)``, ``d = theta_u - theta_v``: the log-scale and the rotation on
+        the circle (continuous at ±pi)."""
+        d = u - v
+        return torch.stack([d[..., 0], torch.cos(d[..., 1]), torch.sin(d[..., 1])], -1)

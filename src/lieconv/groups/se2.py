@@ -107,6 +107,19 @@ class SE2(LieGroup):
         t = torch.stack([c * d1 + s * d2, -s * d1 + c * d2], -1)         # R(-theta_v)(t_u - t_v)
         return torch.cat([phi.unsqueeze(-1), _v_inv_apply(phi, t)], -1)
 
+    @property
+    def embed_dim(self) -> int:
+        return 4
+
+    def rel_embed(self, u: Tensor, v: Tensor) -> Tensor:
+        """The relative element ``v^-1 u = (R(phi), R(-theta_v)(t_u - t_v))`` itself, as
+        ``(cos phi, sin phi, R(-theta_v)(t_u - t_v))``: smooth everywhere, unlike the log, whose
+        angle and ``V(phi)^-1`` translation both jump at phi = ±pi."""
+        phi = u[..., 0] - v[..., 0]
+        c, s = torch.cos(v[..., 0]), torch.sin(v[..., 0])
+        d1, d2 = u[..., 1] - v[..., 1], u[..., 2] - v[..., 2]
+        return torch.stack([torch.cos(phi), torch.sin(phi), c * d1 + s * d2, -s * d1 + c * d2], -1)
+
     def elem_distance(self, u: Tensor, v: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:
         """||log(v^-1 u)|| in closed form: V^-1 is a scaled rotation, so no rotation is needed:
         ``||log||^2 = phi^2 + (h(phi)^2 + phi^2 / 4) ||t_u - t_v||^2 = phi^2 + ||t_u - t_v||^2 /

@@ -103,6 +103,19 @@ class SE3(LieGroup):
         w = w.expand(*t.shape[:-1], 3)
         return torch.cat([w, _v_inv_apply(w, t)], -1)
 
+    @property
+    def embed_dim(self) -> int:
+        return 12
+
+    def rel_embed(self, u: Tensor, v: Tensor) -> Tensor:
+        """The relative element ``v^-1 u = (R_v^T R_u, R_v^T (t_u - t_v))`` itself: 9 rotation-matrix
+        entries and 3 translation coordinates, smooth (the log's ``V(w)^-1`` translation is not)."""
+        qv_inv = quat_conj(v[..., :4])
+        R = quat_to_matrix(quat_mul(qv_inv, u[..., :4]))
+        t = quat_rotate(qv_inv, u[..., 4:] - v[..., 4:])
+        R = R.reshape(*R.shape[:-2], 9).expand(*t.shape[:-1], 9)
+        return torch.cat([R, t], -1)
+
     def elem_distance(self, u: Tensor, v: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:
         """||log(v^-1 u)|| without rotating the translation:  with p = q_u conj(q_v) (world axis
         k, angle th) and d = t_u - t_v, ``||log||^2 = th^2 + |d|^2 + (h^2 + th^2/4 - 1) |d_perp|^2``,

@@ -85,3 +85,12 @@ class SO2(LieGroup):
         th = elems[..., 0]
         a = self.alpha
         return torch.stack([(1 - a) * orbits[..., 0], a * torch.cos(th), a * torch.sin(th)], -1)
+
+    @property
+    def embed_dim(self) -> int:
+        return 2
+
+    def rel_embed(self, u: Tensor, v: Tensor) -> Tensor:
+        """``(cos d, sin d)`` of the relative angle ``d = theta_u - theta_v``: continuous at ±pi."""
+        d = (u - v)[..., 0]
+        return torch.stack([torch.cos(d), torch.sin(d)], -1)

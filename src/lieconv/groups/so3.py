@@ -142,6 +142,16 @@ class SO3(LieGroup):
     def rel_log(self, u: Tensor, v: Tensor) -> Tensor:
         return quat_log(quat_mul(quat_conj(v), u))
 
+    @property
+    def embed_dim(self) -> int:
+        return 9
+
+    def rel_embed(self, u: Tensor, v: Tensor) -> Tensor:
+        """The 9 entries of the relative rotation matrix ``R_v^T R_u``: smooth, and the same for the
+        quaternions ``p`` and ``-p`` (the matrix is quadratic in them), unlike the log at angle pi."""
+        R = quat_to_matrix(quat_mul(quat_conj(v), u))
+        return R.reshape(*R.shape[:-2], 9)
+
     def elem_distance(self, u: Tensor, v: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:
         """Uses ‖log(v^-1 u)‖ = the angle of conj(v) u, 2 atan2(‖vec‖, abs(w))."""
         theta = quat_angle(quat_mul(quat_conj(v), u))

@@ -318,8 +318,8 @@ class ModelDynamics(nn.Module):
         return out.index_put((torch.cat([i for i, _ in parts]),), torch.cat([o for _, o in parts]))
 
     def _integrate(self, z0: Tensor, ts: Tensor, sys_params: Tensor) -> Tensor:
-        if self.method == "leapfrog":
-            f = self.model.separable(sys_params)
+        if isinstance(self.model, SeparableHamiltonianModel):
+            f = self.model.separable(sys_params)   # analytic dK/dp; what depends on sys_params alone is built once
         else:
             f = _Counted(lambda t, z: self.model(t, z, sys_params))
         out = odeint(f, z0, ts, method=self.method, substeps=self.substeps, rtol=self.rtol, atol=self.atol)

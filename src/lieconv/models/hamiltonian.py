@@ -43,7 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import Points
-from ..dynamics.hamiltonian import join_state, split_state
+from ..dynamics.hamiltonian import SeparableHamiltonian, join_state, split_state
 from ..nn import LieResNet
 from .baselines import PotentialModel, _check_inputs
 
@@ -94,8 +94,12 @@ class _PotentialNet(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, q: Tensor, sys_params: Tensor) -> Tensor:
-        return self.net(Points.from_coords(q, sys_params)).reshape(q.shape[0])
+    def forward(self, q: Tensor, sys_params: Tensor, value_features: Tensor | None = None) -> Tensor:
+        return self.net(Points.from_coords(q, sys_params), value_features=value_features).reshape(q.shape[0])
+
+    def value_features(self, sys_params: Tensor) -> Tensor | None:
+        """The part of the network that depends on ``(m_i, k_i)`` alone (see ``LieResNet.value_features``)."""
+        return self.net.value_features(sys_params, sys_params.new_ones(sys_params.shape[:-1], dtype=torch.bool))
 
 
 class HLieResNet(PotentialModel):
@@ -117,6 +121,14 @@ class HLieResNet(PotentialModel):
         Mean (True) or sum pooling / neighbourhood normalisation.
     n_bodies, dim : int
         6 particles in 2-D.
+    kernel_input : str
+        ``"smooth"`` (default): the kernel sees the relative angle as ``(cos, sin)``
+        (``LieGroup.rel_embed``), so ``V`` is smooth everywhere; ``"log"``: the paper's wrapped
+        angle ``θ_i − θ_j ∈ (−π, π]``, with which ``V`` jumps where a relative angle crosses π
+        (``Trivial2`` and ``T2`` have no angle: both choices are the same).
+    recompute : bool
+        Training memory for time: recompute each solver stage's graph in the backward pass
+        (``SeparableHamiltonian(recompute=True)``); same gradients.
 
     Notes
     -----
@@ -128,23 +140,42 @@ class HLieResNet(PotentialModel):
     """
 
     def __init__(self, group: str = "SO2*", *, k: int = 384, num_layers: int = 4, num_nbhd: int | None = None,
-                 mean: bool = True, n_bodies: int = 6, dim: int = 2):
+                 mean: bool = True, n_bodies: int = 6, dim: int = 2, kernel_input: str = "smooth",
+                 recompute: bool = False):
         name, center = parse_group(group, HGROUPS)
         nbhd = _check_sizes(n_bodies, dim, k, num_layers, num_nbhd)
         net = LieResNet(2, 1, group=name, k=int(k), num_layers=int(num_layers), num_nbhd=nbhd, fill=1.0,
-                        liftsamples=1, bn=False, mean=mean, knn=False, pool=True)
+                        liftsamples=1, bn=False, mean=mean, knn=False, pool=True, kernel_input=kernel_input)
         net.shared_geometry = False          # every system has its own positions
         super().__init__(_PotentialNet(net), center=center, n_bodies=n_bodies, dim=dim)
         self.group_name = group
+        self.recompute = bool(recompute)
 
-    def V(self, q: Tensor, sys_params: Tensor) -> Tensor:
-        """Learned potential ``V_θ(q; m, k)``: ``q (B, n, d)``, ``sys_params (B, n, 2)`` -> ``(B,)``."""
+    def V(self, q: Tensor, sys_params: Tensor, value_features: Tensor | None = None) -> Tensor:
+        """Learned potential ``V_θ(q; m, k)``: ``q (B, n, d)``, ``sys_params (B, n, 2)`` -> ``(B,)``.
+
+        ``value_features``: ``self.net.value_features(sys_params)``, computed once for many ``q``
+        (:meth:`separable` does this for a whole rollout); the result is the same.
+        """
         if q.dim() != 3 or q.shape[1:] != (self.n_bodies, self.dim):
             raise ValueError(f"q: expected shape (B, {self.n_bodies}, {self.dim}), got {tuple(q.shape)}")
         if sys_params.shape != (q.shape[0], self.n_bodies, 2):
             raise ValueError(f"sys_params: expected shape (B, n, 2) = ({q.shape[0]}, {self.n_bodies}, 2), "
                              f"got {tuple(sys_params.shape)}")
-        return super().V(q, sys_params)
+        if self.center:
+            q = q - q.mean(-2, keepdim=True)
+        return self.net(q, sys_params, value_features).reshape(q.shape[0])
+
+    def separable(self, sys_params: Tensor) -> SeparableHamiltonian:
+        """``H = K + V_θ(·; m, k)`` for one batch of systems, for the ODE solvers.
+
+        Every evaluation of an RK4 / leapfrog rollout sees the same ``sys_params`` and other
+        positions; the network's value-only part (the embedding of ``(m_i, k_i)`` and the first
+        block up to its kernel, ``LieResNet.value_features``) is computed here once per rollout, not
+        once per stage, and its gradient accumulates over the stages.
+        """
+        vf = self.net.value_features(sys_params)
+        return SeparableHamiltonian(lambda q: self.V(q, sys_params, vf), sys_params[..., 0], recompute=self.recompute)
 
     def extra_repr(self) -> str:
         return f"group={self.group_name}, n_bodies={self.n_bodies}"

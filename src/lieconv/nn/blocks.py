@@ -37,7 +37,7 @@ class BottleneckBlock(nn.Module):
     """
 
     def __init__(self, chin: int, chout: int, *, group, num_nbhd: int, fill: float, ds_frac: float = 1.0,
-                 knn: bool = False, bn: bool = True, mean: bool = True):
+                 knn: bool = False, bn: bool = True, mean: bool = True, kernel_input: str = "log"):
         super().__init__()
         if chin < 4 or chout < 4:
             raise ValueError(f"chin, chout: expected at least 4 channels for the bottleneck, got {chin}, {chout}")
@@ -46,16 +46,28 @@ class BottleneckBlock(nn.Module):
         self.down = nn.Linear(chin, chin // 4)
         self.mid = PointwiseNormAct(chin // 4, bn=bn)
         self.conv = LieConv(chin // 4, chout // 4, group=group, num_nbhd=num_nbhd, fill=fill, ds_frac=ds_frac,
-                            knn=knn, bn=bn, mean=mean)
+                            knn=knn, bn=bn, mean=mean, kernel_input=kernel_input)
         self.post = PointwiseNormAct(chout // 4, bn=bn)
         self.up = nn.Linear(chout // 4, chout)
         self.shortcut = nn.Linear(chin, chout) if chout < chin else None
 
-    def forward(self, x: Lifted, generator: torch.Generator | None = None) -> Lifted:
-        sel = self.conv.select(x, generator)
+    def conv_input(self, x: Lifted) -> Lifted:
+        """The pointwise half before the convolution: BN, Swish, Linear(chin -> chin/4), BN, Swish."""
         h = self.pre(x)
-        h = self.mid(h.replace(values=self.down(h.values)))
-        h = self.post(self.conv(h, sel))
+        return self.mid(h.replace(values=self.down(h.values)))
+
+    def point_features(self, x: Lifted) -> Tensor:
+        """``conv.point_features`` of ``conv_input(x)``: everything before the kernel that depends on
+        the values alone (full neighbourhoods), (B, N * kernel_out, chout / 4)."""
+        return self.conv.point_features(self.conv_input(x).values)
+
+    def forward(self, x: Lifted, generator: torch.Generator | None = None,
+                features: Tensor | None = None) -> Lifted:
+        """``features``: ``point_features(x)`` computed beforehand (e.g. once for many calls with the
+        same values and other coordinates), so only the geometry-dependent part runs."""
+        sel = self.conv.select(x, generator)
+        h = x if features is not None else self.conv_input(x)
+        h = self.post(self.conv(h, sel, features=features))
         out = self.up(h.values)
         skip = x.values if sel.query_idx is None else gather_points(x.values, sel.query_idx)
         if self.shortcut is not None:

@@ -9,11 +9,14 @@ from torch import Tensor, nn
 from .._checks import check_fraction, check_int
 from ..data import Lifted
 from ..groups.base import LieGroup
+from ..neighbors import Selection, farthest_point_indices, full_neighborhoods, gather_points, neighborhood_indices
 from ..random import resolve_generator
-from ..neighbors import Selection, farthest_point_indices, gather_points, neighborhood_indices
 from .kernels import KernelMLP
 
-__all__ = ["LieConv"]
+__all__ = ["LieConv", "KERNEL_INPUTS"]
+
+#: ``kernel_input`` choices: the paper's log, or the group's continuous ``rel_embed``.
+KERNEL_INPUTS = ("log", "smooth")
 
 
 class LieConv(nn.Module):
@@ -40,6 +43,10 @@ class LieConv(nn.Module):
         knn: use the K nearest instead of a sample of the ball.
         bn: masked batch norm inside the kernel MLP.
         mean: divide by the number of real neighbours n_i (True) or by K (False).
+        kernel_input: ``"log"`` (the paper's ``log(v_j^-1 u_i)``) or ``"smooth"``
+            (``group.rel_embed``: the same information, embedded without the jump of the log at a
+            rotation angle of ±pi; e.g. (cos, sin) of the angle for SO(2)).  Both are exactly
+            invariant, so the layer stays equivariant either way.
 
     Shapes:
         input ``Lifted`` (elems (Bg, N, E), orbits (Bg, N, q), values (B, N, chin), mask (Bg, N))
@@ -48,7 +55,7 @@ class LieConv(nn.Module):
 
     def __init__(self, chin: int, chout: int, *, group: LieGroup, num_nbhd: int = 32, fill: float = 1 / 3,
                  ds_frac: float = 1.0, knn: bool = False, bn: bool = False, mean: bool = True,
-                 kernel_hidden: int = 32, kernel_out: int = 16):
+                 kernel_hidden: int = 32, kernel_out: int = 16, kernel_input: str = "log"):
         super().__init__()
         if not isinstance(group, LieGroup):
             raise ValueError(f"group: expected a LieGroup instance, got {group!r}")
@@ -59,12 +66,17 @@ class LieConv(nn.Module):
         kernel_out = check_int("kernel_out", kernel_out, minimum=1)
         self.group, self.chin, self.chout = group, chin, chout
         self.num_nbhd, self.fill, self.ds_frac, self.knn, self.mean = int(num_nbhd), float(fill), float(ds_frac), knn, mean
-        self.kernel = KernelMLP(group.lie_dim + 2 * group.q_dim, kernel_out, hidden=kernel_hidden, bn=bn)
+        if kernel_input not in KERNEL_INPUTS:
+            raise ValueError(f"kernel_input: expected one of {list(KERNEL_INPUTS)}, got {kernel_input!r}")
+        self.kernel_input = kernel_input
+        rel_dim = group.embed_dim if kernel_input == "smooth" else group.lie_dim
+        self.kernel_out = int(kernel_out)
+        self.kernel = KernelMLP(rel_dim + 2 * group.q_dim, kernel_out, hidden=kernel_hidden, bn=bn)
         self.linear = nn.Linear(chin * kernel_out, chout)
 
     def extra_repr(self) -> str:
         return (f"{self.chin}, {self.chout}, group={self.group}, num_nbhd={self.num_nbhd}, fill={self.fill:.4g}, "
-                f"ds_frac={self.ds_frac:.4g}, knn={self.knn}")
+                f"ds_frac={self.ds_frac:.4g}, knn={self.knn}, kernel_input={self.kernel_input}")
 
     # ----------------------------------------------------------- selection
     def num_queries(self, n: int) -> int:
@@ -83,45 +95,77 @@ class LieConv(nn.Module):
         idx, qmask = farthest_point_indices(self.group, x.elems, x.orbits, x.mask, m)
         return idx, gather_points(x.elems, idx), gather_points(x.orbits, idx), qmask
 
+    def covers_all(self, n: int) -> bool:
+        """True when every neighbourhood holds every real point of an ``n``-point input
+        (``num_nbhd >= n`` and ``fill = 1`` or ``knn``): then nothing needs to be searched."""
+        return self.num_nbhd >= n and (self.knn or self.fill >= 1)
+
     def select(self, x: Lifted, generator: torch.Generator | None = None) -> Selection:
         """Queries and their neighbourhoods (no gradients flow through the choice).
 
         ``generator``: None / torch.Generator / ``lieconv.random.ExampleRandom``; in ``eval()`` mode
         None means the fixed evaluation draws (``lieconv.random.resolve_generator``).
+        When ``covers_all`` holds, the neighbourhoods are ``full_neighborhoods`` (every point, in
+        index order): the same sets as the search would choose, without searching.
         """
         generator = resolve_generator(generator, self.training)
         qidx, qe, qq, qmask = self.subsample(x)
+        if self.covers_all(x.mask.shape[1]):
+            return Selection(qidx, qmask, *full_neighborhoods(qmask, x.mask), full=True)
         nidx, nmask = neighborhood_indices(self.group, qe, qq, qmask, x.elems, x.orbits, x.mask,
                                            num_nbhd=self.num_nbhd, fill=self.fill, knn=self.knn, generator=generator)
         return Selection(qidx, qmask, nidx, nmask)
 
     # ------------------------------------------------------------- kernel
     def kernel_inputs(self, x: Lifted, sel: Selection) -> Tensor:
-        """a_ij = [log(v_j^-1 u_i), q_i, q_j] for the chosen pairs: (Bg, m, K, lie_dim + 2 q_dim)."""
+        """a_ij = [log(v_j^-1 u_i), q_i, q_j] for the chosen pairs: (Bg, m, K, lie_dim + 2 q_dim);
+        with ``kernel_input="smooth"`` ``rel_embed(u_i, v_j)`` (embed_dim) replaces the log."""
         qe = x.elems if sel.query_idx is None else gather_points(x.elems, sel.query_idx)
         qq = x.orbits if sel.query_idx is None else gather_points(x.orbits, sel.query_idx)
         ne = gather_points(x.elems, sel.nbhd_idx)             # (Bg, m, K, E)
         nq = gather_points(x.orbits, sel.nbhd_idx)            # (Bg, m, K, q)
-        rel = self.group.rel_log(qe.unsqueeze(2), ne)        # (Bg, m, K, lie_dim)
+        rel_fn = self.group.rel_embed if self.kernel_input == "smooth" else self.group.rel_log
+        rel = rel_fn(qe.unsqueeze(2), ne)                     # (Bg, m, K, lie_dim or embed_dim)
         parts = [rel]
         if self.group.q_dim:
             parts += [qq.unsqueeze(2).expand_as(nq), nq]
         return torch.cat(parts, dim=-1)
 
-    def aggregate(self, values: Tensor, weights: Tensor, sel: Selection) -> Tensor:
+    def point_features(self, values: Tensor) -> Tensor:
+        """``W_h f_j`` for every point j and kernel channel h, with ``W_h = W[:, (c, h)]``: the pointwise
+        half of a full-neighbourhood aggregation.  values (B, N, chin) -> (B, N * kernel_out, chout)."""
+        B, N, c = values.shape
+        o, h = self.chout, self.kernel_out
+        w = self.linear.weight.view(o, c, h).permute(1, 2, 0).reshape(c, h * o)
+        return (values @ w).view(B, N * h, o)
+
+    def aggregate(self, values: Tensor | None, weights: Tensor, sel: Selection,
+                  features: Tensor | None = None) -> Tensor:
         """h_i = W (sum_j f_j (x) s_ij) / n_i.  values (B, N, c), weights (Bg, m, K, h) -> (B, m, chout).
+
+        Full neighbourhoods (``sel.full``): ``h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b``, the
+        ``point_features`` ``W_h f_j`` (or ``features``, precomputed by the caller, ``values``
+        then unused) contracted with the kernel by one matmul per example.
 
         The neighbour values are gathered with one ``index_select`` of rows (its backward is an
         ``index_add`` of rows) and contracted with the kernel by one batched matmul; with a shared
         geometry the rows are point-major (N, B*c), so one kernel matrix serves the whole batch.
         """
-        B, N, c = values.shape
         Bg, m, K, h = weights.shape
+        if sel.full and features is not None:
+            B, N = features.shape[0], features.shape[1] // h
+        else:
+            B, N, c = values.shape
         if self.mean:
             n = sel.nbhd_mask.sum(-1, keepdim=True).clamp(min=1).to(weights.dtype)  # (Bg, m, 1)
         else:
             n = weights.new_full((1, 1, 1), float(K))
-        if Bg == 1 and B > 1:  # shared geometry
+        if sel.full:
+            # every point is a neighbour, in index order: h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b, with
+            # W_h f_j computed once per point (point_features), no gather, no (m, c*h) intermediate
+            g = self.point_features(values) if features is None else features  # (B, N*h, o)
+            out = torch.matmul(weights.reshape(Bg, m, N * h), g) / n + self.linear.bias
+        elif Bg == 1 and B > 1:  # shared geometry
             rows = values.transpose(0, 1).reshape(N, B * c)
             f = rows.index_select(0, sel.nbhd_idx.reshape(-1)).view(m, K, B * c)
             z = torch.bmm(f.transpose(1, 2), weights[0]).view(m, B, c * h)   # (m, B, c*h)
@@ -134,17 +178,21 @@ class LieConv(nn.Module):
         return out * sel.query_mask.unsqueeze(-1).to(out.dtype)
 
     def forward(self, x: Lifted, selection: Selection | None = None,
-                generator: torch.Generator | None = None) -> Lifted:
+                generator: torch.Generator | None = None, features: Tensor | None = None) -> Lifted:
+        """``features``: ``point_features(x.values)`` computed beforehand (full neighbourhoods only;
+        ``x.values`` is then not read), e.g. once for many calls whose values are the same."""
         if not isinstance(x, Lifted):
             raise TypeError(f"x: expected a lieconv.Lifted, got {type(x).__name__}")
         x.check_group(self.group)
-        if x.values.shape[-1] != self.chin:
+        if features is None and x.values.shape[-1] != self.chin:
             raise ValueError(f"x.values: expected {self.chin} channels, got {x.values.shape[-1]}")
         sel = self.select(x, generator) if selection is None else selection
+        if features is not None and not sel.full:
+            raise ValueError("features: precomputed point features need full neighbourhoods (covers_all)")
         keep = sel.nbhd_mask.unsqueeze(-1)
         a = torch.where(keep, self.kernel_inputs(x, sel), 0.0)  # padding may lift to non-finite elements
         s = torch.where(keep, self.kernel(a, sel.nbhd_mask), 0.0)
-        h = self.aggregate(x.values, s, sel)
+        h = self.aggregate(x.values, s, sel, features)
         if sel.query_idx is None:
             return x.replace(values=h, mask=sel.query_mask)
         return Lifted(gather_points(x.elems, sel.query_idx), gather_points(x.orbits, sel.query_idx), h, sel.query_mask,

@@ -43,6 +43,7 @@ class LieResNet(nn.Module):
         bn: masked batch norm.  mean: mean (True) or sum pooling and neighbourhood normalisation.
         knn: nearest-neighbour instead of Monte-Carlo neighbourhoods.
         pool: pool to one vector per example (False: return the per-point ``Lifted``).
+        kernel_input: ``"log"`` or ``"smooth"`` (see ``LieConv``).
 
     Attributes:
         shared_geometry: ``None`` (default) detects batches whose examples share coordinates and
@@ -64,7 +65,7 @@ class LieResNet(nn.Module):
     def __init__(self, chin: int, num_outputs: int, *, group: LieGroup | str, k: int | Sequence[int] = 1536,
                  num_layers: int = 6, num_nbhd: int = 32, fill: float | Sequence[float] = 1 / 4,
                  ds_frac: float = 1.0, liftsamples: int = 1, bn: bool = True, mean: bool = True,
-                 knn: bool = False, pool: bool = True):
+                 knn: bool = False, pool: bool = True, kernel_input: str = "log"):
         super().__init__()
         self.group = get_group(group) if isinstance(group, str) else group
         if not isinstance(self.group, LieGroup):
@@ -82,7 +83,7 @@ class LieResNet(nn.Module):
         self.embed = nn.Linear(chin, ks[0])
         self.blocks = nn.ModuleList(
             BottleneckBlock(ks[i], ks[i + 1], group=self.group, num_nbhd=num_nbhd, fill=fills[i], ds_frac=ds_frac,
-                            knn=knn, bn=bn, mean=mean)
+                            knn=knn, bn=bn, mean=mean, kernel_input=kernel_input)
             for i in range(num_layers))
         self.head_act = PointwiseNormAct(ks[-1], bn=bn)
         self.head = nn.Linear(ks[-1], num_outputs)
@@ -92,7 +93,26 @@ class LieResNet(nn.Module):
     def lift(self, points: Points, generator: torch.Generator | None = None) -> Lifted:
         return lift(points, self.group, self.liftsamples, generator=generator, shared=self.shared_geometry)
 
-    def forward(self, x: Points | Lifted, generator: torch.Generator | None = None) -> Tensor | Lifted:
+    def _embed(self, values: Tensor, mask: Tensor) -> Tensor:
+        return torch.where(mask.unsqueeze(-1), self.embed(values), 0.0)  # padding may hold NaN
+
+    def value_features(self, values: Tensor, mask: Tensor) -> Tensor | None:
+        """What the network computes from the values alone, before any geometry enters: the first
+        block's ``point_features`` (its convolution must have full neighbourhoods, see
+        ``LieConv.covers_all``).  Pass it to ``forward(..., value_features=...)`` to evaluate the
+        network on many coordinates with the same values (e.g. the stages of an ODE solver)
+        without recomputing it.  ``None`` when there is nothing to reuse (no block, lift samples,
+        or a first block that searches neighbourhoods).
+
+        Shapes: values (B, n, chin), mask (B, n) -> (B, n * kernel_out, k[1] / 4).
+        """
+        if not self.blocks or self.liftsamples != 1 or not self.blocks[0].conv.covers_all(mask.shape[1]):
+            return None
+        e = self._embed(values, mask)
+        return self.blocks[0].point_features(Lifted(values.new_zeros(0), values.new_zeros(0), e, mask))
+
+    def forward(self, x: Points | Lifted, generator: torch.Generator | None = None, *,
+                value_features: Tensor | None = None) -> Tensor | Lifted:
         x = as_points(x)  # a torch_geometric Data/Batch (pos, x, batch) becomes a padded Points batch
         generator = resolve_generator(generator, self.training)
         if isinstance(x, Points):
@@ -103,9 +123,9 @@ class LieResNet(nn.Module):
             raise TypeError(f"x: expected lieconv.Points or lieconv.Lifted, got {type(x).__name__}")
         else:
             x.check_group(self.group)
-        h = x.replace(values=torch.where(x.mask.unsqueeze(-1), self.embed(x.values), 0.0))  # padding may hold NaN
-        for block in self.blocks:
-            h = block(h, generator)
+        h = x.replace(values=self._embed(x.values, x.mask))
+        for i, block in enumerate(self.blocks):
+            h = block(h, generator, features=value_features if i == 0 else None)
         h = self.head_act(h)
         h = h.replace(values=self.head(h.values) * h.mask.unsqueeze(-1).to(h.values.dtype))
         return self.pooling(h) if self.pool else h

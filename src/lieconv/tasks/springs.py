@@ -97,6 +97,9 @@ class SpringsTaskConfig(TrainConfig):
         "choices": list(INTEGRATORS), "help": "ODE solver used in training and rollouts (leapfrog: separable H only)"})
     substeps: int = field(default=1, metadata={"min": 1, "help": "solver steps per data step (fixed-step solvers)"})
     k: int = field(default=384, metadata={"min": 1, "help": "LieResNet channels"})
+    kernel_input: str = field(default="smooth", metadata={
+        "choices": ["smooth", "log"],
+        "help": "HLieResNet kernel inputs: smooth = (cos, sin) of relative angles, log = the paper's wrapped angle"})
     num_layers: int = field(default=4, metadata={"min": 0, "help": "LieResNet bottleneck blocks"})
     hidden: int = field(default=256, metadata={"min": 1, "help": "hidden width of the (H)FC / (H)OGN baselines"})
     baseline_layers: int = field(default=0, metadata={"min": 0, 
@@ -164,7 +167,8 @@ def build_dynamics_model(config: SpringsTaskConfig, *, n_bodies: int = 6, dim: i
 
     group = resolve_group(config.model, config.group)
     if config.model == "HLieResNet":
-        return HLieResNet(group, k=config.k, num_layers=config.num_layers, n_bodies=n_bodies, dim=dim)
+        return HLieResNet(group, k=config.k, num_layers=config.num_layers, n_bodies=n_bodies, dim=dim,
+                          kernel_input=config.kernel_input)
     if config.model == "LieConvDirect":
         return LieResNetDynamics(group, k=config.k, num_layers=config.num_layers, n_bodies=n_bodies, dim=dim)
     kw: dict[str, Any] = {"hidden": config.hidden}
