@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from ..data import Lifted
 from ..neighbors import gather_points
-from .conv import LieConv
+from .conv import LieConv, zero_masked
 from .norm import MaskBatchNorm
 
 __all__ = ["BottleneckBlock", "GlobalPool", "PointwiseNormAct"]
@@ -64,7 +64,7 @@ class BottleneckBlock(nn.Module):
             out = out + skip
         else:
             out = torch.cat([out[..., : self.chin] + skip, out[..., self.chin:]], dim=-1)
-        return h.replace(values=out * h.mask.unsqueeze(-1).to(out.dtype))
+        return h.replace(values=zero_masked(out, h.mask))
 
 
 class GlobalPool(nn.Module):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import Lifted
@@ -11,7 +12,7 @@ from ..groups.base import LieGroup
 from ..neighbors import Selection, farthest_point_indices, gather_points, neighborhood_indices
 from .kernels import KernelMLP
 
-__all__ = ["LieConv"]
+__all__ = ["LieConv", "gather_contract", "zero_masked"]
 
 
 class LieConv(nn.Module):
@@ -117,16 +118,17 @@ class LieConv(nn.Module):
             scale = 1 / n
         else:
             scale = weights.new_full((1, 1, 1), 1 / K)
+        W, b = self.linear.weight, self.linear.bias   # W z / n + b: the 1/n_i on the (small) output side
         if Bg == 1 and B > 1:  # shared geometry
             rows = values.transpose(0, 1).reshape(N, B * c)
             z = gather_contract(rows, sel.nbhd_idx.reshape(-1), weights[0]).view(m, B, c * h)   # (m, B, c*h)
-            out = self.linear(z * scale[0].unsqueeze(1)).transpose(0, 1)                      # (B, m, chout)
+            out = torch.addcmul(b, F.linear(z, W), scale[0].unsqueeze(1)).transpose(0, 1)      # (B, m, chout)
         else:
             offsets = (torch.arange(B, device=values.device) * N).view(B, 1, 1)
             z = gather_contract(values.reshape(B * N, c), (sel.nbhd_idx + offsets).reshape(-1),
                                 weights.reshape(B * m, K, h))
-            out = self.linear(z.view(B, m, c * h) * scale)
-        return out * sel.query_mask.unsqueeze(-1).to(out.dtype)
+            out = torch.addcmul(b, F.linear(z.view(B, m, c * h), W), scale)
+        return zero_masked(out, sel.query_mask)
 
     def forward(self, x: Lifted, selection: Selection | None = None,
                 generator: torch.Generator | None = None) -> Lifted:
@@ -139,6 +141,11 @@ class LieConv(nn.Module):
         if sel.query_idx is None:
             return x.replace(values=h, mask=sel.query_mask)
         return Lifted(gather_points(x.elems, sel.query_idx), gather_points(x.orbits, sel.query_idx), h, sel.query_mask)
+
+
+def zero_masked(values: Tensor, mask: Tensor) -> Tensor:
+    """values (B, N, c) with the rows where ``mask`` (Bg, N) is False set to 0 (no copy when none is)."""
+    return values if bool(mask.all()) else values * mask.unsqueeze(-1).to(values.dtype)
 
 
 def gather_contract(rows: Tensor, idx: Tensor, weights: Tensor) -> Tensor:

@@ -11,6 +11,7 @@ from ..groups import get_group
 from ..groups.base import LieGroup
 from ..lifting import lift
 from .blocks import BottleneckBlock, GlobalPool, PointwiseNormAct
+from .conv import zero_masked
 
 __all__ = ["LieResNet"]
 
@@ -84,9 +85,10 @@ class LieResNet(nn.Module):
             x = self.lift(x, generator)
         elif not isinstance(x, Lifted):
             raise ValueError(f"x: expected lieconv.Points or lieconv.Lifted, got {type(x).__name__}")
-        h = x.replace(values=torch.where(x.mask.unsqueeze(-1), self.embed(x.values), 0.0))  # padding may hold NaN
+        v = self.embed(x.values)
+        h = x.replace(values=v if bool(x.mask.all()) else torch.where(x.mask.unsqueeze(-1), v, 0.0))  # padding may hold NaN
         for block in self.blocks:
             h = block(h, generator)
         h = self.head_act(h)
-        h = h.replace(values=self.head(h.values) * h.mask.unsqueeze(-1).to(h.values.dtype))
+        h = h.replace(values=zero_masked(self.head(h.values), h.mask))
         return self.pooling(h) if self.pool else h
