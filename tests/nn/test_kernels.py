@@ -78,3 +78,15 @@ def test_gather_contract_matches_bmm_of_gathered_rows_twice_differentiable():
     assert torch.allclose(gather_contract(rows, idx, weights), ref, atol=1e-12)
     assert torch.autograd.gradcheck(lambda r, w: gather_contract(r, idx, w), (rows, weights))
     assert torch.autograd.gradgradcheck(lambda r, w: gather_contract(r, idx, w), (rows, weights))
+
+
+def test_affine_silu_matches_autograd_twice_differentiable():
+    from lieconv.nn.blocks import affine_silu
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    scale = torch.rand(4, dtype=torch.float64, generator=g).add(0.5).requires_grad_()
+    shift = torch.randn(4, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.allclose(affine_silu(x, scale, shift), torch.nn.functional.silu(x * scale + shift), atol=1e-12)
+    assert torch.autograd.gradcheck(affine_silu, (x, scale, shift))
+    assert torch.autograd.gradgradcheck(affine_silu, (x, scale, shift))

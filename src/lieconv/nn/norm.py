@@ -39,6 +39,12 @@ class MaskBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(channels))
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        scale, shift = self.affine(x, mask)
+        y = torch.addcmul(shift, x, scale)
+        return y * mask.unsqueeze(-1).to(y.dtype) if self.zero_masked and not bool(mask.all()) else y
+
+    def affine(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """(scale, shift), both (c,), with ``self(x, mask) = x * scale + shift`` at the real entries."""
         full = bool(mask.all())
         w = None if full else mask.unsqueeze(-1).to(x.dtype)
         if self.training:
@@ -51,8 +57,7 @@ class MaskBatchNorm(nn.Module):
         else:
             mean, var = self.running_mean.to(x.dtype), self.running_var.to(x.dtype)
         scale = self.weight * torch.rsqrt(var + self.eps)
-        y = torch.addcmul(self.bias - mean * scale, x, scale)
-        return y * w if self.zero_masked and w is not None else y
+        return scale, self.bias - mean * scale
 
     def fold_linear(self, linear: nn.Linear, x: Tensor, w: Tensor | None, count: Tensor | int, *,
                     center: bool = False, update_stats: bool = True) -> tuple[Tensor, Tensor]:
