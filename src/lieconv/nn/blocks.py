@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import Lifted
 from ..neighbors import gather_points
-from .conv import LieConv
+from .conv import LieConv, zero_masked
 from .norm import MaskBatchNorm
 
 __all__ = ["BottleneckBlock", "GlobalPool", "PointwiseNormAct"]
@@ -21,8 +22,38 @@ class PointwiseNormAct(nn.Module):
         self.act = nn.SiLU()
 
     def forward(self, x: Lifted) -> Lifted:
-        v = x.values if self.norm is None else self.norm(x.values, x.mask)
-        return x.replace(values=self.act(v))
+        if self.norm is None:
+            return x.replace(values=self.act(x.values))
+        scale, shift = self.norm.affine(x.values, x.mask)
+        return x.replace(values=zero_masked(affine_silu(x.values, scale, shift), x.mask))
+
+
+def affine_silu(x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+    """Swish(x * scale + shift) for x (..., c), scale and shift (c,), storing only x for backward
+    (the affine output is recomputed there: one tensor of the block's width less per call)."""
+    return _AffineSiLU.apply(x, scale, shift)
+
+
+class _AffineSiLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+        ctx.save_for_backward(x, scale, shift)
+        return F.silu(torch.addcmul(shift, x, scale))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, scale, shift = ctx.saved_tensors
+        y = torch.addcmul(shift, x, scale)
+        if torch.is_grad_enabled():  # create_graph: aten's fused silu_backward has no derivative
+            sig = torch.sigmoid(y)
+            dy = grad * sig * (1 + y * (1 - sig))
+        else:
+            dy = torch.ops.aten.silu_backward(grad, y)
+        dims = tuple(range(x.dim() - 1))
+        grad_x = dy * scale if ctx.needs_input_grad[0] else None
+        grad_scale = (dy * x).sum(dims) if ctx.needs_input_grad[1] else None
+        grad_shift = dy.sum(dims) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_scale, grad_shift
 
 
 class BottleneckBlock(nn.Module):
@@ -76,7 +107,7 @@ class BottleneckBlock(nn.Module):
             out = out + skip
         else:
             out = torch.cat([out[..., : self.chin] + skip, out[..., self.chin:]], dim=-1)
-        return h.replace(values=out * h.mask.unsqueeze(-1).to(out.dtype))
+        return h.replace(values=zero_masked(out, h.mask))
 
 
 class GlobalPool(nn.Module):

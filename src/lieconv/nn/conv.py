@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_fraction, check_int
@@ -13,7 +14,7 @@ from ..neighbors import Selection, farthest_point_indices, full_neighborhoods, g
 from ..random import resolve_generator
 from .kernels import KernelMLP
 
-__all__ = ["LieConv", "KERNEL_INPUTS"]
+__all__ = ["LieConv", "KERNEL_INPUTS", "gather_contract", "zero_masked"]
 
 #: ``kernel_input`` choices: the paper's log, or the group's continuous ``rel_embed``.
 KERNEL_INPUTS = ("log", "smooth")
@@ -147,9 +148,10 @@ class LieConv(nn.Module):
         ``point_features`` ``W_h f_j`` (or ``features``, precomputed by the caller, ``values``
         then unused) contracted with the kernel by one matmul per example.
 
-        The neighbour values are gathered with one ``index_select`` of rows (its backward is an
-        ``index_add`` of rows) and contracted with the kernel by one batched matmul; with a shared
-        geometry the rows are point-major (N, B*c), so one kernel matrix serves the whole batch.
+        The neighbour values are gathered as rows and contracted with the kernel by one batched
+        matmul (``gather_contract``, whose backward gathers again instead of storing the (pairs, c)
+        rows); with a shared geometry the rows are point-major (N, B*c), so one kernel matrix serves
+        the whole batch.
         """
         Bg, m, K, h = weights.shape
         if sel.full and features is not None:
@@ -158,24 +160,25 @@ class LieConv(nn.Module):
             B, N, c = values.shape
         if self.mean:
             n = sel.nbhd_mask.sum(-1, keepdim=True).clamp(min=1).to(weights.dtype)  # (Bg, m, 1)
+            scale = 1 / n
         else:
-            n = weights.new_full((1, 1, 1), float(K))
+            scale = weights.new_full((1, 1, 1), 1 / K)
+        W, b = self.linear.weight, self.linear.bias   # W z / n + b: the 1/n_i on the (small) output side
         if sel.full:
             # every point is a neighbour, in index order: h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b, with
             # W_h f_j computed once per point (point_features), no gather, no (m, c*h) intermediate
             g = self.point_features(values) if features is None else features  # (B, N*h, o)
-            out = torch.matmul(weights.reshape(Bg, m, N * h), g) / n + self.linear.bias
+            out = torch.addcmul(b, torch.matmul(weights.reshape(Bg, m, N * h), g), scale)
         elif Bg == 1 and B > 1:  # shared geometry
             rows = values.transpose(0, 1).reshape(N, B * c)
-            f = rows.index_select(0, sel.nbhd_idx.reshape(-1)).view(m, K, B * c)
-            z = torch.bmm(f.transpose(1, 2), weights[0]).view(m, B, c * h)   # (m, B, c*h)
-            out = self.linear(z / n[0].unsqueeze(1)).transpose(0, 1)        # (B, m, chout)
+            z = gather_contract(rows, sel.nbhd_idx.reshape(-1), weights[0]).view(m, B, c * h)   # (m, B, c*h)
+            out = torch.addcmul(b, F.linear(z, W), scale[0].unsqueeze(1)).transpose(0, 1)      # (B, m, chout)
         else:
             offsets = (torch.arange(B, device=values.device) * N).view(B, 1, 1)
-            f = values.reshape(B * N, c).index_select(0, (sel.nbhd_idx + offsets).reshape(-1))
-            z = torch.bmm(f.view(B * m, K, c).transpose(1, 2), weights.reshape(B * m, K, h))
-            out = self.linear(z.view(B, m, c * h) / n)
-        return out * sel.query_mask.unsqueeze(-1).to(out.dtype)
+            z = gather_contract(values.reshape(B * N, c), (sel.nbhd_idx + offsets).reshape(-1),
+                                weights.reshape(B * m, K, h))
+            out = torch.addcmul(b, F.linear(z.view(B, m, c * h), W), scale)
+        return zero_masked(out, sel.query_mask)
 
     def forward(self, x: Lifted, selection: Selection | None = None,
                 generator: torch.Generator | None = None, features: Tensor | None = None) -> Lifted:
@@ -189,11 +192,48 @@ class LieConv(nn.Module):
         sel = self.select(x, generator) if selection is None else selection
         if features is not None and not sel.full:
             raise ValueError("features: precomputed point features need full neighbourhoods (covers_all)")
-        keep = sel.nbhd_mask.unsqueeze(-1)
-        a = torch.where(keep, self.kernel_inputs(x, sel), 0.0)  # padding may lift to non-finite elements
-        s = torch.where(keep, self.kernel(a, sel.nbhd_mask), 0.0)
+        a = torch.where(sel.nbhd_mask.unsqueeze(-1), self.kernel_inputs(x, sel), 0.0)  # padding may be non-finite
+        s = self.kernel(a, sel.nbhd_mask)                   # zero at masked pairs
         h = self.aggregate(x.values, s, sel, features)
         if sel.query_idx is None:
             return x.replace(values=h, mask=sel.query_mask)
         return Lifted(gather_points(x.elems, sel.query_idx), gather_points(x.orbits, sel.query_idx), h, sel.query_mask,
                       x.group)
+
+
+def zero_masked(values: Tensor, mask: Tensor) -> Tensor:
+    """values (B, N, c) with the rows where ``mask`` (Bg, N) is False set to 0 (no copy when none is)."""
+    return values if bool(mask.all()) else values * mask.unsqueeze(-1).to(values.dtype)
+
+
+def gather_contract(rows: Tensor, idx: Tensor, weights: Tensor) -> Tensor:
+    """z_g = f_g^T s_g with f_g the rows idx[g*K:(g+1)*K] of ``rows``: the PointConv contraction.
+
+    rows (R, c), idx (G*K,) long, weights (G, K, h) -> (G, c, h).  Same value as
+    ``torch.bmm(rows[idx].view(G, K, c).transpose(1, 2), weights)``, but the gathered (G*K, c) rows
+    are not kept for backward: backward gathers them again (one ``index_select``, cheaper than the
+    memory).  Twice differentiable (backward is made of differentiable ops).
+    """
+    return _GatherContract.apply(rows, idx, weights)
+
+
+class _GatherContract(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, rows: Tensor, idx: Tensor, weights: Tensor) -> Tensor:
+        G, K, _ = weights.shape
+        ctx.save_for_backward(rows, idx, weights)
+        f = rows.index_select(0, idx).view(G, K, rows.shape[1])
+        return torch.bmm(f.transpose(1, 2), weights)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        rows, idx, weights = ctx.saved_tensors
+        G, K, _ = weights.shape
+        grad_rows = grad_weights = None
+        if ctx.needs_input_grad[2]:
+            f = rows.index_select(0, idx).view(G, K, rows.shape[1])
+            grad_weights = torch.bmm(f, grad)                                     # (G, K, h)
+        if ctx.needs_input_grad[0]:
+            gf = torch.bmm(weights, grad.transpose(1, 2)).reshape(G * K, rows.shape[1])  # (G*K, c)
+            grad_rows = torch.zeros_like(rows).index_add_(0, idx, gf)
+        return grad_rows, None, grad_weights

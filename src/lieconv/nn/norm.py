@@ -13,24 +13,19 @@ def _world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def _synced_stats(rows: Tensor) -> tuple[Tensor, Tensor, int]:
-    """Mean and (biased) variance of the real rows (n_p, c) of all processes, differentiably.
+def _all_reduce_sums(total: Tensor, total_sq: Tensor, count: Tensor | int) -> tuple[Tensor, Tensor, Tensor]:
+    """Sum the masked sums S1, S2 (c,) and the count n over all processes, differentiably.
 
-    Two all-reduces (``torch.distributed.nn.functional.all_reduce``, whose backward all-reduces the
-    gradients): [sum_p sum x, sum_p n_p] -> mean, then sum_p sum (x - mean)^2 -> var; the same
-    numbers as one process holding every row, up to summation order.
+    One all-reduce (``torch.distributed.nn.functional.all_reduce``, whose backward all-reduces the
+    gradients) of [S1, S2, n]: every process then holds the sums of the global batch, so the
+    statistics are those of one process holding every row, up to summation order.
     """
     from torch.distributed.nn.functional import all_reduce
 
-    c = rows.shape[1]
-    local = torch.cat([rows.sum(0), rows.new_full((1,), float(rows.shape[0]))])
-    total = all_reduce(local)
-    count = int(total[c].detach())
-    if count == 0:
-        return rows.new_zeros(c), rows.new_ones(c), 0
-    mean = total[:c] / count
-    var = all_reduce(((rows - mean) ** 2).sum(0)) / count
-    return mean, var, count
+    c = total.shape[0]
+    n = torch.as_tensor(count, dtype=total.dtype, device=total.device).reshape(1)
+    out = all_reduce(torch.cat([total, total_sq, n]))
+    return out[:c], out[c:2 * c], out[2 * c]
 
 
 class MaskBatchNorm(nn.Module):
@@ -38,7 +33,13 @@ class MaskBatchNorm(nn.Module):
 
     y = (x - mean) / sqrt(var + eps) * weight + bias, with mean / var over the real entries of the
     batch in training (running averages updated there, and only there) and the running averages
-    in evaluation.
+    in evaluation.  The statistics come from masked sums, S1 = sum_r w_r x_r, S2 = sum_r w_r x_r^2 and
+    the count n = sum_r w_r (w the mask): mean = S1 / n, var = S2 / n - mean^2 (``_batch_stats``, the
+    one place that turns sums into statistics), so no copy of the real rows is made.
+
+    ``fold_linear`` gives the same normalisation of the output of a ``Linear`` as one affine map of its
+    *input* (the sums of the output follow from the input's sum and Gram matrix): the kernel MLP then
+    needs one matmul per layer and no pass over the per-pair tensors for the statistics.
 
     Args:
         channels: c.
@@ -74,30 +75,80 @@ class MaskBatchNorm(nn.Module):
         return module
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        scale, shift = self.affine(x, mask)
+        y = torch.addcmul(shift, x, scale)
+        return y * mask.unsqueeze(-1).to(y.dtype) if self.zero_masked and not bool(mask.all()) else y
+
+    def affine(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """(scale, shift), both (c,), with ``self(x, mask) = x * scale + shift`` at the real entries."""
+        full = bool(mask.all())
+        w = None if full else mask.unsqueeze(-1).to(x.dtype)
         if self.training:
-            mean, var = self._batch_stats(x, mask)
+            dims = tuple(range(x.dim() - 1))
+            xw = x if w is None else x * w
+            count = x.shape[:-1].numel() if full else torch.broadcast_to(mask, x.shape[:-1]).sum()
+            acc = torch.float64 if x.dtype in (torch.float16, torch.bfloat16, torch.float32) else x.dtype
+            mean, var = self._batch_stats(xw.sum(dims, dtype=acc), (xw * x).sum(dims, dtype=acc), count)
+            mean, var = mean.to(x.dtype), var.to(x.dtype)
         else:
             mean, var = self.running_mean.to(x.dtype), self.running_var.to(x.dtype)
         scale = self.weight * torch.rsqrt(var + self.eps)
-        y = torch.addcmul(self.bias - mean * scale, x, scale)
-        return y * mask.unsqueeze(-1).to(y.dtype) if self.zero_masked else y
+        return scale, self.bias - mean * scale
 
-    def _batch_stats(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        c = x.shape[-1]
-        rows = x.reshape(-1, c)
-        keep = torch.broadcast_to(mask, x.shape[:-1]).reshape(-1)
-        if not bool(keep.all()):
-            rows = rows[keep]
-        count = rows.shape[0]
-        if self.sync and _world_size() > 1:
-            mean, var, count = _synced_stats(rows)
-        elif count == 0:
-            return x.new_zeros(c), x.new_ones(c)
+    def fold_linear(self, linear: nn.Linear, x: Tensor, w: Tensor | None, count: Tensor | int, *,
+                    center: bool = False, update_stats: bool = True) -> tuple[Tensor, Tensor]:
+        """(weight, bias) with ``x @ weight.T + bias == self(linear(x), mask)`` at the real rows.
+
+        x (R, d) must be zero at the masked rows, w (R, 1) the mask as 0/1 (None: every row is real),
+        ``count`` the number of real rows.  In training the
+        statistics of y = x W^T + b follow from S_x = sum_r x_r and G = x^T x (one (d x d) matmul):
+        S1 = W S_x + n b, S2 = diag(W G W^T) + 2 b * (W S_x) + n b^2, combined in float64.
+        ``center``: take the Gram matrix of x - S_x / n instead (one more pass over x; for inputs whose
+        mean may dwarf their spread, such as raw coordinates).
+        """
+        W, b = linear.weight, linear.bias
+        if b is None:
+            b = W.new_zeros(W.shape[0])
+        if self.training:
+            sx = x.sum(0)
+            if center:
+                xc = x - sx / count
+                if w is not None:
+                    xc = xc * w  # masked rows stay zero
+                gram = (xc.t() @ xc).double() + torch.outer(sx, sx).double() / count
+            else:
+                gram = (x.t() @ x).double()
+            Wd, bd, sxd = W.double(), b.double(), sx.double()
+            wsx = Wd @ sxd
+            s1 = wsx + count * bd
+            s2 = ((Wd @ gram) * Wd).sum(1) + 2 * bd * wsx + count * bd * bd
+            mean, var = self._batch_stats(s1, s2, count, update=update_stats)
+            mean, var = mean.to(x.dtype), var.to(x.dtype)
         else:
-            var, mean = torch.var_mean(rows, dim=0, correction=0)
-        if count > 1:
-            with torch.no_grad():
-                unbiased = var * (count / (count - 1))
-                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
-                self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
+            mean, var = self.running_mean.to(x.dtype), self.running_var.to(x.dtype)
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        return W * scale.unsqueeze(1), self.bias + (b - mean) * scale
+
+    def _batch_stats(self, total: Tensor, total_sq: Tensor, count: Tensor | int, *,
+                     update: bool = True) -> tuple[Tensor, Tensor]:
+        """(mean, biased var) from the masked sums S1, S2 and the count n; updates the running averages
+        (with the unbiased variance) when n > 1 and ``update``.  n = 0 gives mean 0 and var 1.
+        With ``sync`` under DDP the sums and the count are first all-reduced over the processes."""
+        if self.sync and _world_size() > 1:
+            total, total_sq, count = _all_reduce_sums(total, total_sq, count)
+        n = torch.as_tensor(count, dtype=total.dtype, device=total.device)
+        safe = n.clamp(min=1)
+        mean = total / safe
+        var = (total_sq / safe - mean * mean).clamp(min=0)
+        empty = n < 1
+        mean = torch.where(empty, torch.zeros_like(mean), mean)
+        var = torch.where(empty, torch.ones_like(var), var)
+        if not update:
+            return mean, var
+        with torch.no_grad():
+            many = (n > 1).to(total.dtype)
+            unbiased = var * (n / (n - 1).clamp(min=1))
+            m = self.momentum * many  # no update from a single (or no) real entry
+            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), m.to(self.running_mean.dtype))
+            self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), m.to(self.running_var.dtype))
         return mean, var

@@ -13,6 +13,7 @@ from ..groups.base import LieGroup
 from ..lifting import lift
 from ..random import resolve_generator
 from .blocks import BottleneckBlock, GlobalPool, PointwiseNormAct
+from .conv import zero_masked
 
 __all__ = ["LieResNet"]
 
@@ -127,5 +128,5 @@ class LieResNet(nn.Module):
         for i, block in enumerate(self.blocks):
             h = block(h, generator, features=value_features if i == 0 else None)
         h = self.head_act(h)
-        h = h.replace(values=self.head(h.values) * h.mask.unsqueeze(-1).to(h.values.dtype))
+        h = h.replace(values=zero_masked(self.head(h.values), h.mask))
         return self.pooling(h) if self.pool else h

@@ -1,0 +1,165 @@
+"""Shared driver of the benchmark scripts: fresh subprocesses, 1 thread, optional ``--baseline REV``.
+
+A benchmark script defines named cases and a function ``run_case(name, args) -> dict`` that runs one
+case in the current process and returns at least ``step_s`` (seconds) and ``peak_rss_gb``; then its
+``main`` is three lines::
+
+    from _compare import add_arguments, main_cases
+
+    def main():
+        ap = argparse.ArgumentParser(...); ap.add_argument(...)   # the script's own options
+        main_cases(__file__, CASES, run_case, ap, title="...")
+
+``main_cases`` adds ``--cases``, ``--repeats``, ``--threads``, ``--json`` and ``--baseline REV``.
+Every case runs in a fresh ``python SCRIPT --one NAME ...`` subprocess (so ``ru_maxrss`` is its own)
+with ``OMP_WAIT_POLICY=PASSIVE`` and the thread count forced through ``OMP_NUM_THREADS`` /
+``MKL_NUM_THREADS`` and ``torch.set_num_threads``.  With ``--baseline REV`` a temporary
+``git worktree`` of REV is created and every repeat of every case runs alternately for the working
+tree (``PYTHONPATH=<tree>/src``) and for REV (``PYTHONPATH=<worktree of REV>/src``) — the *script*
+always comes from the working tree, only the library differs — and the table shows the medians over
+the repeats and the ratios new / baseline.  Interleaving matters on a shared machine: absolute
+seconds drift by 2-3x over a day, ratios of interleaved medians do not.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+REPO = Path(__file__).resolve().parent.parent
+
+__all__ = ["REPO", "add_arguments", "baseline_worktree", "main_cases", "peak_rss_gb", "run_subprocess"]
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process so far (``ru_maxrss``, KiB on Linux) in GiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+
+
+def add_arguments(ap: argparse.ArgumentParser, cases: Sequence[str]) -> None:
+    """The options every benchmark script shares."""
+    ap.add_argument("--cases", nargs="+", choices=list(cases), default=list(cases), metavar="CASE",
+                    help=f"cases to run (default: all of {', '.join(cases)})")
+    ap.add_argument("--repeats", type=int, default=1, help="fresh processes per case (and per revision); "
+                    "the table shows medians (default 1)")
+    ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads (default 1)")
+    ap.add_argument("--baseline", metavar="REV", default=None,
+                    help="also run git revision REV (temporary worktree), interleaved, and print ratios")
+    ap.add_argument("--json", default=None, help="also write every raw result to this JSON file")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+
+
+@contextlib.contextmanager
+def baseline_worktree(rev: str) -> Iterator[Path]:
+    """A detached ``git worktree`` of ``rev`` in a temporary folder, removed afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix="lieconv-base-"))
+    path = tmp / "tree"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(path), rev],
+                   check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _forwarded(argv: Sequence[str]) -> list[str]:
+    """The command line minus the driver's own options: what a case process gets besides ``--one``."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        key = a.split("=", 1)[0]
+        if key in ("--repeats", "--baseline", "--json", "--one"):
+            i += 1 if "=" in a else 2
+        elif key == "--cases":
+            i += 1
+            while "=" not in a and i < len(argv) and not argv[i].startswith("-"):
+                i += 1
+        else:
+            out.append(a)
+            i += 1
+    return out
+
+
+def run_subprocess(script: str, case: str, src: Path, argv: Sequence[str], threads: int) -> dict:
+    """Run one case of ``script`` in a fresh interpreter with ``src`` first on the path."""
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               PYTHONPATH=str(src))
+    cmd = [sys.executable, script, "--one", case, *argv]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"case {case} ({src}) failed with exit status {proc.returncode}:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}" if x < 10 else f"{x:.1f}"
+
+
+def main_cases(script: str, cases: Sequence[str], run_case: Callable[[str, argparse.Namespace], dict],
+               ap: argparse.ArgumentParser, *, title: str) -> list[dict]:
+    """Parse the command line and either run one case here (``--one``) or drive all of them."""
+    add_arguments(ap, cases)
+    ap.allow_abbrev = False  # _forwarded strips the driver's options by their full names
+    args = ap.parse_args()
+    if args.one is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        result = dict(run_case(args.one, args))
+        missing = {"step_s", "peak_rss_gb"} - set(result)
+        if missing:
+            raise RuntimeError(f"run_case({args.one!r}) returned no {sorted(missing)}")
+        print(json.dumps(result))
+        return [result]
+    if args.repeats < 1:
+        ap.error(f"--repeats: expected a positive int, got {args.repeats}")
+    argv = _forwarded(sys.argv[1:])
+    script = str(Path(script).resolve())
+    rows: list[dict] = []
+    with contextlib.ExitStack() as stack:
+        trees = [("new", REPO / "src")]
+        if args.baseline:
+            trees.append((args.baseline, stack.enter_context(baseline_worktree(args.baseline)) / "src"))
+        for rep in range(args.repeats):
+            for case in args.cases:
+                for label, src in (trees if rep % 2 == 0 else trees[::-1]):
+                    r = run_subprocess(script, case, src, argv, args.threads)
+                    rows.append(dict(r, case=case, rev=label, repeat=rep))
+                    print(f"[{rep + 1}/{args.repeats}] {case:<24} {label:<10} step {_fmt(r['step_s'])} s  "
+                          f"peak RSS {r['peak_rss_gb']:.2f} GB", file=sys.stderr, flush=True)
+    print(f"\n{title} ({args.threads} thread(s), median of {args.repeats} fresh process(es) per case"
+          + (f", interleaved with {args.baseline}" if args.baseline else "") + ")\n")
+    med = {}
+    for r in rows:
+        med.setdefault((r["case"], r["rev"]), []).append(r)
+    if args.baseline:
+        b = args.baseline
+        print(f"| case | step (s) | step {b} (s) | time ratio | peak RSS (GB) | peak RSS {b} (GB) | memory ratio |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+    else:
+        print("| case | step (s) | peak RSS (GB) |")
+        print("| --- | --- | --- |")
+    for case in args.cases:
+        t_new = statistics.median(r["step_s"] for r in med[(case, "new")])
+        m_new = statistics.median(r["peak_rss_gb"] for r in med[(case, "new")])
+        if args.baseline:
+            t_old = statistics.median(r["step_s"] for r in med[(case, args.baseline)])
+            m_old = statistics.median(r["peak_rss_gb"] for r in med[(case, args.baseline)])
+            print(f"| {case} | {_fmt(t_new)} | {_fmt(t_old)} | {t_new / t_old:.2f} | {m_new:.2f} | {m_old:.2f} "
+                  f"| {m_new / m_old:.2f} |")
+        else:
+            print(f"| {case} | {_fmt(t_new)} | {m_new:.2f} |")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
+    return rows

@@ -1,0 +1,92 @@
+"""The fused pieces of the LieConv layer against their plain definitions (float64)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from lieconv.nn import KernelMLP, MaskBatchNorm
+from lieconv.nn.conv import gather_contract
+
+
+def _rows(R=40, d=5, seed=0, offset=0.0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(R, d, generator=g, dtype=torch.float64) + offset
+    mask = torch.rand(R, generator=g) < 0.7
+    return x * mask.unsqueeze(-1), mask
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_fold_linear_is_batch_norm_of_the_linear_at_real_rows(center):
+    x, mask = _rows(offset=30.0 if center else 0.0)
+    lin = torch.nn.Linear(5, 7).double()
+    bn = MaskBatchNorm(7).double()
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2)
+        bn.bias.uniform_(-1, 1)
+    ref_bn = copy.deepcopy(bn)
+    w = mask.unsqueeze(-1).double()
+    weight, bias = bn.fold_linear(lin, x, w, mask.sum(), center=center)
+    ref = ref_bn(lin(x), mask)
+    got = x @ weight.t() + bias
+    assert torch.allclose(got[mask], ref[mask], atol=1e-9)
+    assert torch.allclose(bn.running_mean, ref_bn.running_mean, atol=1e-10)
+    assert torch.allclose(bn.running_var, ref_bn.running_var, atol=1e-10)
+    bn.eval(), ref_bn.eval()
+    weight, bias = bn.fold_linear(lin, x, w, mask.sum())
+    assert torch.allclose((x @ weight.t() + bias)[mask], ref_bn(lin(x), mask)[mask], atol=1e-9)
+
+
+def test_mask_batch_norm_statistics_count_only_real_entries():
+    x, mask = _rows()
+    bn = MaskBatchNorm(5).double()
+    y = bn(x.view(4, 10, 5), mask.view(4, 10))
+    real = y.view(40, 5)[mask]
+    assert torch.allclose(real.mean(0), torch.zeros(5, dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(real.var(0, correction=0), torch.ones(5, dtype=torch.float64), atol=1e-4)
+    assert (y.view(40, 5)[~mask] == 0).all()
+
+
+@pytest.mark.parametrize("bn", [True, False])
+def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn):
+    torch.manual_seed(0)
+    mlp = KernelMLP(4, 6, hidden=8, bn=bn).double()
+    a, mask = _rows(R=60, d=4)
+    a, mask = a.view(3, 4, 5, 4), mask.view(3, 4, 5)
+    plain = copy.deepcopy(mlp)
+    out = mlp(a, mask)                                              # parameters need grads, a does not
+    w = mask.reshape(-1, 1).double()
+    ref = plain._rows(a.reshape(-1, 4), w).view(3, 4, 5, 6)         # plain autograd graph
+    assert torch.allclose(out, ref, atol=1e-12)
+    assert (out[~mask] == 0).all()
+    g = torch.randn_like(out)
+    (out * g).sum().backward()
+    (ref * g).sum().backward()
+    for p, q in zip(mlp.parameters(), plain.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-10)
+    for b1, b2 in zip(mlp.buffers(), plain.buffers()):   # running statistics updated once, not twice
+        assert torch.allclose(b1, b2, atol=1e-12)
+
+
+def test_gather_contract_matches_bmm_of_gathered_rows_twice_differentiable():
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randn(7, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    idx = torch.randint(0, 7, (4 * 5,), generator=g)
+    weights = torch.randn(4, 5, 2, dtype=torch.float64, generator=g, requires_grad=True)
+    ref = torch.bmm(rows[idx].view(4, 5, 3).transpose(1, 2), weights)
+    assert torch.allclose(gather_contract(rows, idx, weights), ref, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda r, w: gather_contract(r, idx, w), (rows, weights))
+    assert torch.autograd.gradgradcheck(lambda r, w: gather_contract(r, idx, w), (rows, weights))
+
+
+def test_affine_silu_matches_autograd_twice_differentiable():
+    from lieconv.nn.blocks import affine_silu
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    scale = torch.rand(4, dtype=torch.float64, generator=g).add(0.5).requires_grad_()
+    shift = torch.randn(4, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.allclose(affine_silu(x, scale, shift), torch.nn.functional.silu(x * scale + shift), atol=1e-12)
+    assert torch.autograd.gradcheck(affine_silu, (x, scale, shift))
+    assert torch.autograd.gradgradcheck(affine_silu, (x, scale, shift))
