@@ -20,6 +20,7 @@ always comes from the working tree, only the library differs — and the table s
 the repeats and the ratios new / baseline.  Interleaving matters on a shared machine: absolute
 seconds drift by 2-3x over a day, ratios of interleaved medians do not.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,18 +43,32 @@ __all__ = ["REPO", "add_arguments", "baseline_worktree", "main_cases", "peak_rss
 
 def peak_rss_gb() -> float:
     """Peak resident memory of this process so far (``ru_maxrss``, KiB on Linux) in GiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 def add_arguments(ap: argparse.ArgumentParser, cases: Sequence[str]) -> None:
     """The options every benchmark script shares."""
-    ap.add_argument("--cases", nargs="+", choices=list(cases), default=list(cases), metavar="CASE",
-                    help=f"cases to run (default: all of {', '.join(cases)})")
-    ap.add_argument("--repeats", type=int, default=1, help="fresh processes per case (and per revision); "
-                    "the table shows medians (default 1)")
+    ap.add_argument(
+        "--cases",
+        nargs="+",
+        choices=list(cases),
+        default=list(cases),
+        metavar="CASE",
+        help=f"cases to run (default: all of {', '.join(cases)})",
+    )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="fresh processes per case (and per revision); the table shows medians (default 1)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads (default 1)")
-    ap.add_argument("--baseline", metavar="REV", default=None,
-                    help="also run git revision REV (temporary worktree), interleaved, and print ratios")
+    ap.add_argument(
+        "--baseline",
+        metavar="REV",
+        default=None,
+        help="also run git revision REV (temporary worktree), interleaved, and print ratios",
+    )
     ap.add_argument("--json", default=None, help="also write every raw result to this JSON file")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
 
@@ -63,8 +78,7 @@ def baseline_worktree(rev: str) -> Iterator[Path]:
     """A detached ``git worktree`` of ``rev`` in a temporary folder, removed afterwards."""
     tmp = Path(tempfile.mkdtemp(prefix="lieconv-base-"))
     path = tmp / "tree"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(path), rev],
-                   check=True)
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(path), rev], check=True)
     try:
         yield path
     finally:
@@ -92,8 +106,13 @@ def _forwarded(argv: Sequence[str]) -> list[str]:
 
 def run_subprocess(script: str, case: str, src: Path, argv: Sequence[str], threads: int) -> dict:
     """Run one case of ``script`` in a fresh interpreter with ``src`` first on the path."""
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               PYTHONPATH=str(src))
+    env = dict(
+        os.environ,
+        OMP_WAIT_POLICY="PASSIVE",
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        PYTHONPATH=str(src),
+    )
     cmd = [sys.executable, script, "--one", case, *argv]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -105,8 +124,14 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}" if x < 10 else f"{x:.1f}"
 
 
-def main_cases(script: str, cases: Sequence[str], run_case: Callable[[str, argparse.Namespace], dict],
-               ap: argparse.ArgumentParser, *, title: str) -> list[dict]:
+def main_cases(
+    script: str,
+    cases: Sequence[str],
+    run_case: Callable[[str, argparse.Namespace], dict],
+    ap: argparse.ArgumentParser,
+    *,
+    title: str,
+) -> list[dict]:
     """Parse the command line and either run one case here (``--one``) or drive all of them."""
     add_arguments(ap, cases)
     ap.allow_abbrev = False  # _forwarded strips the driver's options by their full names
@@ -132,13 +157,20 @@ def main_cases(script: str, cases: Sequence[str], run_case: Callable[[str, argpa
             trees.append((args.baseline, stack.enter_context(baseline_worktree(args.baseline)) / "src"))
         for rep in range(args.repeats):
             for case in args.cases:
-                for label, src in (trees if rep % 2 == 0 else trees[::-1]):
+                for label, src in trees if rep % 2 == 0 else trees[::-1]:
                     r = run_subprocess(script, case, src, argv, args.threads)
                     rows.append(dict(r, case=case, rev=label, repeat=rep))
-                    print(f"[{rep + 1}/{args.repeats}] {case:<24} {label:<10} step {_fmt(r['step_s'])} s  "
-                          f"peak RSS {r['peak_rss_gb']:.2f} GB", file=sys.stderr, flush=True)
-    print(f"\n{title} ({args.threads} thread(s), median of {args.repeats} fresh process(es) per case"
-          + (f", interleaved with {args.baseline}" if args.baseline else "") + ")\n")
+                    print(
+                        f"[{rep + 1}/{args.repeats}] {case:<24} {label:<10} step {_fmt(r['step_s'])} s  "
+                        f"peak RSS {r['peak_rss_gb']:.2f} GB",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    print(
+        f"\n{title} ({args.threads} thread(s), median of {args.repeats} fresh process(es) per case"
+        + (f", interleaved with {args.baseline}" if args.baseline else "")
+        + ")\n"
+    )
     med = {}
     for r in rows:
         med.setdefault((r["case"], r["rev"]), []).append(r)
@@ -155,8 +187,10 @@ def main_cases(script: str, cases: Sequence[str], run_case: Callable[[str, argpa
         if args.baseline:
             t_old = statistics.median(r["step_s"] for r in med[(case, args.baseline)])
             m_old = statistics.median(r["peak_rss_gb"] for r in med[(case, args.baseline)])
-            print(f"| {case} | {_fmt(t_new)} | {_fmt(t_old)} | {t_new / t_old:.2f} | {m_new:.2f} | {m_old:.2f} "
-                  f"| {m_new / m_old:.2f} |")
+            print(
+                f"| {case} | {_fmt(t_new)} | {_fmt(t_old)} | {t_new / t_old:.2f} | {m_new:.2f} | {m_old:.2f} "
+                f"| {m_new / m_old:.2f} |"
+            )
         else:
             print(f"| {case} | {_fmt(t_new)} | {m_new:.2f} |")
     if args.json:

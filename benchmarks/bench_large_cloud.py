@@ -13,6 +13,7 @@ writes JSON.
 Cases are named GROUP-N (``CASES``); ``run_case(name, args)`` runs one in this process and returns
 a dict with ``step_s`` and ``peak_rss_gb``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,23 +46,35 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     group, liftsamples, points = CASES[name]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    net = LieResNet(1, 4, group=group, k=32, num_layers=2, num_nbhd=16, fill=0.01, ds_frac=0.5,
-                    liftsamples=liftsamples)
+    net = LieResNet(1, 4, group=group, k=32, num_layers=2, num_nbhd=16, fill=0.01, ds_frac=0.5, liftsamples=liftsamples)
     cloud = Points.from_coords(torch.randn(2, points, 3), torch.randn(2, points, 1))
     t0, c0 = time.perf_counter(), time.process_time()
     net(cloud).sum().backward()
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB -> GiB
-    return {"case": name, "group": group, "liftsamples": liftsamples, "points": points,
-            "threads": args.threads, "step_s": seconds, "cpu_s": cpu, "peak_rss_gb": rss}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
+    return {
+        "case": name,
+        "group": group,
+        "liftsamples": liftsamples,
+        "points": points,
+        "threads": args.threads,
+        "step_s": seconds,
+        "cpu_s": cpu,
+        "peak_rss_gb": rss,
+    }
 
 
 def _subprocess(name: str, args: argparse.Namespace, src: str | None = None) -> dict:
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(args.threads))
     if src is not None:  # a baseline checkout: its package, this script
         env["PYTHONPATH"] = src
-    out = subprocess.run([sys.executable, __file__, "--one", name, "--threads", str(args.threads)],
-                         capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", name, "--threads", str(args.threads)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -94,8 +107,12 @@ def main() -> None:
     base_src, tmp = None, None
     if args.baseline:
         tmp = tempfile.mkdtemp(prefix="lieconv-base-")
-        subprocess.run(["git", "worktree", "add", "--detach", tmp, args.baseline], check=True,
-                       capture_output=True, cwd=os.path.dirname(os.path.abspath(__file__)))
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", tmp, args.baseline],
+            check=True,
+            capture_output=True,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        )
         base_src = os.path.join(tmp, "src")
     rows, base = [], {}
     try:
@@ -106,18 +123,26 @@ def main() -> None:
             if base_src and CASES[name][2] <= args.baseline_max:
                 base[name] = _subprocess(name, args, base_src)
                 b = base[name]
-                print(f"{name:<10} {b['step_s']:8.1f} s (cpu {b['cpu_s']:.1f} s) {b['peak_rss_gb']:6.2f} GB  "
-                      f"(baseline {args.baseline})", flush=True)
+                print(
+                    f"{name:<10} {b['step_s']:8.1f} s (cpu {b['cpu_s']:.1f} s) {b['peak_rss_gb']:6.2f} GB  "
+                    f"(baseline {args.baseline})",
+                    flush=True,
+                )
     finally:
         if tmp:
-            subprocess.run(["git", "worktree", "remove", "--force", tmp], capture_output=True,
-                           cwd=os.path.dirname(os.path.abspath(__file__)))
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", tmp],
+                capture_output=True,
+                cwd=os.path.dirname(os.path.abspath(__file__)),
+            )
     print(f"\nLarge clouds: 2 clouds, fwd+bwd, {args.threads} thread(s)")
     head = f"{'case':<11}{'points':>8}{'elements':>10}{'fwd+bwd (s)':>13}{'peak RSS (GB)':>15}"
     print(head + (f"{'baseline (s)':>14}{'ratio':>8}" if base else ""))
     for r in rows:
-        line = (f"{r['case']:<11}{r['points']:>8}{r['points'] * r['liftsamples']:>10}{r['step_s']:>13.1f}"
-                f"{r['peak_rss_gb']:>15.2f}")
+        line = (
+            f"{r['case']:<11}{r['points']:>8}{r['points'] * r['liftsamples']:>10}{r['step_s']:>13.1f}"
+            f"{r['peak_rss_gb']:>15.2f}"
+        )
         if r["case"] in base:
             b = base[r["case"]]
             line += f"{b['step_s']:>14.1f}{b['step_s'] / r['step_s']:>7.1f}x"

@@ -10,6 +10,7 @@ radius ~ n^(1/3) Å.  ``--source`` says which in the output.
 
     python benchmarks/bench_molecule.py [--steps 2] [--repeats 3] [--baseline 301b6b0] [--k 1536]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _compare import main_cases, peak_rss_gb  # noqa: E402
+from _compare import main_cases, peak_rss_gb
 
 #: case -> (group, group kwargs, nbhd, fill, liftsamples), the paper's per-group options
 CASES = {"T3": ("T3", {}, 100, 1.0, 1), "SE3x4": ("SE3", {"alpha": 0.2}, 25, 0.5, 4)}
@@ -38,7 +39,7 @@ def molecule_batch(batch: int, seed: int = 0):
         idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:batch]
         b = collate_molecules([ds[int(i)] for i in idx])
         return b["positions"], b["features"], b["mask"], "QM9 train (cache)"
-    except Exception:  # noqa: BLE001 - no cache / no package: draw molecules instead
+    except Exception:
         pass
     g = torch.Generator().manual_seed(seed)
     sizes = (18 + 3 * torch.randn(batch, generator=g)).round().clamp(3, 29).long()
@@ -60,8 +61,9 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
 
     gname, gkw, nbhd, fill, lifts = CASES[name]
     torch.manual_seed(0)
-    model = MoleculeLieResNet(15, group=get_group(gname, **gkw), k=args.k, num_layers=6, nbhd=nbhd, fill=fill,
-                              liftsamples=lifts)
+    model = MoleculeLieResNet(
+        15, group=get_group(gname, **gkw), k=args.k, num_layers=6, nbhd=nbhd, fill=fill, liftsamples=lifts
+    )
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     pos, feat, mask, source = molecule_batch(args.batch)
     target = torch.randn(args.batch, generator=torch.Generator().manual_seed(1))
@@ -73,8 +75,13 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - t0)
-    return {"step_s": statistics.median(times[1:]), "peak_rss_gb": peak_rss_gb(), "source": source,
-            "atoms": int(mask.sum()), "padded": int(mask.numel())}
+    return {
+        "step_s": statistics.median(times[1:]),
+        "peak_rss_gb": peak_rss_gb(),
+        "source": source,
+        "atoms": int(mask.sum()),
+        "padded": int(mask.numel()),
+    }
 
 
 def main() -> None:
@@ -82,8 +89,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2, help="timed steps per process after one warm-up (default 2)")
     ap.add_argument("--batch", type=int, default=75, help="molecules per batch (default 75)")
     ap.add_argument("--k", type=int, default=1536, help="channels (default 1536, the paper's)")
-    main_cases(__file__, list(CASES), run_case, ap,
-               title="QM9 MoleculeLieResNet (paper configuration), one training step (forward + backward + Adam)")
+    main_cases(
+        __file__,
+        list(CASES),
+        run_case,
+        ap,
+        title="QM9 MoleculeLieResNet (paper configuration), one training step (forward + backward + Adam)",
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ working tree alternately (``repeats`` rounds, fresh processes, baseline first in
 prints the medians and the ratios working tree / baseline.  A revision whose springs task has no
 leapfrog training is simply reported as failing for those cases.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,10 @@ CASES: dict[str, tuple[str, str, bool]] = {
 
 
 def _batch(n_systems: int, seed: int = 0):
-    """A random training batch shaped like the spring data: z0 (B, 24), ts (5,), sys_params (B, 6, 2), target (B, 4, 24)."""
+    """A random training batch shaped like the spring data.
+
+    z0 (B, 24), ts (5,), sys_params (B, 6, 2), target (B, 4, 24).
+    """
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -72,7 +76,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     group, method, recompute = CASES[name]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    kw = {"recompute": True} if recompute else {}   # a revision without the option fails this case
+    kw = {"recompute": True} if recompute else {}  # a revision without the option fails this case
     model = ModelDynamics(HLieResNet(group, k=args.k, num_layers=args.num_layers, **kw), method=method)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     z0, ts, sys_params, target = _batch(args.systems)
@@ -85,19 +89,42 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
         opt.step()
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB -> GiB
-    return {"case": name, "group": group, "integrator": method, "systems": args.systems, "k": args.k,
-            "num_layers": args.num_layers, "threads": args.threads, "nfe": model.nfe,
-            "step_s": statistics.median(times[1:]),
-            "cpu_s": statistics.median(cpu[1:]), "peak_rss_gb": rss, "loss": float(loss)}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
+    return {
+        "case": name,
+        "group": group,
+        "integrator": method,
+        "systems": args.systems,
+        "k": args.k,
+        "num_layers": args.num_layers,
+        "threads": args.threads,
+        "nfe": model.nfe,
+        "step_s": statistics.median(times[1:]),
+        "cpu_s": statistics.median(cpu[1:]),
+        "peak_rss_gb": rss,
+        "loss": float(loss),
+    }
 
 
 def _subprocess(src: Path, name: str, args: argparse.Namespace) -> dict:
     """``run_case`` of the package under ``src/`` in a fresh interpreter (1 process per measurement)."""
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(args.threads), PYTHONPATH=str(src / "src"))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--one", name, "--steps", str(args.steps),
-           "--threads", str(args.threads), "--systems", str(args.systems), "--k", str(args.k),
-           "--num-layers", str(args.num_layers)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--one",
+        name,
+        "--steps",
+        str(args.steps),
+        "--threads",
+        str(args.threads),
+        "--systems",
+        str(args.systems),
+        "--k",
+        str(args.k),
+        "--num-layers",
+        str(args.num_layers),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(src))
     if out.returncode != 0:
         return {"case": name, "error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -111,8 +138,13 @@ def _median(rows: list[dict], key: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", nargs="+", default=[c for c in CASES if not c.endswith("recompute")], choices=list(CASES),
-                    help="cases to run (default: all but the -recompute ones)")
+    ap.add_argument(
+        "--cases",
+        nargs="+",
+        default=[c for c in CASES if not c.endswith("recompute")],
+        choices=list(CASES),
+        help="cases to run (default: all but the -recompute ones)",
+    )
     ap.add_argument("--steps", type=int, default=3, help="timed steps per process (default 3)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--systems", type=int, default=200, help="systems per batch (default 200, the paper's)")
@@ -127,13 +159,14 @@ def main() -> None:
         print(json.dumps(run_case(args.one, args)))
         return
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # run the clean-up below when killed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up below when killed
     trees = {"tree": ROOT}
     tmp = None
     if args.baseline:
         tmp = tempfile.mkdtemp(prefix="bench-springs-base-")
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", tmp, args.baseline],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", tmp, args.baseline], check=True, capture_output=True
+        )
         trees = {"base": Path(tmp), "tree": ROOT}
     results: dict[str, dict[str, list[dict]]] = {t: {c: [] for c in args.cases} for t in trees}
     try:
@@ -142,23 +175,32 @@ def main() -> None:
                 for label, src in trees.items():
                     r = _subprocess(src, case, args)
                     results[label][case].append(r)
-                    msg = r.get("error") or f"step {r['step_s']:.3f} s (CPU {r['cpu_s']:.3f} s), peak RSS {r['peak_rss_gb']:.3f} GB"
+                    msg = (
+                        r.get("error")
+                        or f"step {r['step_s']:.3f} s (CPU {r['cpu_s']:.3f} s), peak RSS {r['peak_rss_gb']:.3f} GB"
+                    )
                     print(f"round {rnd} {label:<5} {case:<14} {msg}", flush=True)
     finally:
         if tmp is not None:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", tmp], capture_output=True)
 
-    print(f"\nHLieResNet training step: {args.systems} systems, k {args.k}, {args.num_layers} blocks, "
-          f"{args.threads} thread(s); medians")
+    print(
+        f"\nHLieResNet training step: {args.systems} systems, k {args.k}, {args.num_layers} blocks, "
+        f"{args.threads} thread(s); medians"
+    )
     if args.baseline:
-        head = (f"{'case':<15}{'base s':>9}{'tree s':>9}{'time x':>8}{'base CPU':>10}{'tree CPU':>10}{'CPU x':>7}"
-                f"{'base GB':>9}{'tree GB':>9}{'mem x':>7}")
+        head = (
+            f"{'case':<15}{'base s':>9}{'tree s':>9}{'time x':>8}{'base CPU':>10}{'tree CPU':>10}{'CPU x':>7}"
+            f"{'base GB':>9}{'tree GB':>9}{'mem x':>7}"
+        )
         print(head + "\n" + "-" * len(head))
         for case in args.cases:
             b, t = results["base"][case], results["tree"][case]
             row = [(_median(b, k), _median(t, k)) for k in ("step_s", "cpu_s", "peak_rss_gb")]
-            print(f"{case:<15}" + "".join(f"{x:>{w}.3f}{y:>{w}.3f}{y / x:>{r}.2f}"
-                                          for (x, y), w, r in zip(row, (9, 10, 9), (8, 7, 7))))
+            print(
+                f"{case:<15}"
+                + "".join(f"{x:>{w}.3f}{y:>{w}.3f}{y / x:>{r}.2f}" for (x, y), w, r in zip(row, (9, 10, 9), (8, 7, 7)))
+            )
         print(f"(base = {args.baseline}; x = tree / base)")
     else:
         head = f"{'case':<15}{'nfe':>5}{'step (s)':>10}{'CPU (s)':>10}{'peak RSS (GB)':>15}"
@@ -166,8 +208,10 @@ def main() -> None:
         for case in args.cases:
             rows = results["tree"][case]
             nfe = rows[0].get("nfe", "-") if rows else "-"
-            print(f"{case:<15}{nfe:>5}{_median(rows, 'step_s'):>10.3f}{_median(rows, 'cpu_s'):>10.3f}"
-                  f"{_median(rows, 'peak_rss_gb'):>15.3f}")
+            print(
+                f"{case:<15}{nfe:>5}{_median(rows, 'step_s'):>10.3f}{_median(rows, 'cpu_s'):>10.3f}"
+                f"{_median(rows, 'peak_rss_gb'):>15.3f}"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
 

@@ -15,6 +15,7 @@ interleaved with the working tree and prints the ratios.
 
     python benchmarks/bench_step.py [--steps 3] [--repeats 3] [--baseline 301b6b0] [--cases ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _compare import main_cases, peak_rss_gb  # noqa: E402
+from _compare import main_cases, peak_rss_gb
 
-CASES = {"T2-fixed-grid": ("T2", 1, False), "T2-per-example": ("T2", 1, True),
-         "SE2x2-fixed-grid": ("SE2", 2, False), "SE2x2-per-example": ("SE2", 2, True)}
+CASES = {
+    "T2-fixed-grid": ("T2", 1, False),
+    "T2-per-example": ("T2", 1, True),
+    "SE2x2-fixed-grid": ("SE2", 2, False),
+    "SE2x2-per-example": ("SE2", 2, True),
+}
 
 
 def distinct_clouds(coords, batch: int, generator):
@@ -38,7 +43,7 @@ def distinct_clouds(coords, batch: int, generator):
     jitter = (torch.rand(batch, *coords.shape, generator=generator) - 0.5) * 0.8
     angle = torch.rand(batch, generator=generator) * (2 * math.pi)
     c, s = torch.cos(angle), torch.sin(angle)
-    rot = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)    # (B, 2, 2)
+    rot = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)  # (B, 2, 2)
     return (coords + jitter) @ rot.transpose(1, 2)
 
 
@@ -50,22 +55,28 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
 
     group, liftsamples, per_example = CASES[name]
     torch.manual_seed(0)
-    model = ImageLieResNet(1, 10, group=group, k=128, total_ds=0.1, fill=0.1, nbhd=25, num_layers=6,
-                           liftsamples=liftsamples)
+    model = ImageLieResNet(
+        1, 10, group=group, k=128, total_ds=0.1, fill=0.1, nbhd=25, num_layers=6, liftsamples=liftsamples
+    )
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(1)
     images = torch.rand(args.batch, 1, 28, 28, generator=g)
     labels = torch.randint(0, 10, (args.batch,), generator=g)
     if per_example:
         grid = model.to_points(images)
-        points = Points(distinct_clouds(model.coords, args.batch, g), grid.values,
-                        torch.ones(args.batch, grid.coords.shape[1], dtype=torch.bool))
+        points = Points(
+            distinct_clouds(model.coords, args.batch, g),
+            grid.values,
+            torch.ones(args.batch, grid.coords.shape[1], dtype=torch.bool),
+        )
 
         def logits():
             return model.net(points)
     else:
+
         def logits():
             return model(images)
+
     times = []
     for _ in range(args.steps + 1):  # the first step warms up allocators and is not counted
         t0 = time.perf_counter()
@@ -74,16 +85,26 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - t0)
-    return {"step_s": statistics.median(times[1:]), "peak_rss_gb": peak_rss_gb(), "steps": args.steps,
-            "batch": args.batch, "points": model.num_points()}
+    return {
+        "step_s": statistics.median(times[1:]),
+        "peak_rss_gb": peak_rss_gb(),
+        "steps": args.steps,
+        "batch": args.batch,
+        "points": model.num_points(),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=3, help="timed steps per process after one warm-up (default 3)")
     ap.add_argument("--batch", type=int, default=25, help="batch size (default 25)")
-    main_cases(__file__, list(CASES), run_case, ap,
-               title="RotMNIST paper network, one training step (forward + backward + Adam), 648 points")
+    main_cases(
+        __file__,
+        list(CASES),
+        run_case,
+        ap,
+        title="RotMNIST paper network, one training step (forward + backward + Adam), 648 points",
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Shared test fixtures: fixed seeds for every test, and the default dtype restored afterwards."""
+
 import random
 
 import numpy as np

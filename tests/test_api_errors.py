@@ -1,4 +1,5 @@
 """Named errors of the Python API (each of these crashed or was silently accepted before)."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,22 +16,26 @@ def _net(**kw):
     return LieResNet(1, 2, group=kw.pop("group", "SE2"), **{"k": 16, "num_layers": 1, **kw})
 
 
-@pytest.mark.parametrize("kw, error, name", [
-    ({"k": -1}, ValueError, "k"),
-    ({"k": 16.5}, TypeError, "k"),
-    ({"num_layers": -1}, ValueError, "num_layers"),
-    ({"fill": "0.5"}, TypeError, "fill"),
-    ({"num_nbhd": 2.7}, TypeError, "num_nbhd"),
-    ({"num_nbhd": "8"}, TypeError, "num_nbhd"),
-    ({"ds_frac": 0}, ValueError, "ds_frac"),
-])
+@pytest.mark.parametrize(
+    "kw, error, name",
+    [
+        ({"k": -1}, ValueError, "k"),
+        ({"k": 16.5}, TypeError, "k"),
+        ({"num_layers": -1}, ValueError, "num_layers"),
+        ({"fill": "0.5"}, TypeError, "fill"),
+        ({"num_nbhd": 2.7}, TypeError, "num_nbhd"),
+        ({"num_nbhd": "8"}, TypeError, "num_nbhd"),
+        ({"ds_frac": 0}, ValueError, "ds_frac"),
+    ],
+)
 def test_bad_model_options_are_named(kw, error, name):
     with pytest.raises(error, match=rf"^{name}: "):
         _net(**kw)
 
 
-@pytest.mark.parametrize("kw, name", [({"num_nbhd": 2.7}, "num_nbhd"), ({"num_nbhd": "8"}, "num_nbhd"),
-                                      ({"fill": "0.5"}, "fill")])
+@pytest.mark.parametrize(
+    "kw, name", [({"num_nbhd": 2.7}, "num_nbhd"), ({"num_nbhd": "8"}, "num_nbhd"), ({"fill": "0.5"}, "fill")]
+)
 def test_bad_conv_options_are_named(kw, name):
     with pytest.raises(TypeError, match=rf"^{name}: "):
         LieConv(4, 4, group=get_group("SE2"), **kw)
@@ -54,7 +59,7 @@ def test_lifted_of_another_group_is_refused():
         _net()(lifted)
     with pytest.raises(ValueError, match="lifted to SO"):
         LieConv(1, 4, group=get_group("SE2"))(lifted)
-    hand_made = lifted.replace(group=None)          # no group recorded: the element sizes still differ
+    hand_made = lifted.replace(group=None)  # no group recorded: the element sizes still differ
     with pytest.raises(ValueError, match="do not fit"):
         _net()(hand_made)
 

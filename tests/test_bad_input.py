@@ -1,4 +1,5 @@
 """Bad input raises ValueError naming the argument, before any computation."""
+
 from __future__ import annotations
 
 import pytest

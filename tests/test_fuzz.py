@@ -4,11 +4,9 @@ Over groups x shapes x masks x dtypes x option values: finite valid input gives 
 a bad argument is rejected with a ValueError / TypeError whose message names it; nothing else
 escapes.  Bounded (``max_examples``) so that it runs in a few seconds.
 """
+
 from __future__ import annotations
 
-import math
-
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,8 +19,12 @@ from lieconv.testing import assert_equivariant
 
 from .nn.helpers import GROUP_NAMES
 
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 BAD_INT = st.sampled_from([-1, 2.5, "8", True, None, float("nan")])
 BAD_FRACTION = st.sampled_from([0, 1.5, -0.1, "0.5", float("nan"), float("inf"), True, None])
@@ -38,15 +40,22 @@ def cases(draw):
     B, n = draw(st.integers(1, 3)), draw(st.integers(1, 10))
     n_real = draw(st.lists(st.integers(0, n), min_size=B, max_size=B))
     seed = draw(st.integers(0, 2**16))
-    opts = {"k": draw(st.integers(4, 12)), "num_layers": draw(st.integers(0, 2)), "num_nbhd": draw(st.integers(1, 6)),
-            "fill": draw(st.floats(0.05, 1.0)), "ds_frac": draw(st.sampled_from([1.0, 0.5])),
-            "liftsamples": draw(st.integers(1, 3)) if G.stabilizer_dim else 1, "knn": draw(st.booleans()),
-            "bn": draw(st.booleans())}
+    opts = {
+        "k": draw(st.integers(4, 12)),
+        "num_layers": draw(st.integers(0, 2)),
+        "num_nbhd": draw(st.integers(1, 6)),
+        "fill": draw(st.floats(0.05, 1.0)),
+        "ds_frac": draw(st.sampled_from([1.0, 0.5])),
+        "liftsamples": draw(st.integers(1, 3)) if G.stabilizer_dim else 1,
+        "knn": draw(st.booleans()),
+        "bn": draw(st.booleans()),
+    }
     target = draw(st.sampled_from(["points", "lift", "conv", "resnet", "equivariant"]))
     bad = None
     if draw(st.booleans()):
-        name = draw(st.sampled_from(["k", "num_layers", "num_nbhd", "fill", "ds_frac", "liftsamples", "coords",
-                                     "values"]))
+        name = draw(
+            st.sampled_from(["k", "num_layers", "num_nbhd", "fill", "ds_frac", "liftsamples", "coords", "values"])
+        )
         if name in ("fill", "ds_frac"):
             value = draw(BAD_FRACTION)
         elif name in ("coords", "values"):
@@ -90,19 +99,39 @@ def _run(group, dtype, B, n, n_real, seed, opts, target, bad):
         out = lift(pts, G, ns, generator=torch.Generator().manual_seed(seed))
         return out.elems[out.mask]
     if target == "conv":
-        conv = LieConv(2, kw["k"], group=G, num_nbhd=kw["num_nbhd"], fill=kw["fill"], ds_frac=kw["ds_frac"],
-                       knn=kw["knn"], bn=kw["bn"]).to(dtype)
+        conv = LieConv(
+            2,
+            kw["k"],
+            group=G,
+            num_nbhd=kw["num_nbhd"],
+            fill=kw["fill"],
+            ds_frac=kw["ds_frac"],
+            knn=kw["knn"],
+            bn=kw["bn"],
+        ).to(dtype)
         return conv(lift(pts, G, ns)).values
-    net = LieResNet(2, 3, group=G, k=kw["k"], num_layers=kw["num_layers"], num_nbhd=kw["num_nbhd"],
-                    fill=kw["fill"], ds_frac=kw["ds_frac"], liftsamples=ns, knn=kw["knn"], bn=kw["bn"]).to(dtype)
+    net = LieResNet(
+        2,
+        3,
+        group=G,
+        k=kw["k"],
+        num_layers=kw["num_layers"],
+        num_nbhd=kw["num_nbhd"],
+        fill=kw["fill"],
+        ds_frac=kw["ds_frac"],
+        liftsamples=ns,
+        knn=kw["knn"],
+        bn=kw["bn"],
+    ).to(dtype)
     if target == "resnet":
         return net(pts)
-    if dtype != torch.float64:         # the float32 tolerance is helper H2's (neighbourhood near-ties)
+    if dtype != torch.float64:  # the float32 tolerance is helper H2's (neighbourhood near-ties)
         pts = Points(pts.coords.double(), pts.values.double(), pts.mask)
         net = net.double()
     net.eval()
-    err = assert_equivariant(lambda x, generator=None: net(x, generator=generator), G, pts, num_samples=ns,
-                             ntrials=1, transform="lifted")
+    err = assert_equivariant(
+        lambda x, generator=None: net(x, generator=generator), G, pts, num_samples=ns, ntrials=1, transform="lifted"
+    )
     return torch.tensor([err])
 
 
@@ -119,9 +148,11 @@ def test_api_finite_results_or_named_rejections(case):
         return
     if bad is not None:
         # a bad option the target never reads (e.g. num_layers for a single LieConv) may pass unseen
-        unused = {"points": {"k", "num_layers", "num_nbhd", "fill", "ds_frac", "liftsamples"},
-                  "lift": {"k", "num_layers", "num_nbhd", "fill", "ds_frac"},
-                  "conv": {"num_layers"}}.get(target, set())
+        unused = {
+            "points": {"k", "num_layers", "num_nbhd", "fill", "ds_frac", "liftsamples"},
+            "lift": {"k", "num_layers", "num_nbhd", "fill", "ds_frac"},
+            "conv": {"num_layers"},
+        }.get(target, set())
         assert bad[0] in unused, f"bad {bad[0]}={bad[1]!r} accepted by {target}: {case}"
     assert torch.isfinite(out).all(), f"non-finite result for finite input: {case}"
 

@@ -1,4 +1,5 @@
 """Farthest-point sampling and neighbourhoods: invariance, masks, chunking."""
+
 from __future__ import annotations
 
 import math
@@ -7,9 +8,9 @@ import pytest
 import torch
 
 import lieconv.neighbors as nb
+from lieconv import Points
 from lieconv.groups import get_group
 from lieconv.lifting import lift
-from lieconv import Points
 
 
 def cloud(B=2, n=40, seed=0):
@@ -38,8 +39,18 @@ def test_neighborhoods_are_the_fill_nearest_and_respect_masks():
     mask = p.mask.clone()
     mask[0, 40:] = False
     x = lift(p.replace(mask=mask), group)
-    idx, nmask = nb.neighborhood_indices(group, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask,
-                                         num_nbhd=5, fill=0.25, generator=torch.Generator().manual_seed(0))
+    idx, nmask = nb.neighborhood_indices(
+        group,
+        x.elems,
+        x.orbits,
+        x.mask,
+        x.elems,
+        x.orbits,
+        x.mask,
+        num_nbhd=5,
+        fill=0.25,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert idx.shape == (1, 50, 5)
     assert not nmask[0, 40:].any()
     d = torch.cdist(x.elems[0, :40], x.elems[0, :40])
@@ -47,8 +58,9 @@ def test_neighborhoods_are_the_fill_nearest_and_respect_masks():
     for i in range(40):
         assert set(idx[0, i].tolist()) <= set(cand[i].tolist())
         assert len(set(idx[0, i].tolist())) == 5
-    knn, kmask = nb.neighborhood_indices(group, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask,
-                                         num_nbhd=5, fill=0.25, knn=True)
+    knn, kmask = nb.neighborhood_indices(
+        group, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask, num_nbhd=5, fill=0.25, knn=True
+    )
     for i in range(40):
         assert set(knn[0, i].tolist()) == set(cand[i, :5].tolist())
 
@@ -57,8 +69,18 @@ def test_small_neighbourhood_masks_missing_members():
     group = get_group("T2")
     p = cloud(B=1, n=6)
     x = lift(p, group)
-    idx, nmask = nb.neighborhood_indices(group, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask,
-                                         num_nbhd=5, fill=0.5, generator=torch.Generator().manual_seed(0))
+    idx, nmask = nb.neighborhood_indices(
+        group,
+        x.elems,
+        x.orbits,
+        x.mask,
+        x.elems,
+        x.orbits,
+        x.mask,
+        num_nbhd=5,
+        fill=0.5,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert (nmask.sum(-1) == 3).all()  # ceil(0.5 * 6) = 3 candidates only
 
 
@@ -90,7 +112,8 @@ def _clustered_cloud(G, B, n, gen, dtype):
     which = torch.randint(0, 4, (B, n), generator=gen)
     spread = torch.tensor([0.05, 0.3, 1.0, 0.01], dtype=torch.float64)[which][..., None]
     x = centres.gather(1, which[..., None].expand(B, n, G.space_dim)) + spread * torch.randn(
-        B, n, G.space_dim, generator=gen, dtype=torch.float64)
+        B, n, G.space_dim, generator=gen, dtype=torch.float64
+    )
     x[:, :3] *= 20
     if G.name in ("RxSO(2)", "Rx"):
         x = x + 0.5 * torch.sign(x)  # away from the origin
@@ -118,9 +141,19 @@ def test_pruned_selection_equals_brute_force(name, dtype):
     # the test exercised a real cell list, not one cell per example
     E = G.distance_lower_bound_coords(x.elems.double(), x.orbits.double())
     assert E is not None
-    near = nb._Nearest(G, x.elems.double(), x.orbits.double(), x.mask, x.elems.double(), x.orbits.double(),
-                       x.mask, torch.full((2,), 1e-9, dtype=torch.float64), torch.zeros(2, dtype=torch.bool),
-                       15 * ns, True)
+    near = nb._Nearest(
+        G,
+        x.elems.double(),
+        x.orbits.double(),
+        x.mask,
+        x.elems.double(),
+        x.orbits.double(),
+        x.mask,
+        torch.full((2,), 1e-9, dtype=torch.float64),
+        torch.zeros(2, dtype=torch.bool),
+        15 * ns,
+        True,
+    )
     assert math.prod(near.grid(0).G) > 8
 
 

@@ -1,4 +1,5 @@
 """The README's promises: its two commands come first, and its code blocks run as written."""
+
 from __future__ import annotations
 
 import re
@@ -20,6 +21,6 @@ def test_readme_python_blocks_run(capsys):
     torch.manual_seed(0)
     namespace: dict = {}
     for block in blocks:
-        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
+        exec(compile(block, str(README), "exec"), namespace)
     err = float(capsys.readouterr().out.strip().splitlines()[-1])
     assert err < 1e-9  # the custom-group network is invariant to float64 precision

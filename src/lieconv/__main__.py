@@ -1,4 +1,5 @@
 """``python -m lieconv ...`` (same as the ``lieconv`` command)."""
+
 from .cli import main
 
 __all__: list[str] = []

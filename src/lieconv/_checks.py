@@ -1,4 +1,5 @@
 """Argument checks shared by the layers and models: a ``TypeError`` / ``ValueError`` naming the argument."""
+
 from __future__ import annotations
 
 import math

@@ -12,11 +12,12 @@ Every field of the task's config dataclass is an option (``lieconv train <task> 
 with their defaults and preset values).  Multi-process training: ``torchrun --nproc_per_node=N -m
 lieconv train ...``.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["main", "build_parser", "format_table"]
 
@@ -28,42 +29,86 @@ def build_parser() -> argparse.ArgumentParser:
 
     tasks = load_tasks()
     task_parsers: dict[str, argparse.ArgumentParser] = {}
-    parser = argparse.ArgumentParser(prog="lieconv", allow_abbrev=False, description="LieConv: train and evaluate Lie-group "
-                                     "equivariant networks on the paper's tasks.")
+    parser = argparse.ArgumentParser(
+        prog="lieconv",
+        allow_abbrev=False,
+        description="LieConv: train and evaluate Lie-group equivariant networks on the paper's tasks.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    train = sub.add_parser("train", help="train a task (resumes the run in --out if there is one)",
-                           description="Train a task. Re-running the same command resumes from the last checkpoint.")
+    train = sub.add_parser(
+        "train",
+        help="train a task (resumes the run in --out if there is one)",
+        description="Train a task. Re-running the same command resumes from the last checkpoint.",
+    )
     train_tasks = train.add_subparsers(dest="task", metavar="TASK", required=True)
     for name in sorted(tasks):
         cls = tasks[name]
-        p = train_tasks.add_parser(name, allow_abbrev=False, help=_help_text(cls.__doc__),
-                                   description=f"Train task {name!r}. Precedence: dataclass defaults < --preset < "
-                                               "--config file < explicit options.")
+        p = train_tasks.add_parser(
+            name,
+            allow_abbrev=False,
+            help=_help_text(cls.__doc__),
+            description=f"Train task {name!r}. Precedence: dataclass defaults < --preset < "
+            "--config file < explicit options.",
+        )
         presets = sorted(set(cls.presets) | {"paper"})
-        p.add_argument("--preset", choices=presets, default="paper",
-                       help="named set of option values (default: 'paper' = the paper's hyperparameters)")
-        p.add_argument("--config", metavar="FILE", default=None,
-                       help="JSON or YAML (.yaml/.yml) config, e.g. a run folder's config.json, applied after the preset")
-        p.add_argument("--progress", dest="_progress", action=argparse.BooleanOptionalAction, default=None,
-                       help="progress bar (default: only when stdout is a terminal)")
+        p.add_argument(
+            "--preset",
+            choices=presets,
+            default="paper",
+            help="named set of option values (default: 'paper' = the paper's hyperparameters)",
+        )
+        p.add_argument(
+            "--config",
+            metavar="FILE",
+            default=None,
+            help="JSON or YAML (.yaml/.yml) config, e.g. a run folder's config.json, applied after the preset",
+        )
+        p.add_argument(
+            "--progress",
+            dest="_progress",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="progress bar (default: only when stdout is a terminal)",
+        )
         add_config_arguments(p, cls)
         task_parsers[name] = p
 
-    ev = sub.add_parser("eval", allow_abbrev=False, help="evaluate a checkpoint and print its metrics",
-                        description="Evaluate a checkpoint written by 'lieconv train'.")
+    ev = sub.add_parser(
+        "eval",
+        allow_abbrev=False,
+        help="evaluate a checkpoint and print its metrics",
+        description="Evaluate a checkpoint written by 'lieconv train'.",
+    )
     ev.add_argument("task", choices=sorted(tasks), metavar="TASK", help=f"one of {sorted(tasks)}")
     ev.add_argument("--checkpoint", required=True, metavar="PATH", help="a .ckpt file (e.g. RUN/checkpoints/best.ckpt)")
     ev.add_argument("--split", choices=["test", "valid", "train"], default="test", help="split (default: test)")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default: auto)")
-    ev.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=None,
-                    help="evaluation batch size (default: the training one; the metrics do not depend on it)")
-    ev.add_argument("--eval-samples", "--eval_samples", dest="eval_samples", type=int, default=1, metavar="S",
-                    help="test-time averaging: average the model output over S independent draws of lift samples "
-                         "and neighbourhoods (default: 1)")
-    ev.add_argument("--data", metavar="FILE", default=None,
-                    help="evaluate on this data file instead of the checkpoint's data (tasks with a 'data' option, "
-                         "e.g. springs: an .npz with the split's arrays)")
+    ev.add_argument(
+        "--batch-size",
+        "--batch_size",
+        dest="batch_size",
+        type=int,
+        default=None,
+        help="evaluation batch size (default: the training one; the metrics do not depend on it)",
+    )
+    ev.add_argument(
+        "--eval-samples",
+        "--eval_samples",
+        dest="eval_samples",
+        type=int,
+        default=1,
+        metavar="S",
+        help="test-time averaging: average the model output over S independent draws of lift samples "
+        "and neighbourhoods (default: 1)",
+    )
+    ev.add_argument(
+        "--data",
+        metavar="FILE",
+        default=None,
+        help="evaluate on this data file instead of the checkpoint's data (tasks with a 'data' option, "
+        "e.g. springs: an .npz with the split's arrays)",
+    )
 
     sub.add_parser("demo", help="run the demo and print where its run folder is")
     sub.add_parser("tasks", help="list the available tasks and presets")
@@ -90,8 +135,11 @@ def _add_task_commands(sub, tasks: dict) -> dict:
             by_name.setdefault(cmd, {})[task_name] = spec
     parsers = {}
     for cmd, specs in sorted(by_name.items()):
-        p = sub.add_parser(cmd, help=f"per-task command ({', '.join(sorted(specs))})",
-                           description=f"'{cmd}' for a task: one of {sorted(specs)}.")
+        p = sub.add_parser(
+            cmd,
+            help=f"per-task command ({', '.join(sorted(specs))})",
+            description=f"'{cmd}' for a task: one of {sorted(specs)}.",
+        )
         per_task = p.add_subparsers(dest="task", metavar="TASK", required=True)
         for task_name, spec in sorted(specs.items()):
             tp = per_task.add_parser(task_name, allow_abbrev=False, help=_escape(spec.help), description=spec.help)
@@ -122,9 +170,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "eval":
             from .training.trainer import evaluate
 
-            metrics = evaluate(args.checkpoint, args.task, split=args.split, device=args.device,
-                               batch_size=args.batch_size, eval_samples=args.eval_samples,
-                               overrides=None if args.data is None else {"data": args.data})
+            metrics = evaluate(
+                args.checkpoint,
+                args.task,
+                split=args.split,
+                device=args.device,
+                batch_size=args.batch_size,
+                eval_samples=args.eval_samples,
+                overrides=None if args.data is None else {"data": args.data},
+            )
             print(format_table(metrics, args.split))
             return 0
         if args.command == "demo":
@@ -145,11 +199,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"lieconv: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:       # data that cannot be installed (DataMissingError), unreadable files
+    except OSError as exc:  # data that cannot be installed (DataMissingError), unreadable files
         from .datasets._offline import DataMissingError
 
-        text = str(exc) if isinstance(exc, DataMissingError) or not exc.filename else \
-            f"{exc.strerror or exc}: {exc.filename!r}"
+        text = (
+            str(exc)
+            if isinstance(exc, DataMissingError) or not exc.filename
+            else f"{exc.strerror or exc}: {exc.filename!r}"
+        )
         print(f"lieconv: error: {text}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command!r}")
@@ -159,8 +216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _unknown_options(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
     import difflib
 
-    sub = {"train": args._task_parsers.get(getattr(args, "task", None)), "eval": args._eval_parser}.get(
-        args.command) or args._command_parsers.get((args.command, getattr(args, "task", None))) or parser
+    sub = (
+        {"train": args._task_parsers.get(getattr(args, "task", None)), "eval": args._eval_parser}.get(args.command)
+        or args._command_parsers.get((args.command, getattr(args, "task", None)))
+        or parser
+    )
     opts = {o for a in sub._actions for o in a.option_strings if o.startswith("--")}
     known = sorted(o for o in opts if not ("-" in o[2:] and "--" + o[2:].replace("-", "_") in opts))
     hints = []
@@ -181,8 +241,9 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     cls = load_tasks()[args.task]
     overrides = overrides_from_namespace(args, cls.config_class)
     try:
-        summary = fit(args.task, preset=args.preset, config_file=args.config, overrides=overrides,
-                      progress_bar=args._progress)
+        summary = fit(
+            args.task, preset=args.preset, config_file=args.config, overrides=overrides, progress_bar=args._progress
+        )
     except NonFiniteLossError as exc:
         print(f"lieconv: training stopped: {exc}", file=sys.stderr)
         return 1
@@ -190,14 +251,15 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
         import shlex
 
         argv = list(sys.argv[1:]) if argv is None else list(argv)
-        print(f"lieconv: {exc}; resume with the same command: lieconv {shlex.join(argv)}", file=sys.stderr,
-              flush=True)
+        print(f"lieconv: {exc}; resume with the same command: lieconv {shlex.join(argv)}", file=sys.stderr, flush=True)
         return exc.exit_status
     if distributed_env()[2] == 0:
         cols = {"valid (best)": summary["best_valid"], "test (best)": summary["test"]}
         for col, metrics in cols.items():
             if metrics:
                 print(format_table(metrics, col))
-        print(f"{summary['status']}: {summary['epochs_completed']} epochs in {summary['train_time_s']:.1f} s; "
-              f"run folder: {summary['run_dir']}")
+        print(
+            f"{summary['status']}: {summary['epochs_completed']} epochs in {summary['train_time_s']:.1f} s; "
+            f"run folder: {summary['run_dir']}"
+        )
     return 0

@@ -17,6 +17,7 @@
 
 Both are frozen dataclasses with ``.replace(**fields)``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Points", "Lifted", "check_points", "pad_ragged", "ragged_to_points", "points_to_ragged", "from_pyg",
-           "is_pyg_data", "as_points"]
+__all__ = [
+    "Points",
+    "Lifted",
+    "check_points",
+    "pad_ragged",
+    "ragged_to_points",
+    "points_to_ragged",
+    "from_pyg",
+    "is_pyg_data",
+    "as_points",
+]
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,7 @@ class Points:
                 hint = " (Points.from_coords fills in values and mask)" if name != "coords" else ""
                 raise TypeError(f"Points.{name}: expected a torch.Tensor, got {type(v).__name__}{hint}")
 
-    def replace(self, **fields) -> "Points":
+    def replace(self, **fields) -> Points:
         return dataclasses.replace(self, **fields)
 
     @property
@@ -51,7 +61,7 @@ class Points:
         return self.values.shape[0]
 
     @classmethod
-    def from_coords(cls, coords: Tensor, values: Tensor | None = None, mask: Tensor | None = None) -> "Points":
+    def from_coords(cls, coords: Tensor, values: Tensor | None = None, mask: Tensor | None = None) -> Points:
         """Fill in ``values`` (a single channel of ones) and ``mask`` (all True) when omitted."""
         if values is None:
             values = torch.ones(*coords.shape[:-1], 1, dtype=coords.dtype, device=coords.device)
@@ -60,8 +70,9 @@ class Points:
         return cls(coords, values, mask)
 
     @classmethod
-    def from_ragged(cls, pos: Tensor, x: Tensor | None = None, batch: Tensor | None = None, *,
-                    batch_size: int | None = None) -> "Points":
+    def from_ragged(
+        cls, pos: Tensor, x: Tensor | None = None, batch: Tensor | None = None, *, batch_size: int | None = None
+    ) -> Points:
         """Concatenated clouds with a ``batch`` vector (the PyG / e3nn layout) -> a padded batch.
 
         See :func:`ragged_to_points`.
@@ -81,7 +92,7 @@ class Lifted:
     mask: Tensor
     group: Any = None
 
-    def replace(self, **fields) -> "Lifted":
+    def replace(self, **fields) -> Lifted:
         return dataclasses.replace(self, **fields)
 
     @property
@@ -104,12 +115,20 @@ class Lifted:
         (``elems`` (.., group.elem_dim), ``orbits`` (.., group.q_dim)).
         """
         if self.group is not None and getattr(self.group, "name", None) != getattr(group, "name", None):
-            raise ValueError(f"{name}: this Lifted was lifted to {self.group!r}, but the layer's group is {group!r}; "
-                             "lift the points with the layer's group")
-        if self.elems.dim() != 3 or self.elems.shape[-1] != group.elem_dim or self.orbits.dim() != 3 \
-                or self.orbits.shape[-1] != group.q_dim:
-            raise ValueError(f"{name}: elems {tuple(self.elems.shape)} / orbits {tuple(self.orbits.shape)} do not fit "
-                             f"{group!r} (expected (Bg, N, {group.elem_dim}) / (Bg, N, {group.q_dim}))")
+            raise ValueError(
+                f"{name}: this Lifted was lifted to {self.group!r}, but the layer's group is {group!r}; "
+                "lift the points with the layer's group"
+            )
+        if (
+            self.elems.dim() != 3
+            or self.elems.shape[-1] != group.elem_dim
+            or self.orbits.dim() != 3
+            or self.orbits.shape[-1] != group.q_dim
+        ):
+            raise ValueError(
+                f"{name}: elems {tuple(self.elems.shape)} / orbits {tuple(self.orbits.shape)} do not fit "
+                f"{group!r} (expected (Bg, N, {group.elem_dim}) / (Bg, N, {group.q_dim}))"
+            )
 
 
 def _fail(name: str, got: str, expected: str) -> None:
@@ -133,12 +152,17 @@ def check_points(points: Points, space_dim: int | None = None, name: str = "poin
     if c.shape[0] == 0:
         _fail(f"{name}.coords", f"an empty batch (shape {tuple(c.shape)})", "at least one example (B >= 1)")
     if space_dim is not None and c.shape[-1] != space_dim:
-        _fail(f"{name}.coords", f"points of dimension {c.shape[-1]} (shape {tuple(c.shape)})",
-              f"points of dimension {space_dim}, the dimension this group acts on")
+        _fail(
+            f"{name}.coords",
+            f"points of dimension {c.shape[-1]} (shape {tuple(c.shape)})",
+            f"points of dimension {space_dim}, the dimension this group acts on",
+        )
     if not isinstance(v, Tensor) or v.dim() != 3:
         _fail(f"{name}.values", f"shape {tuple(getattr(v, 'shape', ()))}", "a tensor of shape (B, n, c)")
     if v.shape[:2] != c.shape[:2]:
-        _fail(f"{name}.values", f"shape {tuple(v.shape)}", f"(B, n, c) = ({c.shape[0]}, {c.shape[1]}, c) to match coords")
+        _fail(
+            f"{name}.values", f"shape {tuple(v.shape)}", f"(B, n, c) = ({c.shape[0]}, {c.shape[1]}, c) to match coords"
+        )
     if not v.is_floating_point():
         _fail(f"{name}.values", f"dtype {v.dtype}", "a floating dtype")
     if not isinstance(m, Tensor) or m.shape != c.shape[:2]:
@@ -148,8 +172,11 @@ def check_points(points: Points, space_dim: int | None = None, name: str = "poin
     bad_values = ~torch.isfinite(v).all(-1) & m
     if bad_values.any():
         bad = bad_values.nonzero()[0].tolist()
-        _fail(f"{name}.values", f"NaN or inf at a real point (first at batch {bad[0]}, point {bad[1]})",
-              "finite values wherever mask is True")
+        _fail(
+            f"{name}.values",
+            f"NaN or inf at a real point (first at batch {bad[0]}, point {bad[1]})",
+            "finite values wherever mask is True",
+        )
     if not torch.isfinite(c).all():
         bad = (~torch.isfinite(c)).any(-1).nonzero()[0].tolist()
         _fail(f"{name}.coords", f"NaN or inf (first at batch {bad[0]}, point {bad[1]})", "finite coordinates")
@@ -168,8 +195,9 @@ def pad_ragged(clouds: list[Tensor], values: list[Tensor] | None = None) -> Poin
 # ------------------------------------------------------------------------------- ragged (PyG) layout
 
 
-def ragged_to_points(pos: Tensor, x: Tensor | None = None, batch: Tensor | None = None, *,
-                     batch_size: int | None = None) -> Points:
+def ragged_to_points(
+    pos: Tensor, x: Tensor | None = None, batch: Tensor | None = None, *, batch_size: int | None = None
+) -> Points:
     """Concatenated point clouds with a ``batch`` vector -> one padded, masked ``Points`` batch.
 
     The layout of PyTorch Geometric and e3nn: the ``P`` points of all clouds stacked, and
@@ -205,8 +233,11 @@ def ragged_to_points(pos: Tensor, x: Tensor | None = None, batch: Tensor | None 
     if batch is None:
         batch = torch.zeros(P, dtype=torch.long, device=pos.device)
     if not isinstance(batch, Tensor) or batch.shape != (P,) or batch.is_floating_point() or batch.dtype == torch.bool:
-        _fail("batch", f"{getattr(batch, 'dtype', type(batch).__name__)} of shape "
-              f"{tuple(getattr(batch, 'shape', ()))}", f"an integer tensor of shape (P,) = ({P},)")
+        _fail(
+            "batch",
+            f"{getattr(batch, 'dtype', type(batch).__name__)} of shape {tuple(getattr(batch, 'shape', ()))}",
+            f"an integer tensor of shape (P,) = ({P},)",
+        )
     batch = batch.long()
     if P and int(batch.min()) < 0:
         _fail("batch", f"a negative cloud index {int(batch.min())}", "indices >= 0")
@@ -215,10 +246,10 @@ def ragged_to_points(pos: Tensor, x: Tensor | None = None, batch: Tensor | None 
         batch_size = needed
     elif batch_size < needed:
         _fail("batch_size", str(batch_size), f"at least batch.max() + 1 = {needed}")
-    counts = torch.bincount(batch, minlength=batch_size)                     # (B,)
+    counts = torch.bincount(batch, minlength=batch_size)  # (B,)
     n = int(counts.max()) if batch_size else 0
-    order = torch.argsort(batch, stable=True)                                # points grouped by cloud
-    starts = torch.cumsum(counts, 0) - counts                                # (B,) first slot of each cloud
+    order = torch.argsort(batch, stable=True)  # points grouped by cloud
+    starts = torch.cumsum(counts, 0) - counts  # (B,) first slot of each cloud
     slot = torch.empty_like(batch)
     slot[order] = torch.arange(P, device=pos.device) - starts[batch[order]]  # (P,) index within its cloud
     coords = pos.new_zeros(batch_size, n, pos.shape[1])
@@ -257,8 +288,10 @@ def from_pyg(data) -> Points:
     """
     pos = getattr(data, "pos", None)
     if pos is None:
-        raise ValueError(f"data: expected a torch_geometric Data/Batch with a 'pos' attribute, got "
-                         f"{type(data).__name__} without positions")
+        raise ValueError(
+            f"data: expected a torch_geometric Data/Batch with a 'pos' attribute, got "
+            f"{type(data).__name__} without positions"
+        )
     batch = getattr(data, "batch", None)
     num = getattr(data, "num_graphs", None) if batch is not None else 1
     return ragged_to_points(pos, getattr(data, "x", None), batch, batch_size=num)

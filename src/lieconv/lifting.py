@@ -8,6 +8,7 @@ Shared geometry (the fixed-grid fast path): when every example of the batch has 
 coordinates and mask (images on a pixel grid), the lift is computed once and the returned
 ``Lifted`` carries elems / orbits / mask with batch size 1 while values keep the full batch.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,8 +27,14 @@ def has_shared_geometry(points: Points) -> bool:
     return bool((points.coords == points.coords[:1]).all() and (points.mask == points.mask[:1]).all())
 
 
-def lift(points: Points, group: LieGroup, num_samples: int = 1, *,
-         generator: torch.Generator | None = None, shared: bool | None = None) -> Lifted:
+def lift(
+    points: Points,
+    group: LieGroup,
+    num_samples: int = 1,
+    *,
+    generator: torch.Generator | None = None,
+    shared: bool | None = None,
+) -> Lifted:
     """Lift ``points`` to ``group`` (paper Algorithm 1).
 
     Args:
@@ -51,7 +58,7 @@ def lift(points: Points, group: LieGroup, num_samples: int = 1, *,
         # padding sits anywhere (often 0, outside RxSQ's quadrant): lift a real point there instead
         coords = torch.where(mask.unsqueeze(-1), coords, coords[mask][:1])
     if isinstance(generator, ExampleRandom):
-        generator.shared = bool(shared)     # shared draws are keyed by SHARED_ID, not an example id
+        generator.shared = bool(shared)  # shared draws are keyed by SHARED_ID, not an example id
     elems, orbits = group.lift(coords, num_samples, generator)
     values = points.values
     if num_samples > 1:

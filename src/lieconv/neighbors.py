@@ -25,6 +25,7 @@ coordinates only through invariant distances and on random draws only through ``
 (with shapes that depend only on the tensor sizes), so f(x) and f(g x) with the same generator
 state choose the same indices: the selection is exactly equivariant.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -41,12 +42,12 @@ __all__ = ["Selection", "farthest_point_indices", "neighborhood_indices", "full_
 
 _CHUNK_ELEMENTS = 1 << 22  # elements of the largest temporary in a distance chunk
 _SEARCH_ELEMENTS = 1 << 20  # pairs x width per batch of the pruned search (cache-sized)
-_GRID_DIMS = 3             # cell-list dimensions (leading coordinates of the lower-bound embedding)
-_MAX_CELLS = 1 << 16       # cells per grid dimension at most (linear cell ids stay in int64)
-_BOX = 2                   # a query's first box reaches this many cells beyond its own
-_FPS_LOOP_POINTS = 4096      # farthest-point sampling of at most this many points: the plain loop
-_MAX_RUNS = 125           # a box of more runs (cell rows) than this scans the whole example
-_SLACK_EPS = 64            # safety margin of the pruning tests, in units of the dtype's epsilon
+_GRID_DIMS = 3  # cell-list dimensions (leading coordinates of the lower-bound embedding)
+_MAX_CELLS = 1 << 16  # cells per grid dimension at most (linear cell ids stay in int64)
+_BOX = 2  # a query's first box reaches this many cells beyond its own
+_FPS_LOOP_POINTS = 4096  # farthest-point sampling of at most this many points: the plain loop
+_MAX_RUNS = 125  # a box of more runs (cell rows) than this scans the whole example
+_SLACK_EPS = 64  # safety margin of the pruning tests, in units of the dtype's epsilon
 _KEY_INF = torch.iinfo(torch.int64).max
 
 
@@ -58,6 +59,7 @@ class Selection(NamedTuple):
     ``full``: every query's neighbourhood is all N points in index order (``K = N``,
     ``nbhd_idx[b, i, j] = j``), so a layer may skip the gathers (see ``full_neighborhoods``).
     """
+
     query_idx: Tensor | None
     query_mask: Tensor
     nbhd_idx: Tensor
@@ -116,7 +118,7 @@ class _Grid:
         self.Bg, self.N, self.s = x.shape
         big = torch.finfo(x.dtype).max
         pts = torch.cat([x.masked_fill(~mask[..., None], big), extra.masked_fill(~extra_mask[..., None], big)], 1)
-        self.lo = pts.amin(1) if self.s else x.new_zeros(self.Bg, 0)                  # (Bg, s)
+        self.lo = pts.amin(1) if self.s else x.new_zeros(self.Bg, 0)  # (Bg, s)
         self.lo = torch.where(torch.isfinite(self.lo) & (self.lo < big), self.lo, 0.0)
         self.h = h
         c = self.cells(x, mask)
@@ -156,9 +158,10 @@ class _Grid:
         whole = w > self.w_cap  # boxes of too many runs: the whole example instead
         wm = int(w.masked_fill(whole, 0).max())
         span = range(-wm, wm + 1)
-        off = torch.tensor(list(itertools.product(span, repeat=s - 1)), dtype=torch.long,
-                           device=c.device).reshape(-1, s - 1)                          # (R, s-1)
-        lead = c[:, None, : s - 1] + off                                                # (T, R, s-1)
+        off = torch.tensor(list(itertools.product(span, repeat=s - 1)), dtype=torch.long, device=c.device).reshape(
+            -1, s - 1
+        )  # (R, s-1)
+        lead = c[:, None, : s - 1] + off  # (T, R, s-1)
         Gl = torch.tensor(self.G[: s - 1], dtype=torch.long, device=c.device)
         ok = ((lead >= 0) & (lead < Gl) & (off.abs() <= w[:, None, None])).all(-1)
         zc = c[:, s - 1 : s].expand(T, off.shape[0])
@@ -185,14 +188,13 @@ class _Grid:
         and the count per tile (T,)."""
         total = length.sum(1)
         C = max(1, int(total.max())) if total.numel() else 1
-        ends = length.cumsum(1)                                                          # (T, R)
+        ends = length.cumsum(1)  # (T, R)
         pos = torch.arange(C, device=start.device).expand(start.shape[0], C)
         run = torch.searchsorted(ends, pos.contiguous(), right=True).clamp(max=length.shape[1] - 1)
         sorted_pos = start.gather(1, run) + pos - (ends - length).gather(1, run)
         valid = pos < total[:, None]
         flat = self.perm[sorted_pos.clamp(0, self.perm.numel() - 1)]
         return torch.where(valid, flat, 0), valid, total
-
 
     def gather_flat(self, start: Tensor, length: Tensor) -> tuple[Tensor, Tensor]:
         """All points of the runs, unpadded: (tile of each (L,), flat point index (L,))."""
@@ -215,7 +217,9 @@ def _cell_size(coords: Tensor, mask: Tensor, radius: Tensor) -> Tensor:
     big = torch.finfo(coords.dtype).max
     hi = coords.masked_fill(~mask[..., None], -big).amax(1)
     lo = coords.masked_fill(~mask[..., None], big).amin(1)
-    ext = torch.where(mask.any(1)[:, None], hi - lo, 0.0).amax(1) if coords.shape[-1] else radius.new_zeros(mask.shape[0])
+    ext = (
+        torch.where(mask.any(1)[:, None], hi - lo, 0.0).amax(1) if coords.shape[-1] else radius.new_zeros(mask.shape[0])
+    )
     h = torch.maximum(radius, ext / (_MAX_CELLS - 2))
     return torch.where(torch.isfinite(h) & (h > 0), h, ext.clamp(min=1.0) + 1.0)
 
@@ -240,7 +244,7 @@ class _Nearest:
         self.n_real = mask.sum(1)
         self.need = torch.clamp(self.n_real, max=k)
         x = _grid_coords(group, pe, pq, prune)
-        if x is None or N <= 4 * k:
+        if x is None or 4 * k >= N:
             self.x, self.xq = pe.new_zeros(Bg, N, 0), pe.new_zeros(Bg, qmask.shape[1], 0)
             self.h0 = pe.new_ones(Bg)
         else:
@@ -253,7 +257,7 @@ class _Nearest:
 
     def grid(self, level: int) -> _Grid:
         if level not in self.grids:
-            self.grids[level] = _Grid(self.x, self.mask, self.h0 * 2.0 ** level, self.xq, self.qmask)
+            self.grids[level] = _Grid(self.x, self.mask, self.h0 * 2.0**level, self.xq, self.qmask)
         return self.grids[level]
 
     def _radius_estimate(self, k: int, samples: int = 32) -> Tensor:
@@ -263,7 +267,7 @@ class _Nearest:
         rows = torch.linspace(0, m - 1, min(samples, m), device=self.mask.device).long()
         d = self.group.elem_distance(self.pe[:, None], self.qe[:, rows, None], self.pq[:, None], self.qq[:, rows, None])
         d = d.masked_fill(~self.mask[:, None], math.inf)
-        kth = torch.topk(d, min(k, d.shape[-1]), dim=-1, largest=False).values[..., -1]   # (Bg, S)
+        kth = torch.topk(d, min(k, d.shape[-1]), dim=-1, largest=False).values[..., -1]  # (Bg, S)
         kth = torch.where(self.qmask[:, rows] & torch.isfinite(kth), kth, math.nan)
         r = torch.nanquantile(kth, 0.5, dim=1)
         return torch.where(torch.isfinite(r), r, math.inf)
@@ -276,8 +280,10 @@ class _Nearest:
         j = torch.arange(N, device=self.mask.device)
         for a in range(s, e, chunk):
             z = min(e, a + chunk)
-            d = self.group.elem_distance(self.pe[:, None], self.qe[:, a:z, None], self.pq[:, None], self.qq[:, a:z, None])
-            key = torch.round(d / self.step[:, None, None]).clamp(max=2.0 ** 52 / N).long() * N + j
+            d = self.group.elem_distance(
+                self.pe[:, None], self.qe[:, a:z, None], self.pq[:, None], self.qq[:, a:z, None]
+            )
+            key = torch.round(d / self.step[:, None, None]).clamp(max=2.0**52 / N).long() * N + j
             key = torch.where(self.allin[:, None, None], j, key)
             key = key.masked_fill(~self.mask[:, None, :] | torch.isnan(d), _KEY_INF)
             near = torch.topk(key, min(k, N), dim=-1, largest=False, sorted=True).values
@@ -288,11 +294,11 @@ class _Nearest:
     def __call__(self, s: int, e: int, k: int) -> Tensor:
         if self.x.shape[-1] == 0:
             return self._dense(s, e, k)
-        Bg, N = self.mask.shape
+        Bg = self.mask.shape[0]
         mc = e - s
         dev = self.mask.device
         out = torch.zeros(Bg * mc, k, dtype=torch.long, device=dev)
-        b_of = torch.arange(Bg, device=dev).repeat_interleave(mc)                       # (Bg*mc,)
+        b_of = torch.arange(Bg, device=dev).repeat_interleave(mc)  # (Bg*mc,)
         q_of = torch.arange(s, e, device=dev).repeat(Bg)
         pending = self.qmask[:, s:e].reshape(-1).clone()
         w = torch.full((Bg * mc,), _BOX, dtype=torch.long, device=dev)
@@ -312,7 +318,7 @@ class _Nearest:
         tile_key = torch.stack([b_of[rows], w[rows]] + list(cells.unbind(-1)), -1)
         uniq, inv = torch.unique(tile_key, dim=0, return_inverse=True)
         start, length = g.box(uniq[:, 0], uniq[:, 2:], uniq[:, 1])
-        total = length.sum(1)                                                         # (T,)
+        total = length.sum(1)  # (T,)
         # queries ordered by the candidate count of their tile: batches of similar width
         order = torch.argsort(total[inv] * (inv.shape[0] + 1) + inv, descending=True)
         rows, inv = rows[order], inv[order]
@@ -323,19 +329,23 @@ class _Nearest:
 
     def _batch(self, g, rows, tiles, tile_of, start, length, total, b_of, q_of, w, level, out, pending, k):
         N = self.mask.shape[1]
-        cand, cok, _ = g.gather(start[tiles], length[tiles])                          # (T', C)
-        cand, cok = cand[tile_of], cok[tile_of]                                       # (nq, C)
-        b, qi = b_of[rows], q_of[rows]                                                # (nq,)
+        cand, cok, _ = g.gather(start[tiles], length[tiles])  # (T', C)
+        cand, cok = cand[tile_of], cok[tile_of]  # (nq, C)
+        b, qi = b_of[rows], q_of[rows]  # (nq,)
         have = total[tiles][tile_of]
-        d = self.group.elem_distance(self.pe_cm[:, cand].movedim(0, -1), self.qe[b, qi][:, None],
-                                     self.pq_cm[:, cand].movedim(0, -1), self.qq[b, qi][:, None])  # (nq, C)
-        j = cand - b[:, None] * N                                                     # local index
+        d = self.group.elem_distance(
+            self.pe_cm[:, cand].movedim(0, -1),
+            self.qe[b, qi][:, None],
+            self.pq_cm[:, cand].movedim(0, -1),
+            self.qq[b, qi][:, None],
+        )  # (nq, C)
+        j = cand - b[:, None] * N  # local index
         step = self.step[b]
-        key = torch.round(d / step[:, None]).clamp(max=2.0 ** 52 / N).long() * N + j
+        key = torch.round(d / step[:, None]).clamp(max=2.0**52 / N).long() * N + j
         key = torch.where(self.allin[b][:, None], j, key)
         key = key.masked_fill(~cok | torch.isnan(d), _KEY_INF)
         kk = min(k, key.shape[-1])
-        near = torch.topk(key, kk, dim=-1, largest=False, sorted=True).values         # (nq, kk)
+        near = torch.topk(key, kk, dim=-1, largest=False, sorted=True).values  # (nq, kk)
         # done: the box holds every real point, or the need-th rounded distance r found keeps
         # everything outside the box (farther than w h) at a rounded distance > r
         need = self.need[b]
@@ -410,8 +420,9 @@ def _random_keys(generator, Bg: int, start: int, stop: int, k_max: int, device) 
 
 
 @torch.no_grad()
-def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int, *,
-                           prune: bool = True) -> tuple[Tensor, Tensor]:
+def farthest_point_indices(
+    group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int, *, prune: bool = True
+) -> tuple[Tensor, Tensor]:
     """Farthest-point subsampling on the group distance.
 
     Starts at the first real point of each example (an index-based, hence equivariant, choice),
@@ -444,8 +455,8 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
     ar = torch.arange(Bg, device=dev)
     first = mask.to(torch.uint8).argmax(1)  # the first real point (0 if none)
     d = group.elem_distance(pe, pe[ar, first][:, None], pq, pq[ar, first][:, None])
-    scale = d.masked_fill(~mask, 0).amax(1).clamp(min=torch.finfo(d.dtype).tiny)   # invariant
-    inv_step = 1.0 / (scale * res)                                                   # (Bg,)
+    scale = d.masked_fill(~mask, 0).amax(1).clamp(min=torch.finfo(d.dtype).tiny)  # invariant
+    inv_step = 1.0 / (scale * res)  # (Bg,)
     # min_dist: rounded distance to the chosen set; -1 marks padding (never the farthest)
     min_dist = torch.full((Bg, N), math.inf, dtype=torch.float64, device=dev).masked_fill(~mask, -1.0)
     min_dist = torch.fmin(min_dist, torch.round(d * inv_step[:, None]))  # fmin: NaN at padding ignored
@@ -462,19 +473,19 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
     none = x.new_zeros(Bg, 0, x.shape[-1]), mask.new_zeros(Bg, 0)
     budget = max(1, _SEARCH_ELEMENTS // max(group.elem_dim, group.q_dim, 1))
     P = 4
-    index_key = (N - 1 - torch.arange(N, device=dev))  # larger for lower indices
+    index_key = N - 1 - torch.arange(N, device=dev)  # larger for lower indices
     slots = torch.arange(m, device=dev)
     while True:
         active = count < m
         if not bool(active.any()):
             break
         P = max(1, min(P, N, budget // max(1, Bg * P) if x.shape[-1] == 0 else N))
-        key = (min_dist.long() + 1) * N + index_key          # value, then the lower index, first
-        top = torch.topk(key, P, dim=1, sorted=True).indices                          # (Bg, P)
+        key = (min_dist.long() + 1) * N + index_key  # value, then the lower index, first
+        top = torch.topk(key, P, dim=1, sorted=True).indices  # (Bg, P)
         cval = min_dist.gather(1, top)
         ce, cq = pe[ar[:, None], top], pq[ar[:, None], top]
         dd = group.elem_distance(ce[:, None, :, :], ce[:, :, None, :], cq[:, None, :, :], cq[:, :, None, :])
-        later = torch.ones(P, P, dtype=torch.bool, device=dev).triu(1)               # a < i
+        later = torch.ones(P, P, dtype=torch.bool, device=dev).triu(1)  # a < i
         conflict = ((torch.round(dd * inv_step[:, None, None]) < cval[:, None, :]) & later).any(1)
         bad = conflict | (cval <= 0)
         n_acc = torch.where(bad.any(1), bad.to(torch.uint8).argmax(1), P)
@@ -485,7 +496,7 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
             rest = done[:, None] & (slots >= count[:, None])
             chosen = torch.where(rest, top[:, :1], chosen)
             count = torch.where(done, m, count)
-        take = torch.arange(P, device=dev) < n_acc[:, None]                            # (Bg, P)
+        take = torch.arange(P, device=dev) < n_acc[:, None]  # (Bg, P)
         if not bool(take.any()):
             continue
         pos = count[:, None] + torch.arange(P, device=dev)
@@ -497,9 +508,12 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
         # lower the running minima: points within (r + 1 step) of a new point, r the largest minimum
         radius = (cval[:, 0] + 1) / inv_step * (1 + _SLACK_EPS * torch.finfo(pe.dtype).eps)
         if grid is None or bool((active & (radius < grid.h * (_BOX / 1.5))).any()):  # cells of about radius / 2
-            grid = _Grid(x, mask, _cell_size(x, mask, radius / _BOX), *none) if x.shape[-1] else \
-                _Grid(x, mask, pe.new_ones(Bg), *none)
-        new = (bi * N + top[take])                                                    # flat indices
+            grid = (
+                _Grid(x, mask, _cell_size(x, mask, radius / _BOX), *none)
+                if x.shape[-1]
+                else _Grid(x, mask, pe.new_ones(Bg), *none)
+            )
+        new = bi * N + top[take]  # flat indices
         c = torch.floor((x_f[new] - grid.lo[bi]) / grid.h[bi, None]).long().clamp(min=0)
         w = torch.ceil((radius[bi] + grid.abs_slack[bi]) / (grid.h[bi] * (1 - grid.slack))).long().clamp(min=1)
         start, length = grid.box(bi, c, w)
@@ -509,7 +523,7 @@ def farthest_point_indices(group: LieGroup, elems: Tensor, orbits: Tensor, mask:
             j, n = i, 0
             while j < len(sizes) and (j == i or n + sizes[j] <= budget):
                 n, j = n + sizes[j], j + 1
-            tile, cand = grid.gather_flat(start[i:j], length[i:j])                     # (L,), (L,)
+            tile, cand = grid.gather_flat(start[i:j], length[i:j])  # (L,), (L,)
             src = new[i:j][tile]
             dn = group.elem_distance(pe_cm[:, cand].T, pe_cm[:, src].T, pq_cm[:, cand].T, pq_cm[:, src].T)
             flat_min.scatter_reduce_(0, cand, torch.round(dn * inv_step[bi[i:j]][tile]).to(flat_min.dtype), "amin")
@@ -535,10 +549,21 @@ def full_neighborhoods(query_mask: Tensor, mask: Tensor) -> tuple[Tensor, Tensor
 
 
 @torch.no_grad()
-def neighborhood_indices(group: LieGroup, query_elems: Tensor, query_orbits: Tensor, query_mask: Tensor,
-                         elems: Tensor, orbits: Tensor, mask: Tensor, *, num_nbhd: int, fill: float,
-                         knn: bool = False, generator: torch.Generator | None = None,
-                         prune: bool = True) -> tuple[Tensor, Tensor]:
+def neighborhood_indices(
+    group: LieGroup,
+    query_elems: Tensor,
+    query_orbits: Tensor,
+    query_mask: Tensor,
+    elems: Tensor,
+    orbits: Tensor,
+    mask: Tensor,
+    *,
+    num_nbhd: int,
+    fill: float,
+    knn: bool = False,
+    generator: torch.Generator | None = None,
+    prune: bool = True,
+) -> tuple[Tensor, Tensor]:
     """Monte-Carlo neighbourhoods of the queries among all points.
 
     For query i of example b the candidate set is the ``ceil(fill * n_b)`` nearest real points
@@ -578,9 +603,9 @@ def neighborhood_indices(group: LieGroup, query_elems: Tensor, query_orbits: Ten
     nbhd_mask = torch.empty(Bg, m, K, dtype=torch.bool, device=dev)
     for s in range(0, m, chunk):
         e = min(m, s + chunk)
-        near = nearest(s, e, k_max)                                             # (Bg, mc, k_max)
-        in_cand = ranks_all < k_cand[:, None, None]                             # (Bg, 1, k_max)
-        if knn or K >= k_max:
+        near = nearest(s, e, k_max)  # (Bg, mc, k_max)
+        in_cand = ranks_all < k_cand[:, None, None]  # (Bg, 1, k_max)
+        if knn or k_max <= K:
             ranks = ranks_all[:K].expand(Bg, e - s, K)
             ok = in_cand[..., :K].expand(Bg, e - s, K)
         else:

@@ -27,17 +27,26 @@ the draws come from ``ExampleRandom(seed)`` (``EVAL_SEED``, or the seed / exampl
 enclosing ``evaluation_draws`` context, which the trainer sets per batch), so evaluating a model
 twice gives the same output.  ``DrawAverage`` averages a model's outputs over S independent draws.
 """
+
 from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ExampleRandom", "uniform", "normal", "resolve_generator", "evaluation_draws", "DrawAverage",
-           "EVAL_SEED", "SHARED_ID"]
+__all__ = [
+    "ExampleRandom",
+    "uniform",
+    "normal",
+    "resolve_generator",
+    "evaluation_draws",
+    "DrawAverage",
+    "EVAL_SEED",
+    "SHARED_ID",
+]
 
 #: Seed of the evaluation draws of a model in ``eval()`` mode when nothing else is given.
 EVAL_SEED = 0
@@ -103,8 +112,10 @@ class ExampleRandom:
         if example_ids is not None:
             example_ids = torch.as_tensor(example_ids)
             if example_ids.dim() != 1 or example_ids.is_floating_point() or example_ids.dtype == torch.bool:
-                raise ValueError(f"example_ids: expected a 1-D integer tensor, got dtype {example_ids.dtype} "
-                                 f"shape {tuple(example_ids.shape)}")
+                raise ValueError(
+                    f"example_ids: expected a 1-D integer tensor, got dtype {example_ids.dtype} "
+                    f"shape {tuple(example_ids.shape)}"
+                )
             example_ids = example_ids.to(torch.int64)
         self.seed, self.sample, self.example_ids = int(seed), int(sample), example_ids
         self.draws = 0
@@ -112,7 +123,7 @@ class ExampleRandom:
         self.shared: bool | None = None
         self._base = _mix_int(_mix_int(self.seed) ^ (self.sample * 0x632BE59BD9B4E019 % _M64))
 
-    def reset(self) -> "ExampleRandom":
+    def reset(self) -> ExampleRandom:
         """Start the draw counter again (replay the same draws)."""
         self.draws = 0
         return self
@@ -129,8 +140,9 @@ class ExampleRandom:
             return ids.to(device)
         if batch == 1:
             return torch.full((1,), SHARED_ID, dtype=torch.int64, device=device)
-        raise ValueError(f"generator: ExampleRandom holds {ids.shape[0]} example ids but a draw asks for a "
-                         f"batch of {batch}")
+        raise ValueError(
+            f"generator: ExampleRandom holds {ids.shape[0]} example ids but a draw asks for a batch of {batch}"
+        )
 
     def bits(self, shape: Sequence[int], *, device=None, start: Sequence[int] | None = None) -> Tensor:
         """Random int64 words of ``shape = (batch, *position)``; ``start`` offsets the position axes."""
@@ -154,8 +166,8 @@ class ExampleRandom:
         """Uniform numbers in [0, 1) of ``shape`` (exact multiples of 2^-24 / 2^-53)."""
         h = self.bits(shape, device=device, start=start)
         if dtype == torch.float64:
-            return _shr(h, 11).to(torch.float64) * 2.0 ** -53
-        return (_shr(h, 40).to(torch.float32) * 2.0 ** -24).to(dtype)
+            return _shr(h, 11).to(torch.float64) * 2.0**-53
+        return (_shr(h, 40).to(torch.float32) * 2.0**-24).to(dtype)
 
     def normal(self, shape: Sequence[int], *, dtype=torch.float32, device=None, start=None) -> Tensor:
         """Standard normal numbers of ``shape`` (Box-Muller on two uniform words per number)."""
@@ -169,12 +181,15 @@ Generator = "torch.Generator | ExampleRandom | None"
 
 def _check(generator) -> None:
     if generator is not None and not isinstance(generator, (torch.Generator, ExampleRandom)):
-        raise TypeError(f"generator: expected a torch.Generator, a lieconv.random.ExampleRandom or None, "
-                        f"got {type(generator).__name__}")
+        raise TypeError(
+            f"generator: expected a torch.Generator, a lieconv.random.ExampleRandom or None, "
+            f"got {type(generator).__name__}"
+        )
 
 
-def uniform(shape: Sequence[int], generator=None, *, dtype=torch.float32, device=None,
-            start: Sequence[int] | None = None) -> Tensor:
+def uniform(
+    shape: Sequence[int], generator=None, *, dtype=torch.float32, device=None, start: Sequence[int] | None = None
+) -> Tensor:
     """``torch.rand(shape)`` from ``generator`` (None / torch.Generator / ExampleRandom).
 
     ``start`` is the position of element 0 along each axis (a chunk of a larger draw); it only
@@ -200,8 +215,9 @@ _EVAL: contextvars.ContextVar = contextvars.ContextVar("lieconv_eval_draws", def
 
 
 @contextlib.contextmanager
-def evaluation_draws(seed: int = EVAL_SEED, example_ids: Sequence[int] | Tensor | None = None, *,
-                     sample: int = 0) -> Iterator[None]:
+def evaluation_draws(
+    seed: int = EVAL_SEED, example_ids: Sequence[int] | Tensor | None = None, *, sample: int = 0
+) -> Iterator[None]:
     """Within the block, models in ``eval()`` mode called without a generator draw from
     ``ExampleRandom(seed, example_ids, sample=sample)`` (a fresh one per forward call)."""
     token = _EVAL.set((int(seed), example_ids, int(sample)))
@@ -246,7 +262,7 @@ class DrawAverage(nn.Module):
         if samples < 1:
             raise ValueError(f"samples: expected at least 1 draw, got {samples}")
         self.model, self.samples = model, samples
-        self.training = model.training      # tasks read ``model.training`` (e.g. augmentation off in eval)
+        self.training = model.training  # tasks read ``model.training`` (e.g. augmentation off in eval)
 
     def forward(self, *args, **kwargs):
         ctx = _EVAL.get()

@@ -8,9 +8,10 @@ samples, neighbourhood samples) is the same in both calls.  For groups whose lif
 (stabilizer_dim == 0) the check can instead transform the raw points (``transform="points"``),
 needing no shared lift.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -19,8 +20,15 @@ from .data import Lifted, Points
 from .groups.base import LieGroup
 from .lifting import lift
 
-__all__ = ["TOL", "tolerance", "random_group_element", "transform_points", "transform_lifted",
-           "relative_error", "assert_equivariant"]
+__all__ = [
+    "TOL",
+    "tolerance",
+    "random_group_element",
+    "transform_points",
+    "transform_lifted",
+    "relative_error",
+    "assert_equivariant",
+]
 
 #: Default tolerance on the scale-adjusted error (see ``relative_error``), by dtype.  float64 is
 #: used for correctness checks, float32 for smoke tests of the same maths.
@@ -34,8 +42,9 @@ def tolerance(dtype: torch.dtype) -> float:
         raise ValueError(f"dtype: expected one of {sorted(map(str, TOL))}, got {dtype}") from None
 
 
-def random_group_element(group: LieGroup, *, generator: torch.Generator | None = None,
-                         dtype: torch.dtype = torch.float64, scale: float = 1.0) -> Tensor:
+def random_group_element(
+    group: LieGroup, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64, scale: float = 1.0
+) -> Tensor:
     """One random element of ``group`` as a (rep_dim, rep_dim) matrix."""
     return group.sample(1, generator=generator, dtype=dtype, scale=scale)[0]
 
@@ -62,9 +71,19 @@ def _outputs(out) -> Tensor:
     return out.values if isinstance(out, Lifted) else out
 
 
-def assert_equivariant(fn: Callable, group: LieGroup, points: Points, *, num_samples: int = 1,
-                       invariant: bool = True, transform: str = "lifted", ntrials: int = 3,
-                       atol: float | None = None, seed: int = 0, scale: float = 1.0) -> float:
+def assert_equivariant(
+    fn: Callable,
+    group: LieGroup,
+    points: Points,
+    *,
+    num_samples: int = 1,
+    invariant: bool = True,
+    transform: str = "lifted",
+    ntrials: int = 3,
+    atol: float | None = None,
+    seed: int = 0,
+    scale: float = 1.0,
+) -> float:
     """Check ``fn`` is invariant (pooled outputs) or equivariant (per-point outputs) under ``group``.
 
     Args:
@@ -107,10 +126,15 @@ def assert_equivariant(fn: Callable, group: LieGroup, points: Points, *, num_sam
             if not (isinstance(out, Lifted) and isinstance(gout, Lifted)):
                 raise ValueError("fn: with invariant=False the outputs must be lieconv.Lifted")
             moved = transform_lifted(group, g, out).elems
-            err = max(err, relative_error(group.elems_to_matrix(moved), group.elems_to_matrix(gout.elems)),
-                      relative_error(out.orbits, gout.orbits))
+            err = max(
+                err,
+                relative_error(group.elems_to_matrix(moved), group.elems_to_matrix(gout.elems)),
+                relative_error(out.orbits, gout.orbits),
+            )
         worst = max(worst, err)
         if not err <= tol:
-            raise AssertionError(f"not {'invariant' if invariant else 'equivariant'} under {group}: trial {trial}, "
-                                 f"error {err:.3e} > tolerance {tol:.1e}")
+            raise AssertionError(
+                f"not {'invariant' if invariant else 'equivariant'} under {group}: trial {trial}, "
+                f"error {err:.3e} > tolerance {tol:.1e}"
+            )
     return worst

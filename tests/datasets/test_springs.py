@@ -1,12 +1,21 @@
 """Spring data set: ground-truth accuracy and conservation, item format, seeding, cache, bad input."""
+
 import pytest
 import torch
 
-from lieconv.datasets.springs import (SpringsConfig, SpringsDataset, cache_path, generate_springs,
-                                      integrate_springs, load_springs, sample_systems, spring_exact_solution)
+from lieconv.datasets.springs import (
+    SpringsConfig,
+    SpringsDataset,
+    cache_path,
+    generate_springs,
+    integrate_springs,
+    load_springs,
+    sample_systems,
+    spring_exact_solution,
+)
 from lieconv.dynamics import conserved_quantities
 
-SMALL = dict(n_steps=30)          # short trajectories keep the cache tests fast
+SMALL = dict(n_steps=30)  # short trajectories keep the cache tests fast
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +39,7 @@ def test_ground_truth_conserves_energy_and_momenta(systems, ground_truth):
     torch.testing.assert_close(cfg.times[-1], torch.tensor(4.99, dtype=torch.float64))
     c = conserved_quantities(ground_truth, torch.stack([m, k], -1)[:, None])
     E, P, L = c["energy"], c["linear_momentum"], c["angular_momentum"]
-    rel = lambda x, x0: (x - x0).abs().amax() / x0.abs().amax()         # noqa: E731
+    rel = lambda x, x0: (x - x0).abs().amax() / x0.abs().amax()  # noqa: E731
     assert rel(E, E[:, :1]) < 1e-6
     assert ((P - P[:, :1]).norm(dim=-1) / P[:, :1].norm(dim=-1)).max() < 1e-6
     assert ((L - L[:, :1]).abs() / L[:, :1].abs()).max() < 1e-6
@@ -40,7 +49,7 @@ def test_ground_truth_matches_closed_form(systems, ground_truth):
     cfg, z0, m, k = systems
     exact = spring_exact_solution(z0, m, k, cfg.times)
     err = ((ground_truth - exact).norm(dim=-1) / exact.norm(dim=-1)).max()
-    assert err < 1e-6, err                         # measured ~1e-7 at omega_h = 0.02
+    assert err < 1e-6, err  # measured ~1e-7 at omega_h = 0.02
     # the closed form itself is an exact solution: compare with dopri5 at tight tolerance
     short = cfg.times[:50]
     d = integrate_springs(z0[:4], m[:4], k[:4], short, method="dopri5", rtol=1e-12, atol=1e-12)
@@ -56,7 +65,7 @@ def test_item_format_and_chunks(tmp_path):
     # the segment is a slice of the kept full trajectory
     assert ds.trajectories.shape == (5, 30, 24)
     s = int(ds.start[1])
-    torch.testing.assert_close(target, ds.trajectories[1, s + 1:s + 5].float())
+    torch.testing.assert_close(target, ds.trajectories[1, s + 1 : s + 5].float())
     torch.testing.assert_close(z0, ds.trajectories[1, s].float())
     assert (sp[:, 0] >= 0.1).all() and (sp[:, 0] <= 3.1).all() and (sp[:, 1] >= 0).all() and (sp[:, 1] <= 5).all()
     (bz, bts, bsp), bt = torch.utils.data.default_collate([ds[i] for i in range(3)])
@@ -101,7 +110,11 @@ def test_cache_hit_miss_and_corruption(tmp_path):
 
 
 def test_bad_inputs():
-    z0, m, k = torch.zeros(2, 24, dtype=torch.float64), torch.ones(2, 6, dtype=torch.float64), torch.ones(2, 6, dtype=torch.float64)
+    z0, m, k = (
+        torch.zeros(2, 24, dtype=torch.float64),
+        torch.ones(2, 6, dtype=torch.float64),
+        torch.ones(2, 6, dtype=torch.float64),
+    )
     ts = 0.01 * torch.arange(3, dtype=torch.float64)
     with pytest.raises(ValueError, match="masses"):
         integrate_springs(z0, -m, k, ts)
@@ -132,7 +145,7 @@ def test_normal_modes_use_the_brute_force_potential():
     m = 0.1 + 3 * torch.rand(6, dtype=torch.float64, generator=g)
     k = 5 * torch.rand(6, dtype=torch.float64, generator=g)
 
-    def v_axis(x):          # one spatial axis, x (6,)
+    def v_axis(x):  # one spatial axis, x (6,)
         return sum(k[i] * k[j] * (x[i] - x[j]) ** 2 for i in range(6) for j in range(i + 1, 6))
 
     hess = torch.autograd.functional.hessian(v_axis, torch.zeros(6, dtype=torch.float64))

@@ -1,4 +1,5 @@
 """Random rigid-motion augmentations: group membership, masks, dict items, seeding, Haar sanity."""
+
 from __future__ import annotations
 
 import math
@@ -6,8 +7,15 @@ import math
 import pytest
 import torch
 
-from lieconv.datasets.transforms import (RandomRotation2d, RandomSE3, RandomSO3, RandomTranslation3d,
-                                         quaternion_to_matrix, random_so3, rotation_matrix_2d)
+from lieconv.datasets.transforms import (
+    RandomRotation2d,
+    RandomSE3,
+    RandomSO3,
+    RandomTranslation3d,
+    quaternion_to_matrix,
+    random_so3,
+    rotation_matrix_2d,
+)
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -45,14 +53,14 @@ def test_rigid_seeded_masked(cls, dim):
     mask[:, 5:] = False
     y = cls(generator=gen(3))(x, mask)
     assert y.shape == x.shape and y.dtype == x.dtype
-    assert torch.equal(y[:, 5:], x[:, 5:])                                  # padding untouched
-    d = lambda p: torch.cdist(p[:, :5], p[:, :5])                          # noqa: E731
-    torch.testing.assert_close(d(y), d(x))                                  # rigid motion
+    assert torch.equal(y[:, 5:], x[:, 5:])  # padding untouched
+    d = lambda p: torch.cdist(p[:, :5], p[:, :5])  # noqa: E731
+    torch.testing.assert_close(d(y), d(x))  # rigid motion
     if cls not in (RandomSE3, RandomTranslation3d):
-        torch.testing.assert_close(y.norm(dim=-1), x.norm(dim=-1))          # about the origin
-    assert torch.equal(cls(generator=gen(3))(x, mask), y)                   # reproducible
+        torch.testing.assert_close(y.norm(dim=-1), x.norm(dim=-1))  # about the origin
+    assert torch.equal(cls(generator=gen(3))(x, mask), y)  # reproducible
     assert not torch.allclose(cls(generator=gen(4))(x, mask), y)
-    same = cls(generator=gen(3))(x[:1].expand(4, 7, dim))                  # one element per batch entry
+    same = cls(generator=gen(3))(x[:1].expand(4, 7, dim))  # one element per batch entry
     assert not torch.allclose(same[0], same[1])
 
 

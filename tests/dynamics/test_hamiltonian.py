@@ -1,12 +1,25 @@
 """State layout, spring energies, analytic gradients and the autograd Hamiltonian vector field."""
+
 import math
 
 import pytest
 import torch
 
-from lieconv.dynamics import (HamiltonianDynamics, SeparableHamiltonian, SpringHamiltonian, angular_momentum,
-                              conserved_quantities, join_state, kinetic_energy, linear_momentum, split_state,
-                              spring_energy, spring_potential, spring_potential_grad, symplectic_gradient)
+from lieconv.dynamics import (
+    HamiltonianDynamics,
+    SeparableHamiltonian,
+    SpringHamiltonian,
+    angular_momentum,
+    conserved_quantities,
+    join_state,
+    kinetic_energy,
+    linear_momentum,
+    split_state,
+    spring_energy,
+    spring_potential,
+    spring_potential_grad,
+    symplectic_gradient,
+)
 
 F64 = dict(dtype=torch.float64)
 
@@ -24,7 +37,7 @@ def test_split_join_roundtrip_and_layout():
     q, p, _, _ = _system()
     z = join_state(q, p)
     assert z.shape == (3, 24)
-    torch.testing.assert_close(z[:, :12].reshape(3, 6, 2), q)      # positions first
+    torch.testing.assert_close(z[:, :12].reshape(3, 6, 2), q)  # positions first
     q2, p2 = split_state(z, 6)
     torch.testing.assert_close(q2, q)
     torch.testing.assert_close(p2, p)
@@ -77,10 +90,10 @@ def test_symplectic_gradient_equals_analytic_vector_field():
 def test_create_graph_follows_grad_mode():
     w = torch.tensor(2.0, **F64, requires_grad=True)
     z = torch.randn(4, 8, **F64)
-    H = lambda x: w * x.pow(2).sum(-1)                            # noqa: E731
+    H = lambda x: w * x.pow(2).sum(-1)  # noqa: E731
     out = symplectic_gradient(H, z)
-    assert out.requires_grad                                      # graph kept while training
+    assert out.requires_grad  # graph kept while training
     (gw,) = torch.autograd.grad(out.sum(), w)
     assert math.isfinite(gw.item())
     with torch.no_grad():
-        assert not symplectic_gradient(H, z).requires_grad       # no graph in evaluation
+        assert not symplectic_gradient(H, z).requires_grad  # no graph in evaluation

@@ -1,4 +1,5 @@
 """Integrators: convergence orders on a harmonic oscillator, exact momentum conservation of leapfrog."""
+
 import math
 
 import pytest
@@ -14,14 +15,16 @@ F64 = dict(dtype=torch.float64)
 def _oscillator(omega=2.0, m=1.5):
     """H = p²/(2m) + ½ m ω² q², one body in 1-D; exact q(t) = q0 cos ωt + p0/(mω) sin ωt."""
     masses = torch.full((1, 1), m, **F64)
-    f = SeparableHamiltonian(lambda q: 0.5 * m * omega**2 * q.pow(2).sum((-2, -1)), masses,
-                             dV_dq=lambda q: m * omega**2 * q)
-    z0 = torch.tensor([[1.0, 0.5]], **F64)                          # q0 = 1, p0 = 0.5
+    f = SeparableHamiltonian(
+        lambda q: 0.5 * m * omega**2 * q.pow(2).sum((-2, -1)), masses, dV_dq=lambda q: m * omega**2 * q
+    )
+    z0 = torch.tensor([[1.0, 0.5]], **F64)  # q0 = 1, p0 = 0.5
 
     def exact(t):
         q = math.cos(omega * t) + 0.5 / (m * omega) * math.sin(omega * t)
         p = -m * omega * math.sin(omega * t) + 0.5 * math.cos(omega * t)
         return torch.tensor([[q, p]], **F64)
+
     return f, z0, exact
 
 
@@ -47,7 +50,7 @@ def test_dopri5_and_rk4_match_exact_solution():
     for i, t in enumerate(ts.tolist()):
         torch.testing.assert_close(z[i], exact(t), rtol=0, atol=1e-9)
     z = odeint(f, z0, ts, method="rk4", substeps=50)
-    torch.testing.assert_close(z[-1], exact(3.0), rtol=0, atol=1e-7)   # measured 2.2e-8 (ωh = 0.02)
+    torch.testing.assert_close(z[-1], exact(3.0), rtol=0, atol=1e-7)  # measured 2.2e-8 (ωh = 0.02)
 
 
 def _springs(B=8, seed=0):
@@ -57,7 +60,7 @@ def _springs(B=8, seed=0):
 def _momentum_drift(z):
     """Max drift of Σp and Σ q×p relative to the size of their summands (Σ|p_i|, Σ|q_i||p_i|),
     the scale of their rounding errors (a system may have L(0) ≈ 0)."""
-    q, p = split_state(z, 6)                                        # (T, B, 6, 2)
+    q, p = split_state(z, 6)  # (T, B, 6, 2)
     P, L = linear_momentum(p), angular_momentum(q, p)
     sP, sL = p.norm(dim=-1).sum(-1), (q.norm(dim=-1) * p.norm(dim=-1)).sum(-1)
     return ((P - P[:1]).norm(dim=-1) / sP).max().item(), ((L - L[:1]).abs() / sL).max().item()
@@ -87,7 +90,7 @@ def test_leapfrog_function_interface():
     qs, ps = leapfrog(f.dV_dq, f.dK_dp, q0, p0, ts, substeps=2)
     assert qs.shape == ps.shape == (5, 2, 6, 2)
     torch.testing.assert_close(join_state(qs, ps), odeint(f, z0, ts, method="leapfrog", substeps=2))
-    assert f.nfe == 2 * 4 * 2 + 2                                   # one force per step (+1 initial per call)
+    assert f.nfe == 2 * 4 * 2 + 2  # one force per step (+1 initial per call)
 
 
 def test_bad_inputs():

@@ -4,6 +4,7 @@ A Hamiltonian model conserves the momentum of a symmetry of its H; leapfrog keep
 angular momentum to rounding for a separable H = K(p) + V(q).  These tests can fail: they check
 that the conserved ones stay within 1e-10 (relative) *and* that the unconserved ones clearly drift.
 """
+
 import pytest
 import torch
 
@@ -13,15 +14,15 @@ from lieconv.models.baselines import ModelDynamics, SeparableHamiltonianModel, b
 from lieconv.models.hamiltonian import HLieResNet, LieResNetDynamics
 
 F64 = dict(dtype=torch.float64)
-TOL = 1e-10          # conserved: relative error at most this
-DRIFT = 1e-6         # not conserved: relative error at least this
+TOL = 1e-10  # conserved: relative error at most this
+DRIFT = 1e-6  # not conserved: relative error at least this
 
 
 def _systems(B=3, seed=1):
     g = torch.Generator().manual_seed(seed)
     q = 0.4 * torch.randn(B, 6, 2, generator=g, **F64)
     p = 0.6 * torch.randn(B, 6, 2, generator=g, **F64)
-    p = p + torch.tensor([0.4, -0.3], **F64)                     # |P(0)| and |L(0)| well away from 0
+    p = p + torch.tensor([0.4, -0.3], **F64)  # |P(0)| and |L(0)| well away from 0
     m = 0.1 + 3 * torch.rand(B, 6, generator=g, **F64)
     k = 5 * torch.rand(B, 6, generator=g, **F64)
     return join_state(q, p), torch.stack([m, k], -1)
@@ -29,7 +30,7 @@ def _systems(B=3, seed=1):
 
 def _momentum_errors(traj):
     """Largest relative errors of P(t) and L(t) against P(0), L(0) over the rollout."""
-    q, p = split_state(traj, 6)                                   # (B, T, 6, 2)
+    q, p = split_state(traj, 6)  # (B, T, 6, 2)
     P, L = linear_momentum(p), angular_momentum(q, p)
     eP = relative_error(P, P[:, :1].expand_as(P)).max().item()
     eL = relative_error(L, L[:, :1].expand_as(L), vector=False).max().item()
@@ -39,7 +40,7 @@ def _momentum_errors(traj):
 def _hlieresnet(group, trained=False):
     torch.manual_seed(0)
     model = HLieResNet(group, k=16, num_layers=1).double()
-    if trained:                      # a few large Adam steps on the true data: weights far from init
+    if trained:  # a few large Adam steps on the true data: weights far from init
         z, sp = _systems(B=8, seed=7)
         from lieconv.datasets.springs import spring_exact_solution
 

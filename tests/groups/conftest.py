@@ -1,4 +1,5 @@
 """Fixtures for the group tests: every registered group (ids = registry name) and small helpers."""
+
 from types import SimpleNamespace
 
 import pytest

@@ -1,4 +1,5 @@
 """``distance_lower_bound_coords``: d(u, v) >= ||E(u) - E(v)|| on random pairs (float64), near pi too."""
+
 import math
 
 import pytest
@@ -11,8 +12,24 @@ from .conftest import NAMES, elems, orbits
 #: algebra coordinates of the rotation part (set to angles close to pi below)
 ROTATION = {"SO2": [0], "Rot": [0], "SE2": [0], "RxSO2": [1], "SO3": [0, 1, 2], "SE3": [0, 1, 2]}
 #: groups whose bound is known; every other registered group must answer None (brute force)
-BOUNDED = {"T", "T2", "T3", "Trivial", "Trivial2", "Trivial3", "Tx", "Ty", "Rx", "Scale", "SO2", "Rot",
-           "RxSO2", "SE2", "SO3", "SE3"}
+BOUNDED = {
+    "T",
+    "T2",
+    "T3",
+    "Trivial",
+    "Trivial2",
+    "Trivial3",
+    "Tx",
+    "Ty",
+    "Rx",
+    "Scale",
+    "SO2",
+    "Rot",
+    "RxSO2",
+    "SE2",
+    "SO3",
+    "SE3",
+}
 
 
 def _right_mul(G, u, a):
@@ -53,7 +70,10 @@ def test_lower_bound_holds_on_random_pairs(name, alpha):
 def test_translation_bound_is_exact():
     G = get_group("T3")
     gen = torch.Generator().manual_seed(0)
-    u, v = torch.randn(50, 3, generator=gen, dtype=torch.float64), torch.randn(50, 3, generator=gen, dtype=torch.float64)
+    u, v = (
+        torch.randn(50, 3, generator=gen, dtype=torch.float64),
+        torch.randn(50, 3, generator=gen, dtype=torch.float64),
+    )
     q = u.new_zeros(50, 0)
     E = G.distance_lower_bound_coords
     assert torch.allclose((E(u, q) - E(v, q)).norm(dim=-1), G.elem_distance(u, v, q, q), rtol=1e-14, atol=0)

@@ -4,6 +4,7 @@
 perturbations leave the group (a 3x3 matrix off SO(3), a quaternion off the sphere), so this
 also checks that every branch is smooth in a full neighbourhood.
 """
+
 import math
 
 import pytest
@@ -13,7 +14,7 @@ from torch.autograd import gradcheck, gradgradcheck
 from lieconv.groups import GROUPS, get_group
 
 NAMES = [n for n in sorted(GROUPS) if get_group(n).lie_dim > 0]
-ROTATING = ["SO2", "RxSO2", "SE2", "SO3", "SE3"]   # groups with an angle (log branch cut at pi)
+ROTATING = ["SO2", "RxSO2", "SE2", "SO3", "SE3"]  # groups with an angle (log branch cut at pi)
 
 
 def _check(fn, *inputs):
@@ -25,9 +26,11 @@ def _check(fn, *inputs):
 def _algebra_points(G, gen):
     """a = 0 exactly, 1e-8 in a random direction, and a random vector (angles < ~1.3)."""
     d = torch.randn(G.lie_dim, generator=gen, dtype=torch.float64)
-    return {"zero": torch.zeros(1, G.lie_dim, dtype=torch.float64),
-            "tiny": (1e-8 * d / d.norm()).unsqueeze(0),
-            "random": (0.5 * torch.randn(2, G.lie_dim, generator=gen, dtype=torch.float64)).clamp(-0.75, 0.75)}
+    return {
+        "zero": torch.zeros(1, G.lie_dim, dtype=torch.float64),
+        "tiny": (1e-8 * d / d.norm()).unsqueeze(0),
+        "random": (0.5 * torch.randn(2, G.lie_dim, generator=gen, dtype=torch.float64)).clamp(-0.75, 0.75),
+    }
 
 
 def _near_pi(G, gen, delta=1e-4):
@@ -37,7 +40,7 @@ def _near_pi(G, gen, delta=1e-4):
         a[:, 0] = math.pi - delta
     elif G.name == "RxSO(2)":
         a[:, 1] = math.pi - delta
-    else:   # SO(3), SE(3): rotation vector first
+    else:  # SO(3), SE(3): rotation vector first
         w = a[:, :3] / a[:, :3].norm()
         a[:, :3] = (math.pi - delta) * w
     return a
@@ -99,4 +102,5 @@ def test_lift_grad(name, gen):
     def f(x):
         e, q = G.lift(x, 1, generator=torch.Generator().manual_seed(seed))
         return G.rel_log(e[:, :, None], e[:, None, :]).sum(-1) + q.sum(-1)[:, :, None]
+
     _check(f, x)

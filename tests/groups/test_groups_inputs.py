@@ -1,8 +1,9 @@
 """Bad input raises ValueError naming the argument; the registry."""
+
 import pytest
 import torch
 
-from lieconv.groups import GROUPS, SE2, T, MatrixLieGroup, Subgroup, get_group
+from lieconv.groups import GROUPS, SE2, MatrixLieGroup, Subgroup, T, get_group
 
 
 def test_lift_rejects_wrong_point_dimension(group):

@@ -1,4 +1,5 @@
 """Group laws, parametrised over the registry (float64)."""
+
 import pytest
 import torch
 from torch.testing import assert_close
@@ -8,7 +9,7 @@ TOL = dict(atol=1e-10, rtol=1e-10)
 
 def test_sizes_are_consistent(group):
     G = group
-    if G.lie_dim > 0:   # Trivial(d) uses 1x1 matrices
+    if G.lie_dim > 0:  # Trivial(d) uses 1x1 matrices
         assert G.rep_dim == (G.space_dim + 1 if G.affine else G.space_dim)
     e = G.identity_elems(dtype=torch.float64)
     assert e.shape == (G.elem_dim,)
@@ -114,12 +115,11 @@ def test_orbit_is_invariant(group, gen, h):
 
 def test_lift_maps_origin_to_point(group, gen, h):
     x = h.points(group, 2, 5, generator=gen)
-    for ns in ([1, 2, 5] if group.stabilizer_dim else [1]):
+    for ns in [1, 2, 5] if group.stabilizer_dim else [1]:
         e, q = group.lift(x, ns, generator=gen)
         assert e.shape == (2, 5 * ns, group.elem_dim)
         assert q.shape == (2, 5 * ns, group.q_dim)
-        assert_close(group.act(group.elems_to_matrix(e), group.origin(q)),
-                     x.repeat_interleave(ns, dim=1), **TOL)
+        assert_close(group.act(group.elems_to_matrix(e), group.origin(q)), x.repeat_interleave(ns, dim=1), **TOL)
         assert_close(q, group.orbit(x).repeat_interleave(ns, dim=1), **TOL)
 
 

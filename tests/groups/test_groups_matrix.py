@@ -1,4 +1,5 @@
 """MatrixLieGroup: numeric exp / log against the closed forms, and the R* x SQ example."""
+
 import math
 
 import torch
@@ -30,8 +31,12 @@ def test_numeric_se2_matches_closed_form(gen):
     assert_close(M.exp(a), G.exp(a), atol=1e-12, rtol=0)
     assert_close(M.log(G.exp(a)), G.log(G.exp(a)), atol=1e-10, rtol=0)
     u, v = G.sample(5, generator=gen), G.sample(5, generator=gen)
-    assert_close(M.rel_log(M.matrix_to_elems(u), M.matrix_to_elems(v)),
-                 G.rel_log(G.matrix_to_elems(u), G.matrix_to_elems(v)), atol=1e-10, rtol=0)
+    assert_close(
+        M.rel_log(M.matrix_to_elems(u), M.matrix_to_elems(v)),
+        G.rel_log(G.matrix_to_elems(u), G.matrix_to_elems(v)),
+        atol=1e-10,
+        rtol=0,
+    )
 
 
 def test_matrix_log_generic_matrices(gen):
@@ -43,8 +48,10 @@ def test_matrix_log_generic_matrices(gen):
 
 
 def test_matrix_log_is_twice_differentiable(gen):
-    for A in (torch.eye(3, dtype=torch.float64),
-              torch.linalg.matrix_exp(0.5 * torch.randn(3, 3, generator=gen, dtype=torch.float64))):
+    for A in (
+        torch.eye(3, dtype=torch.float64),
+        torch.linalg.matrix_exp(0.5 * torch.randn(3, 3, generator=gen, dtype=torch.float64)),
+    ):
         A = A.clone().requires_grad_(True)
         assert gradcheck(matrix_log, (A,), eps=1e-6, atol=1e-5, rtol=1e-4)
         assert gradgradcheck(matrix_log, (A,), eps=1e-6, atol=1e-5, rtol=1e-4)
@@ -68,6 +75,5 @@ def test_rxsq_rel_log_invariant_under_squeeze_and_scale(gen):
     g = G.exp(torch.tensor([0.7, -0.4], dtype=torch.float64))
     e, _ = G.lift(x)
     eg, _ = G.lift(G.act(g, x))
-    assert_close(G.rel_log(eg[:, :, None], eg[:, None, :]), G.rel_log(e[:, :, None], e[:, None, :]),
-                 atol=1e-12, rtol=0)
+    assert_close(G.rel_log(eg[:, :, None], eg[:, None, :]), G.rel_log(e[:, :, None], e[:, None, :]), atol=1e-12, rtol=0)
     assert math.isclose(float(G.distance(torch.tensor([3.0, 4.0]), None, None)), 5.0)

@@ -1,4 +1,5 @@
 """SE(2), SO(2), RxSO(2) and subgroup specifics."""
+
 import math
 
 import torch
@@ -16,7 +17,7 @@ def test_se2_stratified_lift_samples_are_evenly_spaced(gen):
         theta = e[..., 0].reshape(2, 5, ns)
         assert (theta >= -math.pi).all() and (theta < math.pi).all()
         steps = wrap_angle(theta[..., 1:] - theta[..., :-1])
-        steps = torch.where(steps <= 0, steps + 2 * math.pi, steps)   # ns = 2: the step is pi
+        steps = torch.where(steps <= 0, steps + 2 * math.pi, steps)  # ns = 2: the step is pi
         assert_close(steps, torch.full_like(steps, 2 * math.pi / ns), atol=1e-12, rtol=0)
         # one independent offset per point
         assert theta[..., 0].unique().numel() == 10

@@ -1,4 +1,5 @@
 """SO(3) / SE(3) specifics: the log near pi, quaternions, the lift's stabilizer samples."""
+
 import math
 
 import pytest
@@ -33,9 +34,13 @@ def test_so3_log_at_pi_up_to_sign(gen):
 
 def test_quaternion_matrix_roundtrip_every_branch(gen):
     # random rotations plus half turns about each axis (each Shepperd branch) and the identity
-    q = torch.cat([quat_random(32, generator=gen),
-                   torch.eye(4, dtype=torch.float64),
-                   torch.tensor([[1e-9, 1.0, 0.0, 0.0]], dtype=torch.float64)])
+    q = torch.cat(
+        [
+            quat_random(32, generator=gen),
+            torch.eye(4, dtype=torch.float64),
+            torch.tensor([[1e-9, 1.0, 0.0, 0.0]], dtype=torch.float64),
+        ]
+    )
     q = q / q.norm(dim=-1, keepdim=True)
     R = quat_to_matrix(q)
     assert_close(R @ R.transpose(-1, -2), torch.eye(3, dtype=torch.float64).expand_as(R), atol=1e-14, rtol=0)
@@ -46,8 +51,12 @@ def test_quaternion_matrix_roundtrip_every_branch(gen):
 
 
 def test_align_e1_every_direction(gen):
-    x = torch.cat([torch.randn(20, 3, generator=gen, dtype=torch.float64),
-                   torch.tensor([[-1.0, 0, 0], [-2.0, 1e-9, 0], [1.0, 0, 0], [0, 0, 3.0]], dtype=torch.float64)])
+    x = torch.cat(
+        [
+            torch.randn(20, 3, generator=gen, dtype=torch.float64),
+            torch.tensor([[-1.0, 0, 0], [-2.0, 1e-9, 0], [1.0, 0, 0], [0, 0, 3.0]], dtype=torch.float64),
+        ]
+    )
     q, r = align_e1(x)
     e1 = torch.tensor([1.0, 0, 0], dtype=torch.float64)
     assert_close(quat_to_matrix(q) @ e1 * r[:, None], x, atol=1e-13, rtol=0)
@@ -68,12 +77,12 @@ def test_so3_lift_samples_differ_by_the_stabilizer(gen):
     G = SO3()
     x = torch.randn(1, 1, 3, generator=gen, dtype=torch.float64)
     e, _ = G.lift(x, 64, generator=gen)
-    U = G.elems_to_matrix(e[0])                                  # (64, 3, 3)
-    rel = U[0].T @ U                                             # u_0^-1 u_s fixes e1
+    U = G.elems_to_matrix(e[0])  # (64, 3, 3)
+    rel = U[0].T @ U  # u_0^-1 u_s fixes e1
     e1 = torch.tensor([1.0, 0, 0], dtype=torch.float64)
     assert_close(rel @ e1, e1.expand(64, 3), atol=1e-13, rtol=0)
-    angles = torch.atan2(rel[:, 2, 1], rel[:, 1, 1])             # rotation angle about e1
-    assert angles.std() > 1.0                                    # spread over the circle
+    angles = torch.atan2(rel[:, 2, 1], rel[:, 1, 1])  # rotation angle about e1
+    assert angles.std() > 1.0  # spread over the circle
 
 
 def test_se3_lift_rotations_are_haar(gen):

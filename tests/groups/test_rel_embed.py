@@ -1,4 +1,5 @@
 """``LieGroup.rel_embed``: a continuous, invariant embedding of v^-1 u (the smooth kernel input)."""
+
 import math
 
 import pytest
@@ -32,7 +33,7 @@ def test_embedding_determines_the_relative_element(group, gen, h):
     # rel_embed(w, e) for the element w = v^-1 u itself must equal rel_embed(u, v)
     assert_close(group.rel_embed(group.matrix_to_elems(rel), ident), group.rel_embed(u, v), **TOL)
     if group.embed_dim == group.lie_dim and group.name not in ROTATION:
-        assert_close(group.rel_embed(u, v), group.rel_log(u, v), **TOL)   # default: the log itself
+        assert_close(group.rel_embed(u, v), group.rel_log(u, v), **TOL)  # default: the log itself
 
 
 @pytest.mark.parametrize("name", sorted(ROTATION))
@@ -43,13 +44,15 @@ def test_continuous_where_the_log_jumps(name):
     if name in ("SO3", "SE3"):
         ax = torch.tensor([0.48, -0.6, 0.64], dtype=torch.float64)
         rot = [torch.cat([ax * (math.pi + s)]) for s in (-eps, eps)]
-        mats = [G.exp(torch.cat([r, torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)]) if name == "SE3" else r)
-                for r in rot]
+        mats = [
+            G.exp(torch.cat([r, torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)]) if name == "SE3" else r)
+            for r in rot
+        ]
     else:
         k = ROTATION[name]
         mats = []
         for s in (-eps, eps):
-            a = torch.tensor([0.3, 0.0, 0.0][:G.lie_dim] if G.lie_dim > 1 else [0.0], dtype=torch.float64)
+            a = torch.tensor([0.3, 0.0, 0.0][: G.lie_dim] if G.lie_dim > 1 else [0.0], dtype=torch.float64)
             if name == "SE2":
                 a = torch.tensor([0.0, 0.7, -0.4], dtype=torch.float64)
             a[k] = math.pi + s
@@ -58,5 +61,5 @@ def test_continuous_where_the_log_jumps(name):
     ident = G.identity_elems(dtype=torch.float64)
     logs = [G.rel_log(x, ident) for x in u]
     embs = [G.rel_embed(x, ident) for x in u]
-    assert (logs[0] - logs[1]).abs().max() > 1.0                           # the principal log wraps
-    assert (embs[0] - embs[1]).abs().max() < 1e-7                          # the embedding does not
+    assert (logs[0] - logs[1]).abs().max() > 1.0  # the principal log wraps
+    assert (embs[0] - embs[1]).abs().max() < 1e-7  # the embedding does not

@@ -1,13 +1,21 @@
 """Baselines FC/HFC/OGN/HOGN, the separable-potential interface and ModelDynamics."""
+
 import pytest
 import torch
 from torch import nn
 
-from lieconv.dynamics import join_state, split_state
-from lieconv.dynamics.hamiltonian import angular_momentum, linear_momentum, spring_energy
 from lieconv.datasets.springs import SpringsConfig, sample_systems, spring_exact_solution
-from lieconv.models.baselines import (MODELS, PAPER_HPARAMS, ModelDynamics, PointsPotential, PotentialModel,
-                                      SpringPotential, build_baseline)
+from lieconv.dynamics import split_state
+from lieconv.dynamics.hamiltonian import angular_momentum, linear_momentum, spring_energy
+from lieconv.models.baselines import (
+    MODELS,
+    PAPER_HPARAMS,
+    ModelDynamics,
+    PointsPotential,
+    PotentialModel,
+    SpringPotential,
+    build_baseline,
+)
 
 F64 = dict(dtype=torch.float64)
 
@@ -28,7 +36,7 @@ def _momentum_errors(traj):
     Relative to the summands, not to |P(0)| or |L(0)|: a system can have L(0) ≈ 0, and rounding
     errors scale with the summands.
     """
-    q, p = split_state(traj, 6)                                       # (B, T, 6, 2)
+    q, p = split_state(traj, 6)  # (B, T, 6, 2)
     P, L = linear_momentum(p), angular_momentum(q, p)
     sP, sL = p.norm(dim=-1).sum(-1), (q.norm(dim=-1) * p.norm(dim=-1)).sum(-1)
     return (((P - P[:, :1]).norm(dim=-1) / sP).max().item(), ((L - L[:, :1]).abs() / sL).max().item())
@@ -39,7 +47,7 @@ def test_registry_and_paper_sizes():
     assert PAPER_HPARAMS["FC"] == {"hidden": 256, "num_layers": 4, "lr": 1e-2}
     assert PAPER_HPARAMS["HOGN"] == {"hidden": 256, "num_layers": 1, "lr": 1e-2}
     fc = build_baseline("FC")
-    assert sum(isinstance(m, nn.Linear) for m in fc.modules()) == 5          # 4 hidden + output
+    assert sum(isinstance(m, nn.Linear) for m in fc.modules()) == 5  # 4 hidden + output
     with pytest.raises(ValueError, match=r"unknown baseline 'GNN'; choose from \['FC', 'HFC', 'HOGN', 'OGN'\]"):
         build_baseline("GNN")
 
@@ -73,10 +81,10 @@ def test_hogn_conserves_linear_momentum_and_energy():
     with torch.no_grad():
         traj = ModelDynamics(model, substeps=2)(z, ts, sp)
     dP, dL = _momentum_errors(traj)
-    assert dP < 1e-10, dP                                   # T(2) invariant H (centred positions)
-    assert dL > 1e-6, dL                                    # not rotation invariant
+    assert dP < 1e-10, dP  # T(2) invariant H (centred positions)
+    assert dL > 1e-6, dL  # not rotation invariant
     H = model.H(traj.reshape(-1, 24), sp.repeat_interleave(50, 0)).reshape(4, 50)
-    assert ((H - H[:, :1]).abs() / H[:, :1].abs()).max() < 1e-5     # RK4 truncation error only
+    assert ((H - H[:, :1]).abs() / H[:, :1].abs()).max() < 1e-5  # RK4 truncation error only
 
 
 @pytest.mark.parametrize("name", ["HFC", "HOGN"])
@@ -84,7 +92,7 @@ def test_hamiltonian_models_backprop_through_integrator(name):
     model = _small(name)
     z, sp = _batch()
     target = spring_exact_solution(z, sp[..., 0], sp[..., 1], 0.01 * torch.arange(5, **F64))
-    pred = ModelDynamics(model)(z, 0.01 * torch.arange(5, **F64).expand(4, 5), sp)      # collated ts (B, T)
+    pred = ModelDynamics(model)(z, 0.01 * torch.arange(5, **F64).expand(4, 5), sp)  # collated ts (B, T)
     loss = (pred[:, 1:] - target[:, 1:]).pow(2).mean()
     loss.backward()
     grads = {n: p.grad for n, p in model.named_parameters()}
@@ -103,7 +111,7 @@ class _PairPotential(nn.Module):
         self.phi = nn.Sequential(nn.Linear(2, 16), nn.SiLU(), nn.Linear(16, 1))
 
     def forward(self, q, values):
-        d2 = (q.unsqueeze(2) - q.unsqueeze(1)).pow(2).sum(-1)          # (B, n, n)
+        d2 = (q.unsqueeze(2) - q.unsqueeze(1)).pow(2).sum(-1)  # (B, n, n)
         kk = values[..., 1].unsqueeze(2) * values[..., 1].unsqueeze(1)
         e = self.phi(torch.stack([d2, kk], -1)).squeeze(-1)
         return torch.triu(e, diagonal=1).sum((-2, -1))
@@ -125,7 +133,7 @@ def test_potential_model_with_leapfrog_conserves_both_momenta_exactly():
     pred = ModelDynamics(model, method="leapfrog")(z, ts[:5], sp)
     pred[:, 1:].pow(2).mean().backward()
     grads = [p.grad for p in model.parameters()]
-    assert grads[-1] is None                                 # φ's output bias is an additive constant of V
+    assert grads[-1] is None  # φ's output bias is an additive constant of V
     assert all(g is not None and torch.isfinite(g).all() for g in grads[:-1])
 
 
@@ -133,7 +141,7 @@ def test_true_potential_reproduces_ground_truth_and_centering():
     z, sp = _batch()
     ts = 0.01 * torch.arange(5, **F64)
     exact = spring_exact_solution(z, sp[..., 0], sp[..., 1], ts)
-    for center in (False, True):                            # V is translation invariant: centring is a no-op
+    for center in (False, True):  # V is translation invariant: centring is a no-op
         model = PotentialModel(SpringPotential(), center=center)
         torch.testing.assert_close(model.H(z, sp), spring_energy(z, sp))
         with torch.no_grad():
@@ -164,8 +172,8 @@ def test_per_item_time_grids_equal_integrating_each_item_alone(name):
     out = dyn(z, ts, sp)
     assert out.shape == (5, 4, 24)
     for b in range(5):
-        alone = dyn(z[b:b + 1], ts[b] - ts[b, 0], sp[b:b + 1])
-        torch.testing.assert_close(out[b:b + 1], alone, rtol=1e-13, atol=1e-13)
+        alone = dyn(z[b : b + 1], ts[b] - ts[b, 0], sp[b : b + 1])
+        torch.testing.assert_close(out[b : b + 1], alone, rtol=1e-13, atol=1e-13)
     # gradients flow through the regrouped batch
     out[:, 1:].pow(2).mean().backward()
     assert all(p.grad is not None for p in dyn.parameters() if p.requires_grad and p is not list(dyn.parameters())[-1])
@@ -174,10 +182,10 @@ def test_per_item_time_grids_equal_integrating_each_item_alone(name):
 def test_points_potential_adapter():
     from lieconv import Points
 
-    class MeanSquare(nn.Module):                       # stands in for a LieResNet(2, 1) on Points
+    class MeanSquare(nn.Module):  # stands in for a LieResNet(2, 1) on Points
         def forward(self, x):
             assert isinstance(x, Points) and x.values.shape[-1] == 2 and x.mask.all()
-            return (x.coords.pow(2).sum(-1) * x.values[..., 1]).mean(-1, keepdim=True)     # (B, 1)
+            return (x.coords.pow(2).sum(-1) * x.values[..., 1]).mean(-1, keepdim=True)  # (B, 1)
 
     z, sp = _batch()
     model = PotentialModel(PointsPotential(MeanSquare()), center=True)

@@ -1,4 +1,5 @@
 """HLieResNet (HLieConv) and LieResNetDynamics (LieConv-T(2)): shapes, symmetries, separability, bad input."""
+
 import math
 
 import pytest
@@ -49,11 +50,13 @@ def test_shapes_and_vector_field_is_J_grad_H():
     ref = symplectic_gradient(lambda x: model.H(x, sp), z)
     torch.testing.assert_close(f, ref)
     dq, _ = split_state(f, 6)
-    torch.testing.assert_close(dq, p / sp[..., :1])          # ∂H/∂p = p/m: the kinetic energy is analytic
+    torch.testing.assert_close(dq, p / sp[..., :1])  # ∂H/∂p = p/m: the kinetic energy is analytic
 
 
-@pytest.mark.parametrize("group,translation,rotation", [
-    ("Trivial2", False, False), ("T2", True, False), ("SO2", False, True), ("SO2*", True, True)])
+@pytest.mark.parametrize(
+    "group,translation,rotation",
+    [("Trivial2", False, False), ("T2", True, False), ("SO2", False, True), ("SO2*", True, True)],
+)
 def test_potential_symmetries(group, translation, rotation):
     q, _, sp = _batch()
     model = _small(group)
@@ -63,7 +66,7 @@ def test_potential_symmetries(group, translation, rotation):
         vr = model.V(q @ _rot(0.9).T, sp)
         perm = torch.tensor([3, 0, 5, 1, 4, 2])
         vp = model.V(q[:, perm], sp[:, perm])
-    torch.testing.assert_close(vp, v, atol=1e-12, rtol=1e-10)            # particles are a set
+    torch.testing.assert_close(vp, v, atol=1e-12, rtol=1e-10)  # particles are a set
     assert torch.allclose(vt, v, atol=1e-12, rtol=1e-10) == translation
     assert torch.allclose(vr, v, atol=1e-12, rtol=1e-10) == rotation
 
@@ -76,8 +79,8 @@ def test_potential_is_deterministic_and_leapfrog_rk4_agree():
         a = ModelDynamics(model, method="leapfrog")(z, ts, sp)
         b = ModelDynamics(model, method="leapfrog")(z, ts, sp)
         c = ModelDynamics(model, method="rk4")(z, ts, sp)
-    assert torch.equal(a, b)                                             # no Monte-Carlo resampling
-    assert (a - c).abs().max() < 1e-5                                    # both solve the same ODE
+    assert torch.equal(a, b)  # no Monte-Carlo resampling
+    assert (a - c).abs().max() < 1e-5  # both solve the same ODE
 
 
 @pytest.mark.parametrize("method", ["rk4", "leapfrog"])
@@ -88,7 +91,7 @@ def test_trains_through_the_integrator(method):
     out = ModelDynamics(model, method=method)(join_state(q, p).float(), 0.01 * torch.arange(3), sp.float())
     out.pow(2).mean().backward()
     missing = [n for n, prm in model.named_parameters() if prm.grad is None]
-    assert missing == ["net.net.head.bias"]                              # a constant in V has no ∇V
+    assert missing == ["net.net.head.bias"]  # a constant in V has no ∇V
     grads = [prm.grad for prm in model.parameters() if prm.grad is not None]
     assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
 
@@ -101,7 +104,7 @@ def test_direct_lieconv_t2_is_translation_equivariant():
         ft = model(0.0, join_state(q + torch.tensor([1.0, 2.0], **F64), p), sp)
     assert f.shape == (3, 24)
     torch.testing.assert_close(ft, f, atol=1e-12, rtol=1e-10)
-    assert not hasattr(model, "H")                                       # not Hamiltonian
+    assert not hasattr(model, "H")  # not Hamiltonian
 
 
 def test_parse_group():
@@ -146,7 +149,7 @@ def _across_pi(delta):
     d = torch.tensor(delta, **F64)
     x[0, 0] = torch.tensor([1.0, 0.0], **F64)
     x[0, 1] = -2 * torch.stack([torch.cos(d), torch.sin(d)])
-    x[0, 5] = -x[0, :5].sum(0)                                           # centroid 0: centring changes nothing
+    x[0, 5] = -x[0, :5].sum(0)  # centroid 0: centring changes nothing
     return x
 
 
@@ -177,13 +180,14 @@ def test_full_neighbourhoods_skip_the_search_and_match_it():
     x = model.net.net.lift(Points.from_coords(q, sp))
     sel = conv.select(x)
     assert sel.full and sel.nbhd_idx.shape == (3, 6, 6) and bool(sel.nbhd_mask.all())
-    idx, mask = neighborhood_indices(conv.group, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask,
-                                     num_nbhd=conv.num_nbhd, fill=conv.fill)
+    idx, mask = neighborhood_indices(
+        conv.group, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask, num_nbhd=conv.num_nbhd, fill=conv.fill
+    )
     assert torch.equal(idx.sort(-1).values, sel.nbhd_idx) and torch.equal(mask, sel.nbhd_mask)
     with torch.no_grad():
         v = model.V(q, sp)
         for b in model.net.net.blocks:
-            b.conv.covers_all = lambda n: False                         # force the search + gather path
+            b.conv.covers_all = lambda n: False  # force the search + gather path
         torch.testing.assert_close(model.V(q, sp), v, atol=1e-12, rtol=1e-12)
 
 
@@ -206,7 +210,7 @@ def test_value_features_are_reused_across_stages_with_the_same_result():
         g2 = torch.autograd.grad(ref.pow(2).sum(), params)
         for a, b in zip(g1, g2):
             torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
-        model.recompute = True                                           # checkpointed stages: same gradients
+        model.recompute = True  # checkpointed stages: same gradients
         g3 = torch.autograd.grad(ModelDynamics(model, method=method)(z, ts, sp).pow(2).sum(), params)
         model.recompute = False
         for a, b in zip(g3, g2):

@@ -1,14 +1,15 @@
 """ImageLieResNet and MoleculeLieResNet: shapes, schedule, invariances, bad input."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
+from lieconv import Points
 from lieconv.groups import get_group
 from lieconv.models.image import ImageLieResNet
 from lieconv.models.molecule import MoleculeLieResNet
 from lieconv.testing import assert_equivariant
-from lieconv import Points
 
 
 def small_image_net(group="T2", **kw):
@@ -24,7 +25,7 @@ def test_paper_grid_has_648_points_and_schedule():
     convs = [b.conv for b in net.net.blocks]
     s = 0.1 ** (1 / 6)
     assert [b.chin for b in net.net.blocks] == [int(128 / s ** (i / 2)) for i in range(6)]
-    assert convs[0].fill == pytest.approx(0.1) and convs[5].fill == pytest.approx(0.1 / s ** 5)
+    assert convs[0].fill == pytest.approx(0.1) and convs[5].fill == pytest.approx(0.1 / s**5)
     assert all(c.ds_frac == pytest.approx(s) for c in convs)
 
 

@@ -1,4 +1,5 @@
 """Shared fixtures for layer tests: random off-grid points in each group's domain."""
+
 from __future__ import annotations
 
 import torch
@@ -9,6 +10,8 @@ from lieconv.groups import GROUPS, get_group
 # Registered names that stand for the same group as another name (tested once).
 ALIASES = {"T", "Trivial"}
 GROUP_NAMES = sorted(n for n in GROUPS if n not in ALIASES)
+
+
 # Groups with a stabilizer are tested with 3 lift samples: with 2, the two samples of one point
 # are exactly pi apart, where log jumps (atan2), so rounding may flip the sign of that kernel input.
 def lift_samples(group) -> int:

@@ -1,4 +1,5 @@
 """Equivariance of the LieConv layer and of LieResNet for every registered group."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,8 +13,19 @@ from .helpers import GROUP_NAMES, lift_samples, make_group, random_points
 
 
 def small_resnet(group, *, chin=2, knn=False, ds_frac=0.6, bn=True):
-    return LieResNet(chin, 3, group=group, k=16, num_layers=2, num_nbhd=6, fill=0.5, ds_frac=ds_frac,
-                     liftsamples=lift_samples(group), bn=bn, knn=knn)
+    return LieResNet(
+        chin,
+        3,
+        group=group,
+        k=16,
+        num_layers=2,
+        num_nbhd=6,
+        fill=0.5,
+        ds_frac=ds_frac,
+        liftsamples=lift_samples(group),
+        bn=bn,
+        knn=knn,
+    )
 
 
 def equivariant_names():
@@ -26,16 +38,20 @@ def smooth_names():
     return [n for n in equivariant_names() if type(make_group(n)).rel_embed is not LieGroup.rel_embed]
 
 
-@pytest.mark.parametrize("name,ds_frac,kernel_input", [(n, f, "log") for n in equivariant_names() for f in (1.0, 0.5)]
-                         + [(n, 0.5, "smooth") for n in smooth_names()])
+@pytest.mark.parametrize(
+    "name,ds_frac,kernel_input",
+    [(n, f, "log") for n in equivariant_names() for f in (1.0, 0.5)] + [(n, 0.5, "smooth") for n in smooth_names()],
+)
 def test_conv_layer_equivariant_float64(name, ds_frac, kernel_input):
     group = make_group(name)
     torch.manual_seed(0)
-    conv = LieConv(2, 5, group=group, num_nbhd=7, fill=0.4, ds_frac=ds_frac, bn=True,
-                   kernel_input=kernel_input).double()
+    conv = LieConv(
+        2, 5, group=group, num_nbhd=7, fill=0.4, ds_frac=ds_frac, bn=True, kernel_input=kernel_input
+    ).double()
     pts = random_points(group)
-    err = assert_equivariant(lambda x, generator: conv(x, generator=generator), group, pts,
-                             num_samples=lift_samples(group), invariant=False)
+    err = assert_equivariant(
+        lambda x, generator: conv(x, generator=generator), group, pts, num_samples=lift_samples(group), invariant=False
+    )
     assert err <= 1e-9
 
 
@@ -58,8 +74,17 @@ def test_resnet_smooth_kernel_inputs_invariant_float64(name):
     group = make_group(name)
     for fill in (1.0, 0.5):
         torch.manual_seed(0)
-        net = LieResNet(2, 3, group=group, k=16, num_layers=2, num_nbhd=24 if fill == 1 else 6, fill=fill,
-                        liftsamples=lift_samples(group), kernel_input="smooth").double()
+        net = LieResNet(
+            2,
+            3,
+            group=group,
+            k=16,
+            num_layers=2,
+            num_nbhd=24 if fill == 1 else 6,
+            fill=fill,
+            liftsamples=lift_samples(group),
+            kernel_input="smooth",
+        ).double()
         assert net.blocks[0].conv.covers_all(24 * lift_samples(group)) == (fill == 1 and lift_samples(group) == 1)
         assert_equivariant(net, group, random_points(group, n_real=[24, 17, 9]), num_samples=lift_samples(group))
 
@@ -68,8 +93,18 @@ def test_resnet_smooth_kernel_inputs_invariant_float64(name):
 def test_resnet_per_point_equivariant(name):
     group = make_group(name)
     torch.manual_seed(0)
-    net = LieResNet(2, 3, group=group, k=16, num_layers=2, num_nbhd=6, fill=0.5, ds_frac=0.6,
-                    liftsamples=lift_samples(group), pool=False).double()
+    net = LieResNet(
+        2,
+        3,
+        group=group,
+        k=16,
+        num_layers=2,
+        num_nbhd=6,
+        fill=0.5,
+        ds_frac=0.6,
+        liftsamples=lift_samples(group),
+        pool=False,
+    ).double()
     assert_equivariant(net, group, random_points(group), num_samples=lift_samples(group), invariant=False)
 
 
@@ -98,8 +133,12 @@ def test_trivial_group_is_not_equivariant(name):
     gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     assert not torch.allclose(net(pts, generator=gen()), net(moved, generator=gen()), atol=1e-6)
     from lieconv.groups import get_group
-    se = get_group("SE2" if d == 2 else "SE3") if ("SE2" in GROUP_NAMES and d == 2) or ("SE3" in GROUP_NAMES and d == 3) \
+
+    se = (
+        get_group("SE2" if d == 2 else "SE3")
+        if ("SE2" in GROUP_NAMES and d == 2) or ("SE3" in GROUP_NAMES and d == 3)
         else get_group(f"T{d}")
+    )
     with pytest.raises(AssertionError, match="not invariant"):
         assert_equivariant(lambda x, generator: net(x, generator=generator), se, pts, transform="points")
 

@@ -1,4 +1,5 @@
 """The fused pieces of the LieConv layer against their plain definitions (float64)."""
+
 from __future__ import annotations
 
 import copy
@@ -55,9 +56,9 @@ def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn):
     a, mask = _rows(R=60, d=4)
     a, mask = a.view(3, 4, 5, 4), mask.view(3, 4, 5)
     plain = copy.deepcopy(mlp)
-    out = mlp(a, mask)                                              # parameters need grads, a does not
+    out = mlp(a, mask)  # parameters need grads, a does not
     w = mask.reshape(-1, 1).double()
-    ref = plain._rows(a.reshape(-1, 4), w).view(3, 4, 5, 6)         # plain autograd graph
+    ref = plain._rows(a.reshape(-1, 4), w).view(3, 4, 5, 6)  # plain autograd graph
     assert torch.allclose(out, ref, atol=1e-12)
     assert (out[~mask] == 0).all()
     g = torch.randn_like(out)
@@ -65,7 +66,7 @@ def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn):
     (ref * g).sum().backward()
     for p, q in zip(mlp.parameters(), plain.parameters()):
         assert torch.allclose(p.grad, q.grad, atol=1e-10)
-    for b1, b2 in zip(mlp.buffers(), plain.buffers()):   # running statistics updated once, not twice
+    for b1, b2 in zip(mlp.buffers(), plain.buffers()):  # running statistics updated once, not twice
         assert torch.allclose(b1, b2, atol=1e-12)
 
 

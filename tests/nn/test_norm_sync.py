@@ -1,4 +1,5 @@
 """MaskBatchNorm under DDP: with ``sync`` two gloo processes normalise with the global batch's statistics."""
+
 from __future__ import annotations
 
 import torch
@@ -47,7 +48,7 @@ def _worker(rank: int, world: int, init: str, sync: bool, results):
         mine = Points(pts.coords[half], pts.values[half], pts.mask[half])
         model = MaskBatchNorm.convert_sync(_model(), sync)
         out, grads, stats = _step(model, mine, torch.arange(B)[half])
-        dist.all_reduce(grads)                       # what DDP does (as a sum)
+        dist.all_reduce(grads)  # what DDP does (as a sum)
         results[rank] = (out, grads, stats)
     finally:
         dist.destroy_process_group()

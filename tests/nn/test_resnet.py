@@ -1,4 +1,5 @@
 """LieResNet behaviour: padding, empty clouds, batch sizes, copies, the fixed-grid fast path."""
+
 from __future__ import annotations
 
 import copy
@@ -33,8 +34,11 @@ def test_masked_padding_changes_no_real_output(training):
     pts = random_points(group, B=2, n=20, n_real=[20, 13])
     pad = 7
     noise = torch.randn(2, pad, 2, dtype=torch.float64) * 50
-    padded = Points(torch.cat([pts.coords, noise], 1), torch.cat([pts.values, noise], 1),
-                    torch.cat([pts.mask, torch.zeros(2, pad, dtype=torch.bool)], 1))
+    padded = Points(
+        torch.cat([pts.coords, noise], 1),
+        torch.cat([pts.values, noise], 1),
+        torch.cat([pts.mask, torch.zeros(2, pad, dtype=torch.bool)], 1),
+    )
     torch.testing.assert_close(net(pts, generator=gen()), net(padded, generator=gen()), rtol=0, atol=1e-12)
 
 
@@ -95,9 +99,10 @@ def test_fixed_grid_path_equals_per_example_path(group_name, bn):
     assert shared.shared_geometry and shared.elems.shape[0] == 1
     fast = net(shared, generator=gen(2))
     for b in range(4):
-        one = Points(pts.coords[b:b + 1], pts.values[b:b + 1], pts.mask[b:b + 1])
-        torch.testing.assert_close(net(lift(one, group, 1, generator=gen(1)), generator=gen(2)), fast[b:b + 1],
-                                   rtol=1e-12, atol=1e-12)
+        one = Points(pts.coords[b : b + 1], pts.values[b : b + 1], pts.mask[b : b + 1])
+        torch.testing.assert_close(
+            net(lift(one, group, 1, generator=gen(1)), generator=gen(2)), fast[b : b + 1], rtol=1e-12, atol=1e-12
+        )
 
 
 def test_fixed_grid_path_matches_unshared_batch_in_training_mode():

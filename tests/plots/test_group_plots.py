@@ -1,4 +1,5 @@
 """Lifting / neighbourhood figures: the geometry they show, and that the PNGs are written."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,8 @@ from lieconv.plots import groups as pg
 
 def _digit():
     img = torch.zeros(28, 28, dtype=torch.float64)
-    img[6:22, 12:15] = 1.0          # a bar ...
-    img[6:9, 8:20] = 1.0            # ... with a top: a "T"
+    img[6:22, 12:15] = 1.0  # a bar ...
+    img[6:9, 8:20] = 1.0  # ... with a top: a "T"
     return img
 
 
@@ -40,7 +41,7 @@ def test_transform_image_matches_point_map():
 def test_neighbourhood_sizes():
     ball, drawn = pg.neighbourhood_weights(get_group("T2"), None, 100, fill=0.1, nbhd=25)
     assert int(ball.sum()) == math.ceil(0.1 * 648) and int(drawn.sum()) == 25
-    assert bool(((drawn > 0) <= (ball > 0)).all())         # drawn from the ball
+    assert bool(((drawn > 0) <= (ball > 0)).all())  # drawn from the ball
     ball2, drawn2 = pg.neighbourhood_weights(get_group("SE2"), None, 100, fill=0.1, nbhd=25, liftsamples=3)
     assert ball2.sum() == pytest.approx(math.ceil(0.1 * 648 * 3) / 3)
     assert drawn2.sum() == pytest.approx(25.0)
@@ -83,8 +84,9 @@ def test_figures_command(tmp_path, capsys):
     np.save(tmp_path / "digit.npy", _digit().numpy())
     parser = argparse.ArgumentParser()
     rm.add_figures_arguments(parser)
-    args = parser.parse_args(["--out", str(tmp_path / "figs"), "--groups", "T2", "SE2",
-                              "--image", str(tmp_path / "digit.npy")])
+    args = parser.parse_args(
+        ["--out", str(tmp_path / "figs"), "--groups", "T2", "SE2", "--image", str(tmp_path / "digit.npy")]
+    )
     assert rm.run_figures(args) == 0
     names = sorted(p.name for p in (tmp_path / "figs").iterdir())
     assert names == ["lifting.png", "neighbourhoods.png", "neighbourhoods_SE2.png", "neighbourhoods_T2.png"]

@@ -1,5 +1,6 @@
 """QM9 task on a tiny synthetic qm9pack-format source (no real data): config, loss, training,
 evaluation, the equivariance and benchmark commands, and bad input surfacing before training."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ HEADER = (
     "ZPVE_au,InternalEnergy_0K_au,InternalEnergy_298K_au,Enthalphy_298K_au,GibbsFreeEnergy_298K_au,"
     "Heatcapacity_Cv_cal_mol_K"
 )
-N_MOLS, SPLIT_TRAIN = 40, 24          # -> 24 train, 12 valid, 4 test
+N_MOLS, SPLIT_TRAIN = 40, 24  # -> 24 train, 12 valid, 4 test
 
 
 def fake_row(index: int, elements: list[str], g: torch.Generator) -> str:
@@ -35,10 +36,12 @@ def fake_row(index: int, elements: list[str], g: torch.Generator) -> str:
     homo = -0.30 + 0.01 * heavy + 0.002 * float(torch.rand((), generator=g))
     elems = ",".join(f"'{e}'" for e in elements)
     zeros = ",".join(["0."] * n)
-    return (f'"dsgdb9nsd_{index:06d}.xyz",{index},"X","InChI=fake",{n},"[0,0,0,0,0]","[{elems}]","[{xyz_txt}]",'
-            f'"[{zeros}]","[100.]",1.,2.,3.,{0.5 + 0.1 * heavy},{10 + heavy}.,{homo:.6f},0.05,{0.05 - homo:.6f},'
-            f"{50 + n}.5,0.03,{-40.0 * heavy},{-40.0 * heavy + 0.003},{-40.0 * heavy + 0.004},"
-            f"{-40.0 * heavy - 0.02},{5 + 0.1 * n}")
+    return (
+        f'"dsgdb9nsd_{index:06d}.xyz",{index},"X","InChI=fake",{n},"[0,0,0,0,0]","[{elems}]","[{xyz_txt}]",'
+        f'"[{zeros}]","[100.]",1.,2.,3.,{0.5 + 0.1 * heavy},{10 + heavy}.,{homo:.6f},0.05,{0.05 - homo:.6f},'
+        f"{50 + n}.5,0.03,{-40.0 * heavy},{-40.0 * heavy + 0.003},{-40.0 * heavy + 0.004},"
+        f"{-40.0 * heavy - 0.02},{5 + 0.1 * n}"
+    )
 
 
 def write_source(directory, bad_element: str | None = None):
@@ -59,9 +62,19 @@ def write_source(directory, bad_element: str | None = None):
 
 
 def tiny(tmp_path, source, **kw) -> dict:
-    opts = dict(data_source=str(source), data_root=str(tmp_path / "cache"), split_train=SPLIT_TRAIN, k=8,
-                num_layers=1, batch_size=8, epochs=2, warmup_epochs=0.5, device="cpu", out=str(tmp_path / "run"),
-                resume=False)
+    opts = dict(
+        data_source=str(source),
+        data_root=str(tmp_path / "cache"),
+        split_train=SPLIT_TRAIN,
+        k=8,
+        num_layers=1,
+        batch_size=8,
+        epochs=2,
+        warmup_epochs=0.5,
+        device="cpu",
+        out=str(tmp_path / "run"),
+        resume=False,
+    )
     opts.update(kw)
     return opts
 
@@ -75,12 +88,17 @@ def source(tmp_path_factory):
 def trained(tmp_path_factory, source):
     """A T3 model trained for 2 epochs on the fake data, without augmentation."""
     tmp = tmp_path_factory.mktemp("qm9run")
-    summary = fit("qm9", preset="quick", overrides=tiny(tmp, source, group="T3", augment=False, n_train=0,
-                                                        n_valid=0, n_test=0), print_lines=False)
+    summary = fit(
+        "qm9",
+        preset="quick",
+        overrides=tiny(tmp, source, group="T3", augment=False, n_train=0, n_valid=0, n_test=0),
+        print_lines=False,
+    )
     return summary
 
 
 # ----------------------------------------------------------------------------------------------- config
+
 
 def test_config_choices_presets_and_group_defaults():
     paper = resolve_config(QM9Task, "paper")
@@ -92,7 +110,7 @@ def test_config_choices_presets_and_group_defaults():
     fields = {f.name: f for f in QM9Config.__dataclass_fields__.values()}
     assert fields["target"].metadata["choices"] == list(TARGETS) and len(TARGETS) == 12
     assert fields["target"].metadata["aliases"] == ["--task"]
-    assert task_mod.QM9_TARGETS == TARGETS                      # the copy kept to avoid importing the data module
+    assert task_mod.QM9_TARGETS == TARGETS  # the copy kept to avoid importing the data module
     assert fields["group"].metadata["choices"] == ["Trivial3", "T3", "SO3", "SE3"]
     opts = QM9Task(resolve_config(QM9Task, "paper", overrides={"group": "SE3"})).model_options()
     assert (opts["nbhd"], opts["fill"], opts["liftsamples"]) == (25, 0.5, 4)
@@ -103,8 +121,11 @@ def test_config_choices_presets_and_group_defaults():
 
 
 def test_unknown_target_lists_the_12_choices():
-    with pytest.raises(ValueError, match=r"target: unknown value 'energy'; choose from \['alpha', 'gap', 'homo'"
-                                         r".*'zpve'\]") as info:
+    with pytest.raises(
+        ValueError,
+        match=r"target: unknown value 'energy'; choose from \['alpha', 'gap', 'homo'"
+        r".*'zpve'\]",
+    ) as info:
         resolve_config(QM9Task, "quick", overrides={"target": "energy"})
     assert all(repr(t) in str(info.value) for t in TARGETS)
     with pytest.raises(ValueError, match="group: unknown value 'SE2'"):
@@ -112,8 +133,13 @@ def test_unknown_target_lists_the_12_choices():
 
 
 def test_helpers():
-    assert [unit_suffix(u) for u in ("meV", "D", "bohr^3", "bohr^2", "cal/(mol K)")] == \
-        ["meV", "D", "bohr3", "bohr2", "cal_per_mol_K"]
+    assert [unit_suffix(u) for u in ("meV", "D", "bohr^3", "bohr^2", "cal/(mol K)")] == [
+        "meV",
+        "D",
+        "bohr3",
+        "bohr2",
+        "cal_per_mol_K",
+    ]
     a = subset_indices(100, 10, 3)
     assert a == subset_indices(100, 10, 3) and a == sorted(a) and len(set(a)) == 10
     assert subset_indices(100, 0, 3) is None and subset_indices(100, 100, 3) is None
@@ -123,15 +149,21 @@ def test_helpers():
     x[0, 3:] = 0
     y = RandomTranslation3d(translation_std=0.5, generator=torch.Generator().manual_seed(0))(x, mask)
     d = y - x
-    assert torch.allclose(d[:, :1].expand(-1, 5, -1)[mask], d[mask])        # one shift per molecule
+    assert torch.allclose(d[:, :1].expand(-1, 5, -1)[mask], d[mask])  # one shift per molecule
     assert torch.all(y[0, 3:] == 0) and not torch.allclose(d[0, 0], d[1, 0])
 
 
 # ----------------------------------------------------------------------------------------------- loss
 
+
 def test_loss_is_standardised_l1_and_mae_in_units(tmp_path, source):
-    task = QM9Task(resolve_config(QM9Task, "quick", overrides=tiny(tmp_path, source, target="gap", augment=True,
-                                                                   n_train=10, n_valid=5, n_test=0)))
+    task = QM9Task(
+        resolve_config(
+            QM9Task,
+            "quick",
+            overrides=tiny(tmp_path, source, target="gap", augment=True, n_train=10, n_valid=5, n_test=0),
+        )
+    )
     data = task.datasets()
     assert (len(data["train"]), len(data["valid"]), len(data["test"])) == (10, 5, 4)
     mean, std = task.stats
@@ -154,16 +186,17 @@ def test_loss_is_standardised_l1_and_mae_in_units(tmp_path, source):
     assert float(loss.detach()) == pytest.approx(float(((y - mean) / std).abs().mean()), rel=1e-5)
     assert float(logs["mae_meV"]) == pytest.approx(float((y - mean).abs().mean()), rel=1e-5)
     assert float(logs["mae"]) == float(logs["mae_meV"])
-    assert torch.equal(seen[-1], batch["positions"])                           # no augmentation in eval mode
+    assert torch.equal(seen[-1], batch["positions"])  # no augmentation in eval mode
     model.train()
     task.loss(model, batch)
     m = batch["mask"]
-    assert not torch.allclose(seen[-1], batch["positions"])                    # SO(3)-rotated in training
+    assert not torch.allclose(seen[-1], batch["positions"])  # SO(3)-rotated in training
     torch.testing.assert_close(seen[-1].norm(dim=-1)[m], batch["positions"].norm(dim=-1)[m])
     torch.testing.assert_close(task.predict(model.eval(), batch), torch.full((6,), mean, dtype=torch.float32))
 
 
 # ----------------------------------------------------------------------------------------------- training
+
 
 def test_fit_eval_and_metric_names(trained):
     assert trained["status"] == "completed" and trained["epochs_completed"] == 2
@@ -188,8 +221,8 @@ def test_equivariance_command_on_a_checkpoint(trained, tmp_path, capsys):
     res = json.loads(out.read_text())
     assert res["unit"] == "meV" and res["group"] == "T3" and not res["augment"]
     mae = res["mae"]
-    assert mae["N"] == pytest.approx(trained["test"]["mae_meV"], rel=1e-4)      # same test set, same metric
-    assert mae["T(3)"] == pytest.approx(mae["N"], rel=1e-4)                      # T(3) model: translation-invariant
+    assert mae["N"] == pytest.approx(trained["test"]["mae_meV"], rel=1e-4)  # same test set, same metric
+    assert mae["T(3)"] == pytest.approx(mae["N"], rel=1e-4)  # T(3) model: translation-invariant
     with pytest.raises(ValueError, match="n_test"):
         cmd.run(parser.parse_args(["--checkpoint", trained["best_checkpoint"], "--n-test", "-1"]))
 
@@ -198,16 +231,23 @@ def test_equivariance_table_se3_and_trivial_models(tmp_path, source):
     """Predictions of an SE(3) model hardly move under random SE(3) motions; a Trivial model's do."""
     change = {}
     for group in ("SE3", "Trivial3"):
-        cfg = resolve_config(QM9Task, "quick", overrides=tiny(tmp_path, source, group=group, n_test=0,
-                                                              liftsamples=2 if group == "SE3" else 0))
+        cfg = resolve_config(
+            QM9Task,
+            "quick",
+            overrides=tiny(tmp_path, source, group=group, n_test=0, liftsamples=2 if group == "SE3" else 0),
+        )
         task = QM9Task(cfg)
         torch.manual_seed(0)
         model = task.build_model().eval()
         res = task_mod.equivariance_table(model, task, n_test=0, seed=3, columns=("N", "T(3)", "SE(3)"))
         assert set(res) == {"N", "T(3)", "SE(3)"} and all(math.isfinite(v) for v in res.values())
         batch = task.collate([task.datasets()["test"][i] for i in range(4)])
-        moved = dict(batch, positions=task_mod._column_transform("SE(3)", 0.5, torch.Generator().manual_seed(1))(
-            batch["positions"], batch["mask"]))
+        moved = dict(
+            batch,
+            positions=task_mod._column_transform("SE(3)", 0.5, torch.Generator().manual_seed(1))(
+                batch["positions"], batch["mask"]
+            ),
+        )
         with torch.no_grad():
             p0 = task.predict(model, batch, generator=torch.Generator().manual_seed(5))
             p1 = task.predict(model, moved, generator=torch.Generator().manual_seed(5))
@@ -223,11 +263,15 @@ def test_benchmark_steps(tmp_path, source):
 
 # ----------------------------------------------------------------------------------------------- bad input
 
+
 def test_bad_element_fails_before_training(tmp_path):
     bad = write_source(tmp_path / "bad", bad_element="S")
     opts = tiny(tmp_path, bad)
-    with pytest.raises(ValueError, match=r"qm9 data: .*qm9_part2\.csv: line 3: molecule 17 has element 'S'; "
-                                         r"only H, C, N, O, F"):
+    with pytest.raises(
+        ValueError,
+        match=r"qm9 data: .*qm9_part2\.csv: line 3: molecule 17 has element 'S'; "
+        r"only H, C, N, O, F",
+    ):
         fit("qm9", preset="quick", overrides=opts, print_lines=False)
     assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
 
@@ -255,8 +299,16 @@ def test_corrupt_csv_and_cache(tmp_path, source):
 def test_equivariance_rejects_other_checkpoints(tmp_path):
     cmd = QM9Task.commands["equivariance"]
     with pytest.raises(ValueError, match="does not exist"):
-        cmd.run(argparse.Namespace(checkpoint=str(tmp_path / "none.ckpt"), n_test=None, seed=0,
-                                   translation_std=0.5, batch_size=None, json=None))
+        cmd.run(
+            argparse.Namespace(
+                checkpoint=str(tmp_path / "none.ckpt"),
+                n_test=None,
+                seed=0,
+                translation_std=0.5,
+                batch_size=None,
+                json=None,
+            )
+        )
     assert set(QM9Task.commands) == {"equivariance", "benchmark"}
     with pytest.raises(ValueError, match="checkpoint"):
         load_model(tmp_path / "none.ckpt", "qm9")

@@ -3,6 +3,7 @@
 No real data: a tiny "official" folder of random-digit .amat files (60 train_valid rows, 30 test
 rows) stands in for RotMNIST, and the unrotated MNIST loader is replaced by random digits.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,9 @@ def fake_mnist(monkeypatch):
 
 
 def _config(official, tmp_path, **kw):
-    return resolve_config("rotmnist", "quick", overrides={**TINY, "official": str(official),
-                                                          "data_root": str(tmp_path / "cache"), **kw})
+    return resolve_config(
+        "rotmnist", "quick", overrides={**TINY, "official": str(official), "data_root": str(tmp_path / "cache"), **kw}
+    )
 
 
 def test_presets_and_liftsamples():
@@ -98,7 +100,7 @@ def test_datasets_subsets_and_augmentation(tmp_path, official):
     model = task.build_model()
     batch = torch.stack([ds["train"][i][0] for i in range(4)])
     model.eval()
-    assert torch.equal(task.prepare(batch, model), (batch - rm.MEAN) / rm.STD)   # no augmentation in eval
+    assert torch.equal(task.prepare(batch, model), (batch - rm.MEAN) / rm.STD)  # no augmentation in eval
     model.train()
     assert not torch.allclose(task.prepare(batch, model), (batch - rm.MEAN) / rm.STD)
 
@@ -121,13 +123,14 @@ def test_evaluation_is_reproducible_on_any_batch_size_and_averages_draws(tmp_pat
     fit("rotmnist", cfg, progress_bar=False, print_lines=False)
     ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
     ref = evaluate(ckpt, "rotmnist", device="cpu", batch_size=10)
-    for bs in (10, 7, 1, 30):     # same draws per digit; only float32 summation order differs
+    for bs in (10, 7, 1, 30):  # same draws per digit; only float32 summation order differs
         got = evaluate(ckpt, "rotmnist", device="cpu", batch_size=bs)
         assert got == pytest.approx(ref, rel=1e-5, abs=1e-5)
     avg = evaluate(ckpt, "rotmnist", device="cpu", batch_size=7, eval_samples=3)
-    assert avg == pytest.approx(evaluate(ckpt, "rotmnist", device="cpu", batch_size=30, eval_samples=3),
-                                rel=1e-5, abs=1e-5)
-    assert abs(avg["loss"] - ref["loss"]) > 1e-4          # three other draws averaged
+    assert avg == pytest.approx(
+        evaluate(ckpt, "rotmnist", device="cpu", batch_size=30, eval_samples=3), rel=1e-5, abs=1e-5
+    )
+    assert abs(avg["loss"] - ref["loss"]) > 1e-4  # three other draws averaged
     with pytest.raises(ValueError, match="eval_samples"):
         evaluate(ckpt, "rotmnist", device="cpu", eval_samples=0)
 
@@ -143,8 +146,7 @@ def _equivariance_args(**kw):
 
 def test_equivariance_trains_and_prints_table(tmp_path, official, fake_mnist, capsys):
     sets = [f"{k}={v}" for k, v in TINY.items()] + [f"official={official}", f"data_root={tmp_path / 'cache'}"]
-    args = _equivariance_args(train=True, out=str(tmp_path / "grid"), groups=["T2", "SO2"], overrides=sets,
-                              n_mnist=15)
+    args = _equivariance_args(train=True, out=str(tmp_path / "grid"), groups=["T2", "SO2"], overrides=sets, n_mnist=15)
     assert rm.run_equivariance(args) == 0
     out = capsys.readouterr().out
     assert "rotated test set" in out and "unrotated MNIST" in out
@@ -155,8 +157,12 @@ def test_equivariance_trains_and_prints_table(tmp_path, official, fake_mnist, ca
     import json
 
     rows = json.loads((tmp_path / "grid" / "table.json").read_text())
-    assert sorted((r["group"], r["augment"]) for r in rows) == [("SO2", False), ("SO2", True), ("T2", False),
-                                                                ("T2", True)]
+    assert sorted((r["group"], r["augment"]) for r in rows) == [
+        ("SO2", False),
+        ("SO2", True),
+        ("T2", False),
+        ("T2", True),
+    ]
     assert all(r["n_rotated"] == 20 and r["n_mnist"] == 15 for r in rows)
     # evaluating the same folders again with --runs gives the same numbers
     again = rm.evaluate_runs([r["run"] for r in rows], n_mnist=15)
@@ -175,12 +181,14 @@ def test_equivariance_bad_input(tmp_path):
 
 
 def test_format_table_layout():
-    rows = [{"group": g, "augment": a, "rotated_err": e, "mnist_err": e + 1, "n_rotated": 10, "n_mnist": 5}
-            for g, a, e in (("SE2", True, 1.0), ("T2", False, 3.0), ("T2", False, 5.0))]
+    rows = [
+        {"group": g, "augment": a, "rotated_err": e, "mnist_err": e + 1, "n_rotated": 10, "n_mnist": 5}
+        for g, a, e in (("SE2", True, 1.0), ("T2", False, 3.0), ("T2", False, 5.0))
+    ]
     text = rm.format_equivariance_table(rows)
     assert "T(2)" in text and "SE(2)" in text
-    none_row = [line for line in text.splitlines() if line.startswith("None")][0].split()
-    assert none_row[1:] == ["4.00", "-"]          # T2 averaged over two runs; SE2 missing
+    none_row = next(line for line in text.splitlines() if line.startswith("None")).split()
+    assert none_row[1:] == ["4.00", "-"]  # T2 averaged over two runs; SE2 missing
 
 
 def test_commands_registered():

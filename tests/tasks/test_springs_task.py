@@ -1,4 +1,5 @@
 """The springs task: config and presets, models, loss and batch checks, a tiny end-to-end run, sweep, demo."""
+
 import json
 
 import pytest
@@ -6,14 +7,36 @@ import torch
 
 from lieconv.models.baselines import FC, HFC, HOGN, OGN, ModelDynamics
 from lieconv.models.hamiltonian import HLieResNet, LieResNetDynamics
-from lieconv.tasks.springs import (MODELS, SpringsTask, SpringsTaskConfig, build_dynamics_model, check_batch, compare_runs,
-                                   format_sweep_table, model_label, resolve_lr, run_demo, run_sweep, sweep_epochs)
+from lieconv.tasks.springs import (
+    MODELS,
+    SpringsTask,
+    build_dynamics_model,
+    check_batch,
+    compare_runs,
+    format_sweep_table,
+    model_label,
+    resolve_lr,
+    run_demo,
+    run_sweep,
+    sweep_epochs,
+)
 from lieconv.training.config import resolve_config
 
 #: a run that takes seconds: tiny data, tiny network, one epoch, few short rollouts
-TINY = {"n_train": 16, "n_valid": 8, "n_test": 8, "batch_size": 8, "epochs": 1, "k": 8, "num_layers": 1,
-        "hidden": 16, "rollout_systems": 3, "rollout_steps": 12, "early_stopping_patience": 0,
-        "gt_method": "exact"}
+TINY = {
+    "n_train": 16,
+    "n_valid": 8,
+    "n_test": 8,
+    "batch_size": 8,
+    "epochs": 1,
+    "k": 8,
+    "num_layers": 1,
+    "hidden": 16,
+    "rollout_systems": 3,
+    "rollout_steps": 12,
+    "early_stopping_patience": 0,
+    "gt_method": "exact",
+}
 
 
 def test_paper_preset_is_c4():
@@ -31,9 +54,18 @@ def test_paper_preset_is_c4():
     assert q.k < c.k and q.n_train < c.n_train and q.rollout_steps >= 100
 
 
-@pytest.mark.parametrize("name,group,cls", [
-    ("HLieResNet", "auto", HLieResNet), ("HLieResNet", "Trivial2", HLieResNet), ("LieConvDirect", "auto", LieResNetDynamics),
-    ("FC", "auto", FC), ("HFC", "auto", HFC), ("OGN", "auto", OGN), ("HOGN", "auto", HOGN)])
+@pytest.mark.parametrize(
+    "name,group,cls",
+    [
+        ("HLieResNet", "auto", HLieResNet),
+        ("HLieResNet", "Trivial2", HLieResNet),
+        ("LieConvDirect", "auto", LieResNetDynamics),
+        ("FC", "auto", FC),
+        ("HFC", "auto", HFC),
+        ("OGN", "auto", OGN),
+        ("HOGN", "auto", HOGN),
+    ],
+)
 def test_models(name, group, cls):
     c = resolve_config(SpringsTask, "paper", overrides={**TINY, "model": name, "group": group})
     model = build_dynamics_model(c)
@@ -70,8 +102,12 @@ def _batch(B=4):
 def test_check_batch_names_the_argument():
     z0, ts, sp, zt = _batch()
     check_batch(z0, ts, sp, zt)
-    cases = {"z0": (z0[:, :20], ts, sp, zt), "sys_params": (z0, ts, sp[:3], zt), "ts": (z0, ts[:2], sp, zt),
-             "z_target": (z0, ts, sp, zt[:, :3])}
+    cases = {
+        "z0": (z0[:, :20], ts, sp, zt),
+        "sys_params": (z0, ts, sp[:3], zt),
+        "ts": (z0, ts[:2], sp, zt),
+        "z_target": (z0, ts, sp, zt[:, :3]),
+    }
     for name, args in cases.items():
         with pytest.raises(ValueError, match=f"^{name}:"):
             check_batch(*args)
@@ -101,12 +137,12 @@ def test_tiny_run_end_to_end(tmp_path):
     assert s["status"] == "completed" and s["test"]["loss"] > 0
     r = s["report"]
     assert set(r) >= {"rollout_state", "rollout_energy", "rollout_linear_momentum", "rollout_angular_momentum"}
-    assert r["rollout_linear_momentum"] < 1e-12 and r["rollout_angular_momentum"] < 1e-12    # Noether
+    assert r["rollout_linear_momentum"] < 1e-12 and r["rollout_angular_momentum"] < 1e-12  # Noether
     for f in ("rollout_errors.png", "trajectory.png"):
         assert (tmp_path / "run" / "figures" / f).stat().st_size > 1000
     saved = torch.load(tmp_path / "run" / "rollout.pt", weights_only=True)
-    assert saved["errors"]["state"].shape == (3, 13)                   # 12 steps: 13 states from t = 0
-    from lieconv.training.trainer import evaluate       # `lieconv eval springs`: ∇H under inference mode
+    assert saved["errors"]["state"].shape == (3, 13)  # 12 steps: 13 states from t = 0
+    from lieconv.training.trainer import evaluate  # `lieconv eval springs`: ∇H under inference mode
 
     m = evaluate(s["best_checkpoint"], "springs", device="cpu")
     assert m["loss"] == pytest.approx(s["test"]["loss"], rel=1e-5)
@@ -117,8 +153,26 @@ def test_sweep_via_cli_and_demo(tmp_path, capsys):
 
     cfg = tmp_path / "tiny.json"
     cfg.write_text(json.dumps({**TINY, "data_root": str(tmp_path / "data")}))
-    rc = cli.main(["sweep", "springs", "--sizes", "8", "16", "--models", "HFC", "HLieResNet-T2", "--epochs", "1",
-                   "--preset", "paper", "--config", str(cfg), "--out", str(tmp_path / "sweep")])
+    rc = cli.main(
+        [
+            "sweep",
+            "springs",
+            "--sizes",
+            "8",
+            "16",
+            "--models",
+            "HFC",
+            "HLieResNet-T2",
+            "--epochs",
+            "1",
+            "--preset",
+            "paper",
+            "--config",
+            str(cfg),
+            "--out",
+            str(tmp_path / "sweep"),
+        ]
+    )
     assert rc == 0
     data = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert set(data["results"]) == {"HFC", "HLieResNet-T2"}
@@ -128,12 +182,26 @@ def test_sweep_via_cli_and_demo(tmp_path, capsys):
     assert "N=16" in capsys.readouterr().out
     assert sweep_epochs(100, 300) == 182 and sweep_epochs(100, 30) == 577 and sweep_epochs(100, 1000) == 100
     assert sweep_epochs(10, 100, False) == 10
-    assert "HFC" in format_sweep_table({"HFC": {8: [1.0, 3.0]}}) and "2.000e+00 (2)" in format_sweep_table({"HFC": {8: [1.0, 3.0]}})
+    assert "HFC" in format_sweep_table({"HFC": {8: [1.0, 3.0]}}) and "2.000e+00 (2)" in format_sweep_table(
+        {"HFC": {8: [1.0, 3.0]}}
+    )
     # sweeps run in pieces (another seed) merge into one table and figure
     second = tmp_path / "sweep2.json"
     second.write_text(json.dumps({"results": {"HFC": {"8": [0.5]}}, "runs": []}))
-    assert cli.main(["sweep", "springs", "--merge", str(tmp_path / "sweep" / "sweep.json"), str(second),
-                     "--out", str(tmp_path / "merged")]) == 0
+    assert (
+        cli.main(
+            [
+                "sweep",
+                "springs",
+                "--merge",
+                str(tmp_path / "sweep" / "sweep.json"),
+                str(second),
+                "--out",
+                str(tmp_path / "merged"),
+            ]
+        )
+        == 0
+    )
     merged = json.loads((tmp_path / "merged" / "sweep.json").read_text())
     assert len(merged["results"]["HFC"]["8"]) == 2 and len(merged["runs"]) == 4
     assert (tmp_path / "merged" / "data_efficiency.png").is_file()
@@ -148,7 +216,7 @@ def test_sweep_via_cli_and_demo(tmp_path, capsys):
     assert "test MSE" in text and "figures:" in text
     assert (tmp_path / "demo" / "figures" / "rollout_errors.png").is_file()
     assert (tmp_path / "demo" / "figures" / "trajectories.png").is_file()
-    assert (tmp_path / "demo" / "figures" / "momenta.png").stat().st_size > 1000            # Figure 7(b)
+    assert (tmp_path / "demo" / "figures" / "momenta.png").stat().st_size > 1000  # Figure 7(b)
     assert "state@10" in text and "rk4" in text
     # `lieconv compare springs RUN...`: the same table and figures for any finished runs
     runs = [str(tmp_path / "demo" / d) for d in ("HLieResNet-SO2star", "HFC")]

@@ -1,4 +1,5 @@
 """Fixtures of the trainer tests: a tiny toy-task config and a helper to run the CLI in a subprocess."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,16 @@ import lieconv.tasks  # noqa: F401 - registers the built-in tasks (toy) that the
 REPO = Path(__file__).resolve().parents[2]
 
 #: Options of a tiny toy run (8 steps per epoch, ~0.1 s per epoch on one core).
-TINY = {"epochs": 3, "n_train": 128, "n_valid": 32, "n_test": 32, "batch_size": 16, "hidden": 16,
-        "figures": False, "device": "cpu"}
+TINY = {
+    "epochs": 3,
+    "n_train": 128,
+    "n_valid": 32,
+    "n_test": 32,
+    "batch_size": 16,
+    "hidden": 16,
+    "figures": False,
+    "device": "cpu",
+}
 
 
 def cli_args(opts: dict) -> list[str]:
@@ -37,8 +46,9 @@ def subprocess_env() -> dict[str, str]:
 
 def run_cli(args: list[str], *, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
     """``python -m lieconv ARGS`` in a fresh process (1 thread), output captured."""
-    proc = subprocess.run([sys.executable, "-m", "lieconv", *args], capture_output=True, text=True,
-                          env=subprocess_env(), timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lieconv", *args], capture_output=True, text=True, env=subprocess_env(), timeout=timeout
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"lieconv {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -1,4 +1,5 @@
 """Per-task commands (``Task.commands``) are reachable as ``lieconv <command> <task> [options]``."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Config resolution, validation and the argparse options generated from a config dataclass."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,14 @@ import pytest
 
 from lieconv.cli import build_parser
 from lieconv.tasks.toy import ToyConfig, ToyTask
-from lieconv.training.config import (add_config_arguments, config_to_dict, overrides_from_namespace, parse_bool,
-                                     resolve_config, validate_config)
+from lieconv.training.config import (
+    add_config_arguments,
+    config_to_dict,
+    overrides_from_namespace,
+    parse_bool,
+    resolve_config,
+    validate_config,
+)
 from lieconv.training.task import get_task
 
 
@@ -21,15 +28,18 @@ def test_precedence_defaults_preset_file_overrides(tmp_path):
     assert (cfg.epochs, cfg.lr, cfg.n_train) == (7, 0.25, ToyTask.presets["quick"]["n_train"])
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(preset="huge"), ["preset", "huge", "quick", "paper"]),
-    (dict(overrides={"epoch": 3}), ["unknown option", "epoch", "epochs"]),
-    (dict(overrides={"dtype": "float16"}), ["dtype", "float16", "float32", "float64"]),
-    (dict(overrides={"device": "tpu"}), ["device", "tpu", "cuda"]),
-    (dict(overrides={"epochs": "many"}), ["epochs", "many"]),
-    (dict(overrides={"epochs": 0}), ["epochs", ">= 1"]),
-    (dict(overrides={"cosine": "perhaps"}), ["cosine", "perhaps"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(preset="huge"), ["preset", "huge", "quick", "paper"]),
+        (dict(overrides={"epoch": 3}), ["unknown option", "epoch", "epochs"]),
+        (dict(overrides={"dtype": "float16"}), ["dtype", "float16", "float32", "float64"]),
+        (dict(overrides={"device": "tpu"}), ["device", "tpu", "cuda"]),
+        (dict(overrides={"epochs": "many"}), ["epochs", "many"]),
+        (dict(overrides={"epochs": 0}), ["epochs", ">= 1"]),
+        (dict(overrides={"cosine": "perhaps"}), ["cosine", "perhaps"]),
+    ],
+)
 def test_bad_values_are_named(kwargs, words):
     with pytest.raises(ValueError) as err:
         resolve_config("toy", **kwargs)
@@ -72,9 +82,12 @@ def _parse(argv):
 
 
 def test_generated_options():
-    assert _parse([]) == {}                                     # nothing given -> nothing overridden
-    assert _parse(["--no-cosine", "--epochs", "4", "--batch-size", "8"]) == {"cosine": False, "epochs": 4,
-                                                                             "batch_size": 8}
+    assert _parse([]) == {}  # nothing given -> nothing overridden
+    assert _parse(["--no-cosine", "--epochs", "4", "--batch-size", "8"]) == {
+        "cosine": False,
+        "epochs": 4,
+        "batch_size": 8,
+    }
     assert _parse(["--cosine", "false"]) == {"cosine": False}
     assert _parse(["--figures"]) == {"figures": True}
     assert _parse(["--dtype", "float64"]) == {"dtype": "float64"}
@@ -89,5 +102,5 @@ def test_help_lists_every_field_with_default(capsys):
 
     for f in dataclasses.fields(ToyConfig):
         assert f"--{f.name}" in text
-    assert "(default: 30; quick: 5)" in text                    # epochs: default and preset value
+    assert "(default: 30; quick: 5)" in text  # epochs: default and preset value
     assert "{float32,float64}" in text

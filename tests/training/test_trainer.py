@@ -1,4 +1,5 @@
 """fit / evaluate on the toy task: run folder, determinism, schedule, NaN guard, bad inputs, dtype."""
+
 from __future__ import annotations
 
 import csv
@@ -20,21 +21,28 @@ def _rows(out) -> list[dict[str, str]]:
 
 def _metrics(summary):
     return {k: summary[k] for k in ("best_valid", "test")} | {
-        "last": {k: v for k, v in summary["last_epoch"].items() if k != "time_s"}}
+        "last": {k: v for k, v in summary["last_epoch"].items() if k != "time_s"}
+    }
 
 
 def test_run_folder_and_learning(tiny):
     s = fit("toy", overrides=dict(tiny, figures=True, epochs=4), print_lines=False)
     out = Path(tiny["out"])
-    for name in ("config.json", "metrics.csv", "summary.json", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
-                 "figures/toy_fit.png"):
+    for name in (
+        "config.json",
+        "metrics.csv",
+        "summary.json",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "figures/toy_fit.png",
+    ):
         assert (out / name).is_file(), name
     stored = json.loads((out / "config.json").read_text())
     assert stored["task"] == "toy" and stored["config"]["epochs"] == 4
     rows = _rows(out)
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
     assert float(rows[-1]["valid/loss"]) < float(rows[0]["train/loss"])
-    assert s["report"]["test_r2"] > 0.2                        # it learns (0 = predicting the mean)
+    assert s["report"]["test_r2"] > 0.2  # it learns (0 = predicting the mean)
     assert s["status"] == "completed" and s["epochs_completed"] == 4 and s["global_step"] == 4 * 8
     assert s["best_score"] == pytest.approx(min(float(r["valid/loss"]) for r in rows))
     assert s["best_valid"]["loss"] == pytest.approx(s["best_score"], rel=1e-6)
@@ -64,7 +72,7 @@ def test_rerunning_a_finished_run_does_not_retrain(tiny):
 
 def test_warmup_and_cosine_schedule(tiny):
     fit("toy", overrides=dict(tiny, epochs=4, warmup_epochs=2, lr=0.01), print_lines=False)
-    lrs = [float(r["lr"]) for r in _rows(tiny["out"])]          # lr after the last step of each epoch
+    lrs = [float(r["lr"]) for r in _rows(tiny["out"])]  # lr after the last step of each epoch
     # step s (0-based) uses 0.01 * min(1, (s+1)/16) * 0.5 * (1 + cos(pi * s / 32)); 8 steps per epoch
     import math
 
@@ -141,7 +149,7 @@ def test_bad_inputs_are_caught_before_training(tmp_path, tiny):
 def test_sampler_splits_global_batches_over_processes():
     one = list(EpochBatchSampler(10, 4, shuffle=True, seed=3))
     parts = [list(EpochBatchSampler(10, 4, shuffle=True, seed=3, rank=r, world_size=2)) for r in range(2)]
-    assert len(one) == 2 and all(len(b) == 4 for b in one)          # incomplete last batch dropped
+    assert len(one) == 2 and all(len(b) == 4 for b in one)  # incomplete last batch dropped
     assert [a + b for a, b in zip(*parts)] == one
     s = EpochBatchSampler(10, 4, shuffle=True, seed=3)
     s.set_epoch(1)

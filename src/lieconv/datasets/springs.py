@@ -45,6 +45,7 @@ different time grids, but one file has one ``L`` per split.  ``d = 2`` for the p
 groups.  All values finite.  :class:`SpringsSegments` is the ``Dataset`` of one split (the same
 item format as :class:`SpringsDataset`, with ``ts[i]`` per item).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -62,15 +63,30 @@ from ..dynamics.hamiltonian import SpringHamiltonian, join_state, split_state, s
 from ..dynamics.integrate import odeint
 from . import _offline
 
-__all__ = ["SpringsConfig", "SPLIT_SIZES", "GT_METHODS", "sample_systems", "integrate_springs",
-           "spring_exact_solution", "generate_springs", "load_springs", "SpringsSegments", "SpringsDataset",
-           "default_root", "NPZ_ARRAYS", "save_springs_npz", "load_springs_npz", "npz_splits", "check_segments"]
+__all__ = [
+    "SpringsConfig",
+    "SPLIT_SIZES",
+    "GT_METHODS",
+    "sample_systems",
+    "integrate_springs",
+    "spring_exact_solution",
+    "generate_springs",
+    "load_springs",
+    "SpringsSegments",
+    "SpringsDataset",
+    "default_root",
+    "NPZ_ARRAYS",
+    "save_springs_npz",
+    "load_springs_npz",
+    "npz_splits",
+    "check_segments",
+]
 
 SPLIT_SIZES = {"train": 3000, "valid": 2000, "test": 2000}
 GT_METHODS = ("rk4", "dopri5", "exact")
 _SPLIT_OFFSETS = {"train": 0, "valid": 1, "test": 2}
-_FORMAT_VERSION = 2    # 2: V = Σ_{i<j} k_i k_j ‖q_i − q_j‖² (version 1 had ½ in front); old caches regenerate
-_BLOCK = 1024          # systems integrated together by generate_springs
+_FORMAT_VERSION = 2  # 2: V = Σ_{i<j} k_i k_j ‖q_i − q_j‖² (version 1 had ½ in front); old caches regenerate
+_BLOCK = 1024  # systems integrated together by generate_springs
 
 
 @dataclass(frozen=True)
@@ -225,18 +241,18 @@ def spring_exact_solution(z0: Tensor, masses: Tensor, k: Tensor, ts: Tensor) -> 
     ``a(t) = a₀ cos ωt + b₀ sin(ωt)/ω``, ``b(t) = −ω a₀ sin ωt + b₀ cos ωt`` (``ω = 0``: free drift).
     Accurate to rounding in float64; used to verify the integrators.
     """
-    d = _check_system(z0, masses, k)
+    _check_system(z0, masses, k)
     n = masses.shape[-1]
-    lam, U = torch.linalg.eigh(_stiffness(masses, k))     # (S, n), (S, n, n)
+    lam, U = torch.linalg.eigh(_stiffness(masses, k))  # (S, n), (S, n, n)
     w = lam.clamp_min(0).sqrt()
-    q0, p0 = split_state(z0, n)                             # (S, n, d)
+    q0, p0 = split_state(z0, n)  # (S, n, d)
     sm = masses.sqrt().unsqueeze(-1)
-    a0 = U.transpose(-1, -2) @ (sm * q0)                    # (S, n, d)
+    a0 = U.transpose(-1, -2) @ (sm * q0)  # (S, n, d)
     b0 = U.transpose(-1, -2) @ (p0 / sm)
-    t = ts.to(z0).reshape(1, -1, 1, 1)                      # (1, T, 1, 1)
-    wt = w[:, None, :, None] * t                            # (S, T, n, 1)
+    t = ts.to(z0).reshape(1, -1, 1, 1)  # (1, T, 1, 1)
+    wt = w[:, None, :, None] * t  # (S, T, n, 1)
     cos, sin = wt.cos(), wt.sin()
-    sinc_t = t * torch.sinc(wt / math.pi)                   # sin(ωt)/ω, = t at ω = 0
+    sinc_t = t * torch.sinc(wt / math.pi)  # sin(ωt)/ω, = t at ω = 0
     a = a0[:, None] * cos + b0[:, None] * sinc_t
     b = -(w[:, None, :, None] * a0[:, None]) * sin + b0[:, None] * cos
     q = (U[:, None] @ a) / sm[:, None]
@@ -244,9 +260,18 @@ def spring_exact_solution(z0: Tensor, masses: Tensor, k: Tensor, ts: Tensor) -> 
     return join_state(q, p)
 
 
-def integrate_springs(z0: Tensor, masses: Tensor, k: Tensor, ts: Tensor, *, method: str = "rk4",
-                      omega_h: float = 0.02, rtol: float = 1e-10, atol: float = 1e-10,
-                      batch_size: int = 1024) -> Tensor:
+def integrate_springs(
+    z0: Tensor,
+    masses: Tensor,
+    k: Tensor,
+    ts: Tensor,
+    *,
+    method: str = "rk4",
+    omega_h: float = 0.02,
+    rtol: float = 1e-10,
+    atol: float = 1e-10,
+    batch_size: int = 1024,
+) -> Tensor:
     """Ground-truth trajectories of a batch of spring systems, ``(S, T, D)``, as batched ODEs.
 
     Parameters
@@ -276,7 +301,7 @@ def integrate_springs(z0: Tensor, masses: Tensor, k: Tensor, ts: Tensor, *, meth
     order = torch.argsort(omega)
     dt_max = float((ts[1:] - ts[:-1]).max()) if ts.numel() > 1 else 0.0
     for start in range(0, S, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         f = SpringHamiltonian(masses[idx], k[idx])
         if method == "rk4":
             substeps = max(1, math.ceil(float(omega[idx].max()) * dt_max / omega_h))
@@ -313,15 +338,32 @@ def generate_springs(config: SpringsConfig) -> dict:
     traj = torch.empty(config.n_systems, config.n_steps, D, dtype=torch.float64) if config.keep_trajectories else None
     order = torch.argsort(max_frequency(masses, k))
     for b in range(0, config.n_systems, _BLOCK):
-        idx = order[b:b + _BLOCK]
-        block = integrate_springs(z_init[idx], masses[idx], k[idx], config.times, method=config.method,
-                                  omega_h=config.omega_h, rtol=config.rtol, atol=config.atol, batch_size=_BLOCK)
-        steps = start[idx, None] + torch.arange(L)                                   # (b, L)
+        idx = order[b : b + _BLOCK]
+        block = integrate_springs(
+            z_init[idx],
+            masses[idx],
+            k[idx],
+            config.times,
+            method=config.method,
+            omega_h=config.omega_h,
+            rtol=config.rtol,
+            atol=config.atol,
+            batch_size=_BLOCK,
+        )
+        steps = start[idx, None] + torch.arange(L)  # (b, L)
         chunks[idx] = torch.gather(block, 1, steps[..., None].expand(-1, -1, D))
         if traj is not None:
             traj[idx] = block
-    data = {"key": config.key(), "config": config.to_dict(), "masses": masses, "k": k, "z_init": z_init,
-            "start": start, "chunks": chunks, "times": config.times}
+    data = {
+        "key": config.key(),
+        "config": config.to_dict(),
+        "masses": masses,
+        "k": k,
+        "z_init": z_init,
+        "start": start,
+        "chunks": chunks,
+        "times": config.times,
+    }
     if traj is not None:
         data["trajectories"] = traj
     return data
@@ -368,12 +410,12 @@ def load_springs(config: SpringsConfig, root: str | os.PathLike | None = None, *
     key = {"key": config.key(), "config": config.to_dict()}
     status = "miss"
     if path.exists() and not regenerate:
-        data = _offline.load_cache(path, key)   # None (with a warning) when corrupt or stale
+        data = _offline.load_cache(path, key)  # None (with a warning) when corrupt or stale
         if data is not None and _valid_cache(data, config):
             data["cache"] = "hit"
             return data
         status = "invalid"
-    _offline.check_cache_target(path)          # fail before minutes of simulation
+    _offline.check_cache_target(path)  # fail before minutes of simulation
     data = generate_springs(config)
     _offline.save_cache(path, data, key)
     data["cache"] = status
@@ -398,8 +440,9 @@ def check_segments(z0, ts, z_target, sys_params, *, names=("z0", "ts", "z_target
         if not torch.isfinite(t).all():
             raise ValueError(f"{name}: expected finite values, got NaN or inf")
     if sys_params.dim() != 3 or sys_params.shape[-1] != 2 or sys_params.shape[1] < 2:
-        raise ValueError(f"{nsp}: expected shape (S, n, 2) = (m_i, k_i) per body with n >= 2, "
-                         f"got {tuple(sys_params.shape)}")
+        raise ValueError(
+            f"{nsp}: expected shape (S, n, 2) = (m_i, k_i) per body with n >= 2, got {tuple(sys_params.shape)}"
+        )
     S, n = sys_params.shape[:2]
     if z0.dim() != 2 or z0.shape[0] != S or z0.shape[1] % (2 * n) != 0:
         raise ValueError(f"{nz}: expected shape (S, 2·n·d) with S = {S}, n = {n} (from {nsp}), got {tuple(z0.shape)}")
@@ -410,8 +453,9 @@ def check_segments(z0, ts, z_target, sys_params, *, names=("z0", "ts", "z_target
         raise ValueError(f"{nt}: expected strictly increasing times in every row")
     L = ts.shape[-1]
     if tuple(z_target.shape) != (S, L - 1, D):
-        raise ValueError(f"{ntar}: expected shape (S, L-1, D) = ({S}, {L - 1}, {D}) from {nz} and {nt}, "
-                         f"got {tuple(z_target.shape)}")
+        raise ValueError(
+            f"{ntar}: expected shape (S, L-1, D) = ({S}, {L - 1}, {D}) from {nz} and {nt}, got {tuple(z_target.shape)}"
+        )
     if not (sys_params[..., 0] > 0).all():
         raise ValueError(f"{nsp}: expected positive masses {nsp}[..., 0], got a value <= 0")
     return n
@@ -436,8 +480,16 @@ class SpringsSegments(torch.utils.data.Dataset):
 
     trajectories: Tensor | None = None
 
-    def __init__(self, z0: Tensor, ts: Tensor, z_target: Tensor, sys_params: Tensor, *,
-                 dtype: torch.dtype | None = None, names=("z0", "ts", "z_target", "sys_params")):
+    def __init__(
+        self,
+        z0: Tensor,
+        ts: Tensor,
+        z_target: Tensor,
+        sys_params: Tensor,
+        *,
+        dtype: torch.dtype | None = None,
+        names=("z0", "ts", "z_target", "sys_params"),
+    ):
         self.n_bodies = check_segments(z0, ts, z_target, sys_params, names=names)
         self.dim = z0.shape[-1] // (2 * self.n_bodies)
         cast = (lambda t: t) if dtype is None else (lambda t: t.to(dtype))
@@ -493,7 +545,7 @@ def save_springs_npz(path: str | os.PathLike, splits: dict) -> Path:
         arrays.update({f"{split}_{a}": t.numpy() for a, t in zip(NPZ_ARRAYS, parts)})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:                # a file object: numpy would append .npz to other names
+    with open(path, "wb") as f:  # a file object: numpy would append .npz to other names
         np.savez(f, **arrays)
     return path
 
@@ -514,8 +566,9 @@ def npz_splits(path: str | os.PathLike) -> list[str]:
     return [s for s in SPLIT_SIZES if any(f"{s}_{a}" in files for a in NPZ_ARRAYS)]
 
 
-def load_springs_npz(path: str | os.PathLike, split: str, *, dtype: torch.dtype = torch.float32,
-                     chunk_len: int = 0) -> SpringsSegments:
+def load_springs_npz(
+    path: str | os.PathLike, split: str, *, dtype: torch.dtype = torch.float32, chunk_len: int = 0
+) -> SpringsSegments:
     """One split of a springs ``.npz`` file as a :class:`SpringsSegments` (format: module docstring).
 
     Parameters
@@ -547,8 +600,10 @@ def load_springs_npz(path: str | os.PathLike, split: str, *, dtype: torch.dtype 
         raise ValueError(f"data: cannot read {str(path)!r} as an .npz file of arrays ({exc})") from None
     missing = [n for n in names if n not in arrays]
     if missing:
-        raise ValueError(f"data: {str(path)!r} lacks the array(s) {missing} of split {split!r} "
-                         f"(it has {sorted(files)}); see lieconv.datasets.springs for the format")
+        raise ValueError(
+            f"data: {str(path)!r} lacks the array(s) {missing} of split {split!r} "
+            f"(it has {sorted(files)}); see lieconv.datasets.springs for the format"
+        )
     parts = []
     for n in names:
         a = arrays[n]
@@ -569,12 +624,12 @@ def _chunk(z0: Tensor, ts: Tensor, z_target: Tensor, c: int, names) -> tuple[Ten
     S, L = z0.shape[0], ts.shape[-1]
     if c < 2 or c > L:
         raise ValueError(f"chunk_len: expected 2 <= chunk_len <= L = {L} (the length of {names[1]}), got {c}")
-    states = torch.cat([z0.unsqueeze(1), z_target], dim=1)                 # (S, L, D)
+    states = torch.cat([z0.unsqueeze(1), z_target], dim=1)  # (S, L, D)
     times = ts.expand(S, -1) if ts.dim() == 1 else ts
-    starts = torch.arange(0, L - c + 1, c - 1)                             # (w,)
-    idx = starts[:, None] + torch.arange(c)                                # (w, c)
-    win = states[:, idx]                                                   # (S, w, c, D)
-    wts = times[:, idx]                                                    # (S, w, c)
+    starts = torch.arange(0, L - c + 1, c - 1)  # (w,)
+    idx = starts[:, None] + torch.arange(c)  # (w, c)
+    win = states[:, idx]  # (S, w, c, D)
+    wts = times[:, idx]  # (S, w, c)
     win, wts = win.flatten(0, 1), wts.flatten(0, 1)
     return win[:, 0], wts, win[:, 1:]
 
@@ -609,19 +664,37 @@ class SpringsDataset(SpringsSegments):
         ``(S, D)`` float64 states at ``t = 0``.
     """
 
-    def __init__(self, split: str = "train", *, size: int | None = None, root=None, seed: int = 0,
-                 dtype: torch.dtype = torch.float32, keep_trajectories: bool | None = None, cache: bool = True,
-                 **config):
+    def __init__(
+        self,
+        split: str = "train",
+        *,
+        size: int | None = None,
+        root=None,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+        keep_trajectories: bool | None = None,
+        cache: bool = True,
+        **config,
+    ):
         if split not in SPLIT_SIZES:
             raise ValueError(f"split: unknown split {split!r}; choose from {sorted(SPLIT_SIZES)}")
         keep = (split == "test") if keep_trajectories is None else keep_trajectories
-        self.config = SpringsConfig(n_systems=SPLIT_SIZES[split] if size is None else size,
-                                    seed=split_seed(seed, split), keep_trajectories=keep, **config)
+        self.config = SpringsConfig(
+            n_systems=SPLIT_SIZES[split] if size is None else size,
+            seed=split_seed(seed, split),
+            keep_trajectories=keep,
+            **config,
+        )
         data = load_springs(self.config, root) if cache else {**generate_springs(self.config), "cache": "off"}
         self.split = split
         self.cache_status = data["cache"]
-        super().__init__(data["chunks"][:, 0], self.config.dt * torch.arange(self.config.chunk_len, dtype=torch.float64),
-                         data["chunks"][:, 1:], torch.stack([data["masses"], data["k"]], dim=-1), dtype=dtype)
+        super().__init__(
+            data["chunks"][:, 0],
+            self.config.dt * torch.arange(self.config.chunk_len, dtype=torch.float64),
+            data["chunks"][:, 1:],
+            torch.stack([data["masses"], data["k"]], dim=-1),
+            dtype=dtype,
+        )
         self.start = data["start"]
         self.times = data["times"]
         self.z_init = data["z_init"]

@@ -15,10 +15,12 @@ comes from an optional :class:`torch.Generator` (CPU), so augmentations are repr
 >>> torch.allclose(t(x).norm(dim=-1), x.norm(dim=-1), atol=1e-6)
 True
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -51,8 +53,13 @@ def quaternion_to_matrix(q: Tensor) -> Tensor:
     return torch.stack([torch.stack(r, -1) for r in rows], -2)
 
 
-def random_so3(batch_shape: tuple[int, ...] = (), *, generator: torch.Generator | None = None,
-               dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> Tensor:
+def random_so3(
+    batch_shape: tuple[int, ...] = (),
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """Haar-uniform random rotations, shape ``batch_shape + (3, 3)``."""
     q = torch.randn(*batch_shape, 4, generator=generator, dtype=torch.float64)
     q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -64,22 +71,24 @@ class _PointTransform:
 
     dim: int = 3
 
-    def __init__(self, *, generator: torch.Generator | None = None, key: str = "positions",
-                 mask_key: str = "mask"):
+    def __init__(self, *, generator: torch.Generator | None = None, key: str = "positions", mask_key: str = "mask"):
         self.generator = generator
         self.key = key
         self.mask_key = mask_key
 
-    def sample(self, batch_shape: tuple[int, ...], dtype: torch.dtype,
-               device: torch.device | str | None) -> tuple[Tensor, Tensor | None]:
+    def sample(
+        self, batch_shape: tuple[int, ...], dtype: torch.dtype, device: torch.device | str | None
+    ) -> tuple[Tensor, Tensor | None]:
         """Draw ``(R, t)``: R ``(*batch_shape, d, d)``, t ``(*batch_shape, d)`` or None."""
         raise NotImplementedError
 
     def apply(self, coords: Tensor, mask: Tensor | None = None) -> Tensor:
         """Transform coordinates (..., n, d) with optional mask (..., n)."""
         if coords.shape[-1] != self.dim:
-            raise ValueError(f"{type(self).__name__}: coordinates must have last dimension {self.dim}, "
-                             f"got shape {tuple(coords.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}: coordinates must have last dimension {self.dim}, "
+                f"got shape {tuple(coords.shape)}"
+            )
         rot, shift = self.sample(tuple(coords.shape[:-2]), coords.dtype, coords.device)
         out = torch.einsum("...ij,...nj->...ni", rot, coords)
         if shift is not None:
@@ -127,8 +136,14 @@ class RandomTranslation3d(_PointTransform):
         See the module docstring.
     """
 
-    def __init__(self, translation_std: float = 1.0, *, generator: torch.Generator | None = None,
-                 key: str = "positions", mask_key: str = "mask"):
+    def __init__(
+        self,
+        translation_std: float = 1.0,
+        *,
+        generator: torch.Generator | None = None,
+        key: str = "positions",
+        mask_key: str = "mask",
+    ):
         super().__init__(generator=generator, key=key, mask_key=mask_key)
         self.translation_std = float(translation_std)
 

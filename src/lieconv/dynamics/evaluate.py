@@ -13,18 +13,26 @@ Summary numbers (:func:`summarize_errors`): the time average of each system's cu
 geometric mean over systems (errors span decades; a few diverging rollouts would dominate an
 arithmetic mean).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor
 
 from .hamiltonian import conserved_quantities
 
-__all__ = ["relative_error", "rollout", "rollout_errors", "summarize_errors", "format_error_table",
-           "print_error_table", "evaluate_rollouts"]
+__all__ = [
+    "relative_error",
+    "rollout",
+    "rollout_errors",
+    "summarize_errors",
+    "format_error_table",
+    "print_error_table",
+    "evaluate_rollouts",
+]
 
 QUANTITIES = ("state", "energy", "linear_momentum", "angular_momentum")
 
@@ -39,8 +47,14 @@ def relative_error(a: Tensor, b: Tensor, *, vector: bool = True, eps: float = 1e
 
 
 @torch.no_grad()
-def rollout(predict: Callable[[Tensor, Tensor, Tensor], Tensor], z0: Tensor, ts: Tensor, sys_params: Tensor,
-            *, batch_size: int | None = None) -> Tensor:
+def rollout(
+    predict: Callable[[Tensor, Tensor, Tensor], Tensor],
+    z0: Tensor,
+    ts: Tensor,
+    sys_params: Tensor,
+    *,
+    batch_size: int | None = None,
+) -> Tensor:
     """Roll a model out from ``z0 (B, D)`` over ``ts (T,)`` or per-item ``ts (B, T)``; returns ``(B, T, D)``.
 
     ``predict(z0, ts, sys_params) -> (B, T, D)``, e.g. a
@@ -48,13 +62,15 @@ def rollout(predict: Callable[[Tensor, Tensor, Tensor], Tensor], z0: Tensor, ts:
     ``batch_size`` systems (default: all at once).
     """
     if z0.dim() != 2 or sys_params.dim() != 3 or sys_params.shape[0] != z0.shape[0]:
-        raise ValueError(f"sys_params: expected shape (B, n, 2) with B = z0.shape[0] for z0 (B, D), "
-                         f"got z0 {tuple(z0.shape)}, sys_params {tuple(sys_params.shape)}")
+        raise ValueError(
+            f"sys_params: expected shape (B, n, 2) with B = z0.shape[0] for z0 (B, D), "
+            f"got z0 {tuple(z0.shape)}, sys_params {tuple(sys_params.shape)}"
+        )
     bs = z0.shape[0] if batch_size is None else batch_size
     if ts.dim() == 2 and ts.shape[0] != z0.shape[0]:
         raise ValueError(f"ts: expected shape (T,) or (B, T) with B = {z0.shape[0]}, got {tuple(ts.shape)}")
-    grid = (lambda i: ts) if ts.dim() == 1 else (lambda i: ts[i:i + bs])
-    outs = [predict(z0[i:i + bs], grid(i), sys_params[i:i + bs]) for i in range(0, z0.shape[0], bs)]
+    grid = (lambda i: ts) if ts.dim() == 1 else (lambda i: ts[i : i + bs])
+    outs = [predict(z0[i : i + bs], grid(i), sys_params[i : i + bs]) for i in range(0, z0.shape[0], bs)]
     return torch.cat(outs)
 
 
@@ -76,9 +92,9 @@ def rollout_errors(pred: Tensor, true: Tensor, sys_params: Tensor) -> dict[str, 
     if pred.shape != true.shape or pred.dim() != 3:
         raise ValueError(f"pred: expected shape (B, T, D) equal to true {tuple(true.shape)}, got {tuple(pred.shape)}")
     pred, true = pred.to(torch.float64), true.to(torch.float64)
-    sp = sys_params.to(torch.float64)[:, None]                                    # (B, 1, n, 2)
+    sp = sys_params.to(torch.float64)[:, None]  # (B, 1, n, 2)
     cp, ct = conserved_quantities(pred, sp), conserved_quantities(true, sp)
-    ang_vec = cp["angular_momentum"].dim() == pred.dim()                           # 3-D: (B, T, 3)
+    ang_vec = cp["angular_momentum"].dim() == pred.dim()  # 3-D: (B, T, 3)
     return {
         "state": relative_error(pred, true),
         "energy": relative_error(cp["energy"], ct["energy"], vector=False),
@@ -87,8 +103,9 @@ def rollout_errors(pred: Tensor, true: Tensor, sys_params: Tensor) -> dict[str, 
     }
 
 
-def summarize_errors(errors: Mapping[str, Tensor], *, at_steps: tuple[int, ...] = (),
-                     floor: float = 1e-300) -> dict[str, float]:
+def summarize_errors(
+    errors: Mapping[str, Tensor], *, at_steps: tuple[int, ...] = (), floor: float = 1e-300
+) -> dict[str, float]:
     """Time average per system, then geometric mean over systems: ``{quantity: float}``.
 
     ``at_steps``: also the geometric mean over systems of each curve at these step indices
@@ -122,8 +139,15 @@ def print_error_table(results: Mapping[str, Mapping[str, Tensor | float]]) -> No
     print(format_error_table(results))
 
 
-def evaluate_rollouts(predict: Callable[[Tensor, Tensor, Tensor], Tensor], trajectories: Tensor, times: Tensor,
-                      sys_params: Tensor, *, n_steps: int = 100, batch_size: int | None = None) -> dict:
+def evaluate_rollouts(
+    predict: Callable[[Tensor, Tensor, Tensor], Tensor],
+    trajectories: Tensor,
+    times: Tensor,
+    sys_params: Tensor,
+    *,
+    n_steps: int = 100,
+    batch_size: int | None = None,
+) -> dict:
     """Roll out from each trajectory's first state over ``n_steps`` times and compare (Fig. 7).
 
     Parameters
@@ -142,8 +166,10 @@ def evaluate_rollouts(predict: Callable[[Tensor, Tensor, Tensor], Tensor], traje
         "summary": {q: float}}``; ``pred`` has the model's dtype.
     """
     if trajectories.dim() != 3 or trajectories.shape[1] < n_steps or times.shape[0] != trajectories.shape[1]:
-        raise ValueError(f"trajectories: expected (B, T, D) with T >= n_steps = {n_steps} and times (T,), "
-                         f"got {tuple(trajectories.shape)} and {tuple(times.shape)}")
+        raise ValueError(
+            f"trajectories: expected (B, T, D) with T >= n_steps = {n_steps} and times (T,), "
+            f"got {tuple(trajectories.shape)} and {tuple(times.shape)}"
+        )
     true = trajectories[:, :n_steps]
     ts = times[:n_steps]
     dtype = sys_params.dtype

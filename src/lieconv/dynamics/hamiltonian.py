@@ -32,18 +32,29 @@ Conserved by the true dynamics: the energy ``H``, the total linear momentum ``P 
 translation invariant) and the total angular momentum ``L = Σ_i q_i × p_i`` (V is rotation
 invariant; in 2-D the scalar ``q_x p_y − q_y p_x``).
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 __all__ = [
-    "split_state", "join_state", "state_dims",
-    "kinetic_energy", "spring_potential", "spring_potential_grad", "spring_energy",
-    "linear_momentum", "angular_momentum", "conserved_quantities",
-    "symplectic_gradient", "HamiltonianDynamics", "SeparableHamiltonian", "SpringHamiltonian",
+    "split_state",
+    "join_state",
+    "state_dims",
+    "kinetic_energy",
+    "spring_potential",
+    "spring_potential_grad",
+    "spring_energy",
+    "linear_momentum",
+    "angular_momentum",
+    "conserved_quantities",
+    "symplectic_gradient",
+    "HamiltonianDynamics",
+    "SeparableHamiltonian",
+    "SpringHamiltonian",
 ]
 
 
@@ -62,8 +73,7 @@ def split_state(z: Tensor, n_bodies: int) -> tuple[Tensor, Tensor]:
     """Split a flat state ``(..., 2·n·d)`` into positions and momenta, each ``(..., n, d)``."""
     d = state_dims(z, n_bodies)
     half = n_bodies * d
-    return (z[..., :half].reshape(*z.shape[:-1], n_bodies, d),
-            z[..., half:].reshape(*z.shape[:-1], n_bodies, d))
+    return (z[..., :half].reshape(*z.shape[:-1], n_bodies, d), z[..., half:].reshape(*z.shape[:-1], n_bodies, d))
 
 
 def join_state(q: Tensor, p: Tensor) -> Tensor:
@@ -88,7 +98,7 @@ def spring_potential(q: Tensor, k: Tensor) -> Tensor:
     ``Σ_{i<j} k_i k_j ‖q_i − q_j‖² = (Σ_j k_j) Σ_i k_i ‖q_i‖² − ‖Σ_i k_i q_i‖²``.
     """
     K = k.sum(-1)
-    s = (k.unsqueeze(-1) * q).sum(-2)                      # (..., d)  Σ k_i q_i
+    s = (k.unsqueeze(-1) * q).sum(-2)  # (..., d)  Σ k_i q_i
     return K * (k * q.pow(2).sum(-1)).sum(-1) - s.pow(2).sum(-1)
 
 
@@ -98,8 +108,8 @@ def spring_potential_grad(q: Tensor, k: Tensor) -> Tensor:
     The forces ``−∂V/∂q_i`` are central and pairwise opposite, so ``Σ_i ∂V/∂q_i = 0`` and
     ``Σ_i q_i × ∂V/∂q_i = 0`` up to rounding.
     """
-    K = k.sum(-1, keepdim=True).unsqueeze(-1)             # (..., 1, 1)
-    s = (k.unsqueeze(-1) * q).sum(-2, keepdim=True)        # (..., 1, d)
+    K = k.sum(-1, keepdim=True).unsqueeze(-1)  # (..., 1, 1)
+    s = (k.unsqueeze(-1) * q).sum(-2, keepdim=True)  # (..., 1, d)
     return 2 * k.unsqueeze(-1) * (K * q - s)
 
 
@@ -138,9 +148,11 @@ def conserved_quantities(z: Tensor, sys_params: Tensor) -> dict[str, Tensor]:
     ``energy`` is the true spring Hamiltonian (:func:`spring_energy`); momenta do not depend on it.
     """
     q, p = split_state(z, sys_params.shape[-2])
-    return {"energy": spring_energy(z, sys_params),
-            "linear_momentum": linear_momentum(p),
-            "angular_momentum": angular_momentum(q, p)}
+    return {
+        "energy": spring_energy(z, sys_params),
+        "linear_momentum": linear_momentum(p),
+        "angular_momentum": angular_momentum(q, p),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -220,9 +232,15 @@ class SeparableHamiltonian:
         Number of ``dV_dq`` evaluations (the expensive part).
     """
 
-    def __init__(self, V: Callable[[Tensor], Tensor], masses: Tensor, *,
-                 dV_dq: Callable[[Tensor], Tensor] | None = None, create_graph: bool | None = None,
-                 recompute: bool = False):
+    def __init__(
+        self,
+        V: Callable[[Tensor], Tensor],
+        masses: Tensor,
+        *,
+        dV_dq: Callable[[Tensor], Tensor] | None = None,
+        create_graph: bool | None = None,
+        recompute: bool = False,
+    ):
         if masses.dim() != 2:
             raise ValueError(f"masses: expected shape (B, n), got {tuple(masses.shape)}")
         self.V = V

@@ -21,9 +21,10 @@ Solvers (``SOLVERS``):
 
 Adding a fixed-step solver = a subclass of :class:`FixedStepSolver` with ``order`` and ``step``.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -91,8 +92,15 @@ class RK4(FixedStepSolver):
         return z + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
-def leapfrog(dV_dq: Callable[[Tensor], Tensor], dK_dp: Callable[[Tensor], Tensor], q0: Tensor, p0: Tensor,
-             ts: Tensor, *, substeps: int = 1) -> tuple[Tensor, Tensor]:
+def leapfrog(
+    dV_dq: Callable[[Tensor], Tensor],
+    dK_dp: Callable[[Tensor], Tensor],
+    q0: Tensor,
+    p0: Tensor,
+    ts: Tensor,
+    *,
+    substeps: int = 1,
+) -> tuple[Tensor, Tensor]:
     """Störmer–Verlet (kick–drift–kick) for ``H = K(p) + V(q)``.
 
     One step of size ``h``::
@@ -147,7 +155,8 @@ class Leapfrog(FixedStepSolver):
         if missing:
             raise ValueError(
                 f"f: method 'leapfrog' needs a separable Hamiltonian exposing dV_dq, dK_dp and n_bodies "
-                f"(e.g. lieconv.dynamics.SeparableHamiltonian); {type(f).__name__} lacks {missing}")
+                f"(e.g. lieconv.dynamics.SeparableHamiltonian); {type(f).__name__} lacks {missing}"
+            )
         q0, p0 = split_state(z0, f.n_bodies)
         qs, ps = leapfrog(f.dV_dq, f.dK_dp, q0, p0, ts, substeps=self.substeps)
         return join_state(qs, ps)
@@ -172,8 +181,17 @@ class Dopri5:
 SOLVERS: dict[str, type] = {"euler": Euler, "rk4": RK4, "leapfrog": Leapfrog, "dopri5": Dopri5}
 
 
-def odeint(f: VectorField, z0: Tensor, ts: Tensor, *, method: str = "rk4", substeps: int = 1,
-           rtol: float = 1e-7, atol: float = 1e-9, options: dict | None = None) -> Tensor:
+def odeint(
+    f: VectorField,
+    z0: Tensor,
+    ts: Tensor,
+    *,
+    method: str = "rk4",
+    substeps: int = 1,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    options: dict | None = None,
+) -> Tensor:
     """Integrate ``ż = f(t, z)`` from ``z0`` and return the states at ``ts``.
 
     Parameters

@@ -21,9 +21,10 @@ RxSQ        scalings x squeezes (quadrant)     2          4       0      1
 ``T`` and ``Trivial`` take the dimension: ``get_group("T", d=3)``.  Every constructor accepts
 ``alpha`` (the weight of the group part of the distance).
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .base import LieGroup
 from .matrix_group import MatrixLieGroup, RxSQ, matrix_log
@@ -83,5 +84,22 @@ def get_group(name: str, **kwargs) -> LieGroup:
     return factory(**kwargs)
 
 
-__all__ = ["LieGroup", "T", "Trivial", "Tx", "Ty", "Rx", "SO2", "RxSO2", "SE2", "SO3", "SE3",
-           "RxSQ", "Subgroup", "MatrixLieGroup", "matrix_log", "GROUPS", "get_group"]
+__all__ = [
+    "LieGroup",
+    "T",
+    "Trivial",
+    "Tx",
+    "Ty",
+    "Rx",
+    "SO2",
+    "RxSO2",
+    "SE2",
+    "SO3",
+    "SE3",
+    "RxSQ",
+    "Subgroup",
+    "MatrixLieGroup",
+    "matrix_log",
+    "GROUPS",
+    "get_group",
+]

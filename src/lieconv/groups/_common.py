@@ -1,4 +1,5 @@
 """Small helpers shared by the group files (not public)."""
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@ the rotation part of SE(3).  q and -q are the same rotation; every function here
 All functions broadcast over leading dimensions and are twice differentiable away from their
 documented branch points.
 """
+
 from __future__ import annotations
 
 import torch
@@ -11,20 +12,31 @@ from torch import Tensor
 from .. import random as _random
 from ._series import atanc_sq
 
-__all__ = ["quat_mul", "quat_conj", "quat_rotate", "quat_to_matrix", "matrix_to_quat", "quat_log",
-           "quat_angle", "quat_random"]
+__all__ = [
+    "quat_mul",
+    "quat_conj",
+    "quat_rotate",
+    "quat_to_matrix",
+    "matrix_to_quat",
+    "quat_log",
+    "quat_angle",
+    "quat_random",
+]
 
 
 def quat_mul(p: Tensor, q: Tensor) -> Tensor:
     """Hamilton product p q: (..., 4) x (..., 4) -> (..., 4), broadcasting."""
     pw, px, py, pz = p.unbind(-1)
     qw, qx, qy, qz = q.unbind(-1)
-    return torch.stack([
-        pw * qw - px * qx - py * qy - pz * qz,
-        pw * qx + px * qw + py * qz - pz * qy,
-        pw * qy - px * qz + py * qw + pz * qx,
-        pw * qz + px * qy - py * qx + pz * qw,
-    ], -1)
+    return torch.stack(
+        [
+            pw * qw - px * qx - py * qy - pz * qz,
+            pw * qx + px * qw + py * qz - pz * qy,
+            pw * qy - px * qz + py * qw + pz * qx,
+            pw * qz + px * qy - py * qx + pz * qw,
+        ],
+        -1,
+    )
 
 
 def quat_conj(q: Tensor) -> Tensor:
@@ -61,18 +73,22 @@ def matrix_to_quat(R: Tensor) -> Tensor:
     r00, r01, r02 = R[..., 0, 0], R[..., 0, 1], R[..., 0, 2]
     r10, r11, r12 = R[..., 1, 0], R[..., 1, 1], R[..., 1, 2]
     r20, r21, r22 = R[..., 2, 0], R[..., 2, 1], R[..., 2, 2]
-    d = torch.stack([1 + r00 + r11 + r22, 1 + r00 - r11 - r22,
-                     1 - r00 + r11 - r22, 1 - r00 - r11 + r22], -1)          # 4 * (w, x, y, z)^2
-    c = torch.sqrt(torch.clamp(d, min=0.25)) / 2                               # (..., 4)
+    d = torch.stack(
+        [1 + r00 + r11 + r22, 1 + r00 - r11 - r22, 1 - r00 + r11 - r22, 1 - r00 - r11 + r22], -1
+    )  # 4 * (w, x, y, z)^2
+    c = torch.sqrt(torch.clamp(d, min=0.25)) / 2  # (..., 4)
     k = 1 / (4 * c)
-    a, b, e = r21 - r12, r02 - r20, r10 - r01                                  # 4w(x, y, z)
-    f, g, h = r01 + r10, r02 + r20, r12 + r21                                  # 4(xy, xz, yz)
-    cand = torch.stack([
-        torch.stack([c[..., 0], a * k[..., 0], b * k[..., 0], e * k[..., 0]], -1),
-        torch.stack([a * k[..., 1], c[..., 1], f * k[..., 1], g * k[..., 1]], -1),
-        torch.stack([b * k[..., 2], f * k[..., 2], c[..., 2], h * k[..., 2]], -1),
-        torch.stack([e * k[..., 3], g * k[..., 3], h * k[..., 3], c[..., 3]], -1),
-    ], -2)                                                                     # (..., branch, 4)
+    a, b, e = r21 - r12, r02 - r20, r10 - r01  # 4w(x, y, z)
+    f, g, h = r01 + r10, r02 + r20, r12 + r21  # 4(xy, xz, yz)
+    cand = torch.stack(
+        [
+            torch.stack([c[..., 0], a * k[..., 0], b * k[..., 0], e * k[..., 0]], -1),
+            torch.stack([a * k[..., 1], c[..., 1], f * k[..., 1], g * k[..., 1]], -1),
+            torch.stack([b * k[..., 2], f * k[..., 2], c[..., 2], h * k[..., 2]], -1),
+            torch.stack([e * k[..., 3], g * k[..., 3], h * k[..., 3], c[..., 3]], -1),
+        ],
+        -2,
+    )  # (..., branch, 4)
     idx = d.argmax(-1)[..., None, None].expand(*d.shape[:-1], 1, 4)
     return cand.gather(-2, idx).squeeze(-2)
 
@@ -89,7 +105,7 @@ def quat_log(q: Tensor) -> Tensor:
     q = q * sign
     w, v = q[..., 0], q[..., 1:]
     s2 = (v * v).sum(-1)
-    near = w > 0.5                                       # angle < 2 pi / 3
+    near = w > 0.5  # angle < 2 pi / 3
     w_safe = torch.where(near, w, torch.ones_like(w))
     s_safe = torch.sqrt(torch.where(near, torch.ones_like(s2), s2))
     coef_near = 2 / w_safe * atanc_sq(torch.where(near, s2, torch.zeros_like(s2)) / (w_safe * w_safe))

@@ -30,16 +30,26 @@ name                value                                        used by
 
 plus ``wrap_angle`` (into (-pi, pi]).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["sinc_sq", "cosc_sq", "sinc3_sq", "half_cot_sq", "vinv3_sq", "atanc_sq", "wrap_angle",
-           "small_threshold", "safe_where"]
+__all__ = [
+    "sinc_sq",
+    "cosc_sq",
+    "sinc3_sq",
+    "half_cot_sq",
+    "vinv3_sq",
+    "atanc_sq",
+    "wrap_angle",
+    "small_threshold",
+    "safe_where",
+]
 
 # t = x^2 below which the Taylor branch is used, per dtype (other dtypes use the float32 value).
 _THRESHOLD = {torch.float64: 0.02, torch.float32: 1.0}
@@ -60,8 +70,9 @@ def _horner(t: Tensor, coeffs: Sequence[float]) -> Tensor:
     return out
 
 
-def safe_where(t: Tensor, coeffs: Sequence[float], exact: Callable[[Tensor], Tensor],
-               table: dict | None = None) -> Tensor:
+def safe_where(
+    t: Tensor, coeffs: Sequence[float], exact: Callable[[Tensor], Tensor], table: dict | None = None
+) -> Tensor:
     """``taylor(t)`` where ``t`` is small, else ``exact(t)``, with finite derivatives of any order.
 
     Parameters
@@ -80,47 +91,58 @@ def safe_where(t: Tensor, coeffs: Sequence[float], exact: Callable[[Tensor], Ten
 
 def sinc_sq(t: Tensor) -> Tensor:
     """sin(x) / x with x = sqrt(t)."""
+
     def exact(s):
         x = torch.sqrt(s)
         return torch.sin(x) / x
+
     return safe_where(t, [1.0, -1 / 6, 1 / 120, -1 / 5040, 1 / 362880], exact)
 
 
 def cosc_sq(t: Tensor) -> Tensor:
     """(1 - cos x) / x^2 with x = sqrt(t)."""
-    return safe_where(t, [1 / 2, -1 / 24, 1 / 720, -1 / 40320, 1 / 3628800],
-                      lambda s: (1 - torch.cos(torch.sqrt(s))) / s)
+    return safe_where(
+        t, [1 / 2, -1 / 24, 1 / 720, -1 / 40320, 1 / 3628800], lambda s: (1 - torch.cos(torch.sqrt(s))) / s
+    )
 
 
 def sinc3_sq(t: Tensor) -> Tensor:
     """(x - sin x) / x^3 with x = sqrt(t)."""
+
     def exact(s):
         x = torch.sqrt(s)
         return (x - torch.sin(x)) / (s * x)
+
     return safe_where(t, [1 / 6, -1 / 120, 1 / 5040, -1 / 362880, 1 / 39916800], exact)
 
 
 def half_cot_sq(t: Tensor) -> Tensor:
     """(x / 2) cot(x / 2) with x = sqrt(t); finite for x < 2 pi (the logs use |x| <= pi)."""
+
     def exact(s):
         h = torch.sqrt(s) / 2
         return h * torch.cos(h) / torch.sin(h)
+
     return safe_where(t, [1.0, -1 / 12, -1 / 720, -1 / 30240, -1 / 1209600], exact)
 
 
 def vinv3_sq(t: Tensor) -> Tensor:
     """(1 - (x / 2) cot(x / 2)) / x^2 with x = sqrt(t): the W^2 coefficient of SE(3)'s V^-1."""
+
     def exact(s):
         h = torch.sqrt(s) / 2
         return (1 - h * torch.cos(h) / torch.sin(h)) / s
+
     return safe_where(t, [1 / 12, 1 / 720, 1 / 30240, 1 / 1209600, 1 / 47900160], exact)
 
 
 def atanc_sq(t: Tensor) -> Tensor:
     """atan(x) / x with x = sqrt(t)."""
+
     def exact(s):
         x = torch.sqrt(s)
         return torch.atan(x) / x
+
     return safe_where(t, [1.0, -1 / 3, 1 / 5, -1 / 7, 1 / 9], exact, _ATAN_THRESHOLD)
 
 

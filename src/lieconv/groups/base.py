@@ -17,6 +17,7 @@ Sizes (class or instance attributes):
 Points are acted on linearly (``affine = False``: ``x -> g x`` with ``rep_dim == D``) or affinely
 (``affine = True``: homogeneous coordinates, ``rep_dim == D + 1``).
 """
+
 from __future__ import annotations
 
 import math
@@ -141,11 +142,15 @@ class LieGroup:
         if not x.is_floating_point():
             raise ValueError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
         if x.dim() < 2:
-            raise ValueError(f"{name}: expected points of shape (..., n, {self.space_dim}) (at least "
-                             f"2 dimensions), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{name}: expected points of shape (..., n, {self.space_dim}) (at least "
+                f"2 dimensions), got shape {tuple(x.shape)}"
+            )
         if x.shape[-1] != self.space_dim:
-            raise ValueError(f"{name}: {self.name} acts on {self.space_dim}-D points, expected shape "
-                             f"(..., n, {self.space_dim}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"{name}: {self.name} acts on {self.space_dim}-D points, expected shape "
+                f"(..., n, {self.space_dim}), got {tuple(x.shape)}"
+            )
 
     def identity_elems(self, *shape, dtype=None, device=None) -> Tensor:
         """The identity in flat parameters: (*shape, elem_dim)."""
@@ -157,7 +162,8 @@ class LieGroup:
         if self.stabilizer_dim == 0 and num_samples != 1:
             raise ValueError(
                 f"num_samples: {self.name} has a trivial stabilizer, so each point has exactly one "
-                f"lift; expected 1, got {num_samples}")
+                f"lift; expected 1, got {num_samples}"
+            )
 
     # ---------------------------------------------------- pairs and distance
     def rel_log(self, u: Tensor, v: Tensor) -> Tensor:
@@ -213,8 +219,9 @@ class LieGroup:
         return None
 
     # --------------------------------------------------------------- random
-    def sample(self, *shape, generator: torch.Generator | None = None, dtype=torch.float64,
-               scale: float = 1.0) -> Tensor:
+    def sample(
+        self, *shape, generator: torch.Generator | None = None, dtype=torch.float64, scale: float = 1.0
+    ) -> Tensor:
         """Random group elements as matrices ``(*shape, rep_dim, rep_dim)``: exp of a Gaussian algebra
         vector of standard deviation ``scale`` (used by tests and augmentation)."""
         a = torch.randn(*shape, self.lie_dim, generator=generator, dtype=dtype) * scale

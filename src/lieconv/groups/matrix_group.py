@@ -1,7 +1,8 @@
 """``MatrixLieGroup``: a group given only by its Lie-algebra basis, with numeric exp and log."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -85,10 +86,18 @@ class MatrixLieGroup(LieGroup):
 
     stabilizer_dim = 0
 
-    def __init__(self, generators: Tensor, *, lift_fn: Callable[[Tensor], Tensor],
-                 orbit_fn: Callable[[Tensor], Tensor] | None = None,
-                 origin_fn: Callable[[Tensor], Tensor] | None = None, q_dim: int | None = None,
-                 affine: bool = False, name: str = "MatrixLieGroup", alpha: float = 0.2):
+    def __init__(
+        self,
+        generators: Tensor,
+        *,
+        lift_fn: Callable[[Tensor], Tensor],
+        orbit_fn: Callable[[Tensor], Tensor] | None = None,
+        origin_fn: Callable[[Tensor], Tensor] | None = None,
+        q_dim: int | None = None,
+        affine: bool = False,
+        name: str = "MatrixLieGroup",
+        alpha: float = 0.2,
+    ):
         super().__init__(alpha=alpha)
         gens = torch.as_tensor(generators, dtype=torch.float64)
         if gens.dim() != 3 or gens.shape[-1] != gens.shape[-2] or gens.shape[0] < 1:
@@ -104,10 +113,10 @@ class MatrixLieGroup(LieGroup):
             q_dim = 0 if orbit_fn is None else orbit_fn(torch.ones(1, self.space_dim, dtype=torch.float64)).shape[-1]
         self.q_dim = int(q_dim)
         self.name = name
-        flat = gens.reshape(self.lie_dim, -1)                                    # (K, r*r)
+        flat = gens.reshape(self.lie_dim, -1)  # (K, r*r)
         if torch.linalg.matrix_rank(flat) < self.lie_dim:
             raise ValueError("generators: the basis matrices are linearly dependent")
-        self._vee_map = torch.linalg.pinv(flat)                                 # (r*r, K)
+        self._vee_map = torch.linalg.pinv(flat)  # (r*r, K)
 
     def _gens(self, like: Tensor) -> Tensor:
         return self.generators.to(dtype=like.dtype, device=like.device)
@@ -142,8 +151,10 @@ def _rxsq_lift(x: Tensor) -> Tensor:
     Raises ``ValueError`` for a point outside the open positive quadrant (e.g. the origin)."""
     outside = (x <= 0).any(-1)
     if bool(outside.any()):
-        raise ValueError(f"points.coords: RxSQ acts on the open positive quadrant (x1 > 0, x2 > 0), got a point "
-                         f"with a coordinate <= 0 at index {tuple(outside.nonzero()[0].tolist())}")
+        raise ValueError(
+            f"points.coords: RxSQ acts on the open positive quadrant (x1 > 0, x2 > 0), got a point "
+            f"with a coordinate <= 0 at index {tuple(outside.nonzero()[0].tolist())}"
+        )
     return torch.diag_embed(x)
 
 

@@ -1,4 +1,5 @@
 """RxSO(2): rotations and positive scalings of the plane, acting linearly on R^2 minus 0."""
+
 from __future__ import annotations
 
 import torch

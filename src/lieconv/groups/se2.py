@@ -1,4 +1,5 @@
 """SE(2): rigid motions of the plane, acting affinely on R^2."""
+
 from __future__ import annotations
 
 import math
@@ -79,8 +80,7 @@ class SE2(LieGroup):
         th = e[..., 0]
         c, s = torch.cos(th), torch.sin(th)
         z, o = torch.zeros_like(c), torch.ones_like(c)
-        rows = [torch.stack([c, -s, e[..., 1]], -1), torch.stack([s, c, e[..., 2]], -1),
-                torch.stack([z, z, o], -1)]
+        rows = [torch.stack([c, -s, e[..., 1]], -1), torch.stack([s, c, e[..., 2]], -1), torch.stack([z, z, o], -1)]
         return torch.stack(rows, -2)
 
     def matrix_to_elems(self, g: Tensor) -> Tensor:
@@ -96,15 +96,15 @@ class SE2(LieGroup):
         self.check_points(x)
         self.check_num_samples(num_samples)
         theta = uniform_angles(x.shape[:-1], num_samples, generator, x, stratified=True)
-        theta = theta.reshape(*x.shape[:-2], -1, 1)                       # (..., n*ns, 1)
-        elems = torch.cat([theta, expand_samples(x, num_samples)], -1)    # (..., n*ns, 3)
+        theta = theta.reshape(*x.shape[:-2], -1, 1)  # (..., n*ns, 1)
+        elems = torch.cat([theta, expand_samples(x, num_samples)], -1)  # (..., n*ns, 3)
         return elems, elems.new_zeros(*elems.shape[:-1], 0)
 
     def rel_log(self, u: Tensor, v: Tensor) -> Tensor:
         phi = wrap_angle(u[..., 0] - v[..., 0])
         c, s = torch.cos(v[..., 0]), torch.sin(v[..., 0])
         d1, d2 = u[..., 1] - v[..., 1], u[..., 2] - v[..., 2]
-        t = torch.stack([c * d1 + s * d2, -s * d1 + c * d2], -1)         # R(-theta_v)(t_u - t_v)
+        t = torch.stack([c * d1 + s * d2, -s * d1 + c * d2], -1)  # R(-theta_v)(t_u - t_v)
         return torch.cat([phi.unsqueeze(-1), _v_inv_apply(phi, t)], -1)
 
     @property

@@ -1,12 +1,21 @@
 """SE(3): rigid motions of space, acting affinely on R^3 (built from the shared SO(3) maps)."""
+
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
 from ._common import expand_samples
-from ._quaternion import (matrix_to_quat, quat_angle, quat_conj, quat_log, quat_mul, quat_random,
-                          quat_rotate, quat_to_matrix)
+from ._quaternion import (
+    matrix_to_quat,
+    quat_angle,
+    quat_conj,
+    quat_log,
+    quat_mul,
+    quat_random,
+    quat_rotate,
+    quat_to_matrix,
+)
 from ._series import cosc_sq, half_cot_sq, sinc3_sq, vinv3_sq
 from .base import LieGroup
 from .so3 import so3_exp, so3_hat, so3_log, so3_vee
@@ -92,7 +101,7 @@ class SE3(LieGroup):
         self.check_points(x)
         self.check_num_samples(num_samples)
         q = quat_random(*x.shape[:-1], num_samples, generator=generator, dtype=x.dtype, device=x.device)
-        q = q.reshape(*x.shape[:-2], -1, 4)                                 # (..., n*ns, 4)
+        q = q.reshape(*x.shape[:-2], -1, 4)  # (..., n*ns, 4)
         elems = torch.cat([q, expand_samples(x, num_samples)], -1)
         return elems, elems.new_zeros(*elems.shape[:-1], 0)
 

@@ -1,4 +1,5 @@
 """SO(2): rotations of the plane, acting linearly on R^2."""
+
 from __future__ import annotations
 
 import torch

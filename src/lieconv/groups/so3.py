@@ -1,4 +1,5 @@
 """SO(3): rotations of space, acting linearly on R^3; the shared ``so3_*`` maps used by SE(3)."""
+
 from __future__ import annotations
 
 import torch
@@ -16,14 +17,12 @@ def so3_hat(w: Tensor) -> Tensor:
     """(..., 3) -> skew matrices (..., 3, 3) with hat(w) x = w x x."""
     x, y, z = w.unbind(-1)
     o = torch.zeros_like(x)
-    return torch.stack([torch.stack([o, -z, y], -1), torch.stack([z, o, -x], -1),
-                        torch.stack([-y, x, o], -1)], -2)
+    return torch.stack([torch.stack([o, -z, y], -1), torch.stack([z, o, -x], -1), torch.stack([-y, x, o], -1)], -2)
 
 
 def so3_vee(A: Tensor) -> Tensor:
     """Skew part of (..., 3, 3) -> (..., 3), the least-squares inverse of ``so3_hat``."""
-    return torch.stack([A[..., 2, 1] - A[..., 1, 2], A[..., 0, 2] - A[..., 2, 0],
-                        A[..., 1, 0] - A[..., 0, 1]], -1) / 2
+    return torch.stack([A[..., 2, 1] - A[..., 1, 2], A[..., 0, 2] - A[..., 2, 0], A[..., 1, 0] - A[..., 0, 1]], -1) / 2
 
 
 def so3_exp(w: Tensor) -> Tensor:
@@ -63,7 +62,7 @@ def align_e1(x: Tensor) -> tuple[Tensor, Tensor]:
     small = (r < 1e-15).unsqueeze(-1)
     xs = torch.where(small, e1, x)
     n = xs / torch.linalg.vector_norm(xs, dim=-1, keepdim=True)
-    front = (n[..., :1] > -0.5)
+    front = n[..., :1] > -0.5
     na = torch.where(front, n, e1)
     nb = torch.where(front, -e1, n)
     qa = torch.stack([1 + na[..., 0], torch.zeros_like(na[..., 0]), -na[..., 2], na[..., 1]], -1)
@@ -132,10 +131,10 @@ class SO3(LieGroup):
     def lift(self, x: Tensor, num_samples: int = 1, generator: torch.Generator | None = None):
         self.check_points(x)
         self.check_num_samples(num_samples)
-        a, r = align_e1(x)                                                    # (..., n, 4), (..., n)
+        a, r = align_e1(x)  # (..., n, 4), (..., n)
         phi = uniform_angles(x.shape[:-1], num_samples, generator, x, stratified=False)
         h = torch.stack([torch.cos(phi / 2), torch.sin(phi / 2)] + [torch.zeros_like(phi)] * 2, -1)
-        elems = quat_mul(a.unsqueeze(-2), h)                                  # (..., n, ns, 4)
+        elems = quat_mul(a.unsqueeze(-2), h)  # (..., n, ns, 4)
         elems = elems.reshape(*x.shape[:-2], -1, 4)
         return elems, expand_samples(r.unsqueeze(-1), num_samples)
 

@@ -1,7 +1,8 @@
 """Coordinate subgroups: a group restricted to a subset of its Lie-algebra coordinates."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -41,15 +42,23 @@ class Subgroup(LieGroup):
 
     stabilizer_dim = 0
 
-    def __init__(self, group: LieGroup, generators: Sequence[int], *,
-                 orbit_coords: Sequence[int] | None = None, name: str | None = None,
-                 alpha: float = 0.2):
+    def __init__(
+        self,
+        group: LieGroup,
+        generators: Sequence[int],
+        *,
+        orbit_coords: Sequence[int] | None = None,
+        name: str | None = None,
+        alpha: float = 0.2,
+    ):
         super().__init__(alpha=alpha)
         if not isinstance(group, LieGroup):
             raise ValueError(f"group: expected a LieGroup instance, got {group!r}")
         if group.q_dim != 0 or group.stabilizer_dim != 0:
-            raise ValueError(f"group: a Subgroup needs a parent with one orbit and a unique lift, "
-                             f"got {group!r} (q_dim={group.q_dim}, stabilizer_dim={group.stabilizer_dim})")
+            raise ValueError(
+                f"group: a Subgroup needs a parent with one orbit and a unique lift, "
+                f"got {group!r} (q_dim={group.q_dim}, stabilizer_dim={group.stabilizer_dim})"
+            )
         gens = [int(i) for i in generators]
         if not gens or len(set(gens)) != len(gens) or not all(0 <= i < group.lie_dim for i in gens):
             raise ValueError(f"generators: expected distinct indices in [0, {group.lie_dim}), got {generators!r}")
@@ -62,7 +71,7 @@ class Subgroup(LieGroup):
         self.affine = group.affine
         self.q_dim = self.space_dim if self.orbit_coords is None else len(self.orbit_coords)
         self.name = name or f"{group.name}[{','.join(map(str, gens))}]"
-        self._select = torch.eye(group.lie_dim, dtype=torch.float64)[gens]   # (k, L)
+        self._select = torch.eye(group.lie_dim, dtype=torch.float64)[gens]  # (k, L)
 
     def __repr__(self) -> str:
         return f"{self.name}(alpha={self.alpha})"

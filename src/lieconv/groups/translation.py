@@ -1,4 +1,5 @@
 """Translations T(d) and the trivial group Trivial(d) acting on R^d."""
+
 from __future__ import annotations
 
 import torch

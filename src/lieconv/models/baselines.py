@@ -29,20 +29,41 @@ learning rates; ``MODELS`` / :func:`build_baseline` resolve names.
 
 :class:`ModelDynamics` integrates any of these over a time grid and returns ``(B, T, D)``.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-from ..dynamics.hamiltonian import (SeparableHamiltonian, join_state, kinetic_energy, spring_potential,
-                                    split_state, symplectic_gradient)
+from ..dynamics.hamiltonian import (
+    SeparableHamiltonian,
+    join_state,
+    kinetic_energy,
+    split_state,
+    spring_potential,
+    symplectic_gradient,
+)
 from ..dynamics.integrate import SOLVERS, odeint
 
-__all__ = ["mlp", "FC", "HFC", "OGN", "HOGN", "HamiltonianModel", "SeparableHamiltonianModel",
-           "PotentialModel", "PointsPotential", "SpringPotential", "ModelDynamics", "MODELS", "PAPER_HPARAMS", "build_baseline",
-           "check_rollout_inputs"]
+__all__ = [
+    "mlp",
+    "FC",
+    "HFC",
+    "OGN",
+    "HOGN",
+    "HamiltonianModel",
+    "SeparableHamiltonianModel",
+    "PotentialModel",
+    "PointsPotential",
+    "SpringPotential",
+    "ModelDynamics",
+    "MODELS",
+    "PAPER_HPARAMS",
+    "build_baseline",
+    "check_rollout_inputs",
+]
 
 
 def mlp(in_dim: int, hidden: int, num_layers: int, out_dim: int) -> nn.Sequential:
@@ -60,8 +81,9 @@ def _check_inputs(z: Tensor, sys_params: Tensor, n_bodies: int, dim: int) -> Non
     if z.dim() != 2 or z.shape[-1] != D:
         raise ValueError(f"z: expected shape (B, {D}) for {n_bodies} bodies in {dim}-D, got {tuple(z.shape)}")
     if sys_params.shape != (z.shape[0], n_bodies, 2):
-        raise ValueError(f"sys_params: expected shape (B, n, 2) = ({z.shape[0]}, {n_bodies}, 2), "
-                         f"got {tuple(sys_params.shape)}")
+        raise ValueError(
+            f"sys_params: expected shape (B, n, 2) = ({z.shape[0]}, {n_bodies}, 2), got {tuple(sys_params.shape)}"
+        )
 
 
 class FC(nn.Module):
@@ -109,15 +131,15 @@ class _GraphNet(nn.Module):
         self.node = mlp(node + hidden, hidden, num_layers, out_dim)
 
     def forward(self, q: Tensor, p: Tensor, sys_params: Tensor) -> Tensor:
-        B, n, d = q.shape
-        x = torch.cat([q, p, sys_params], dim=-1)                                  # (B, n, 2d+2)
+        B, n, _ = q.shape
+        x = torch.cat([q, p, sys_params], dim=-1)  # (B, n, 2d+2)
         xi = x.unsqueeze(2).expand(B, n, n, x.shape[-1])
         xj = x.unsqueeze(1).expand(B, n, n, x.shape[-1])
-        rel = q.unsqueeze(2) - q.unsqueeze(1)                                      # (B, n, n, d)
-        e = self.edge(torch.cat([xi, xj, rel], dim=-1))                            # (B, n, n, hidden)
+        rel = q.unsqueeze(2) - q.unsqueeze(1)  # (B, n, n, d)
+        e = self.edge(torch.cat([xi, xj, rel], dim=-1))  # (B, n, n, hidden)
         off = ~torch.eye(n, dtype=torch.bool, device=q.device)
-        agg = (e * off[..., None].to(e.dtype)).sum(2)                              # (B, n, hidden)
-        return self.node(torch.cat([x, agg], dim=-1))                              # (B, n, out_dim)
+        agg = (e * off[..., None].to(e.dtype)).sum(2)  # (B, n, hidden)
+        return self.node(torch.cat([x, agg], dim=-1))  # (B, n, out_dim)
 
 
 class OGN(nn.Module):
@@ -136,7 +158,7 @@ class OGN(nn.Module):
         _check_inputs(z, sys_params, self.n_bodies, self.dim)
         q, p = split_state(z, self.n_bodies)
         out = self.gn(q, p, sys_params)
-        return join_state(out[..., :self.dim], out[..., self.dim:])
+        return join_state(out[..., : self.dim], out[..., self.dim :])
 
 
 class HOGN(HamiltonianModel):
@@ -217,8 +239,9 @@ class HFC(PotentialModel):
     """
 
     def __init__(self, n_bodies: int = 6, dim: int = 2, *, hidden: int = 256, num_layers: int = 4):
-        super().__init__(_MLPPotential(n_bodies * dim + 2 * n_bodies, hidden, num_layers), center=True,
-                         n_bodies=n_bodies, dim=dim)
+        super().__init__(
+            _MLPPotential(n_bodies * dim + 2 * n_bodies, hidden, num_layers), center=True, n_bodies=n_bodies, dim=dim
+        )
 
 
 class _MLPPotential(nn.Module):
@@ -246,6 +269,7 @@ class PointsPotential(nn.Module):
 
     def forward(self, q: Tensor, values: Tensor) -> Tensor:
         from ..data import Points
+
         return self.net(Points.from_coords(q, values)).reshape(q.shape[0])
 
 
@@ -286,22 +310,26 @@ class ModelDynamics(nn.Module):
     ``dV/dq``) evaluations of the last call (summed over the distinct grids).
     """
 
-    def __init__(self, model: nn.Module, *, method: str = "rk4", substeps: int = 1,
-                 rtol: float = 1e-4, atol: float = 1e-4):
+    def __init__(
+        self, model: nn.Module, *, method: str = "rk4", substeps: int = 1, rtol: float = 1e-4, atol: float = 1e-4
+    ):
         super().__init__()
         if method not in SOLVERS:
             raise ValueError(f"method: unknown solver {method!r}; choose from {sorted(SOLVERS)}")
         if method == "leapfrog" and not isinstance(model, SeparableHamiltonianModel):
-            raise ValueError(f"model: method 'leapfrog' needs a SeparableHamiltonianModel (K(p, m) + V(q)), "
-                             f"got {type(model).__name__}")
+            raise ValueError(
+                f"model: method 'leapfrog' needs a SeparableHamiltonianModel (K(p, m) + V(q)), "
+                f"got {type(model).__name__}"
+            )
         self.model, self.method, self.substeps, self.rtol, self.atol = model, method, substeps, rtol, atol
         self.nfe = 0
 
     def forward(self, z0: Tensor, ts: Tensor, sys_params: Tensor) -> Tensor:
         check_rollout_inputs(z0, sys_params, getattr(self.model, "n_bodies", None))
         if not isinstance(ts, Tensor) or ts.dim() not in (1, 2) or (ts.dim() == 2 and ts.shape[0] != z0.shape[0]):
-            raise ValueError(f"ts: expected shape (T,) or (B, T) with B = {z0.shape[0]}, "
-                             f"got {tuple(getattr(ts, 'shape', ()))}")
+            raise ValueError(
+                f"ts: expected shape (T,) or (B, T) with B = {z0.shape[0]}, got {tuple(getattr(ts, 'shape', ()))}"
+            )
         self.nfe = 0
         if ts.dim() == 1:
             return self._integrate(z0, ts, sys_params)
@@ -319,7 +347,7 @@ class ModelDynamics(nn.Module):
 
     def _integrate(self, z0: Tensor, ts: Tensor, sys_params: Tensor) -> Tensor:
         if isinstance(self.model, SeparableHamiltonianModel):
-            f = self.model.separable(sys_params)   # analytic dK/dp; what depends on sys_params alone is built once
+            f = self.model.separable(sys_params)  # analytic dK/dp; what depends on sys_params alone is built once
         else:
             f = _Counted(lambda t, z: self.model(t, z, sys_params))
         out = odeint(f, z0, ts, method=self.method, substeps=self.substeps, rtol=self.rtol, atol=self.atol)
@@ -332,10 +360,17 @@ def check_rollout_inputs(z0: Tensor, sys_params: Tensor, n_bodies: int | None) -
     if not isinstance(z0, Tensor) or z0.dim() != 2:
         raise ValueError(f"z0: expected shape (B, D), got {tuple(getattr(z0, 'shape', ()))}")
     n = sys_params.shape[-2] if isinstance(sys_params, Tensor) and sys_params.dim() == 3 else n_bodies
-    if (not isinstance(sys_params, Tensor) or sys_params.dim() != 3 or sys_params.shape[0] != z0.shape[0]
-            or sys_params.shape[-1] != 2 or (n_bodies is not None and n != n_bodies)):
-        raise ValueError(f"sys_params: expected shape (B, n, 2) = ({z0.shape[0]}, {n_bodies or 'n'}, 2) for z0 "
-                         f"{tuple(z0.shape)}, got {tuple(getattr(sys_params, 'shape', ()))}")
+    if (
+        not isinstance(sys_params, Tensor)
+        or sys_params.dim() != 3
+        or sys_params.shape[0] != z0.shape[0]
+        or sys_params.shape[-1] != 2
+        or (n_bodies is not None and n != n_bodies)
+    ):
+        raise ValueError(
+            f"sys_params: expected shape (B, n, 2) = ({z0.shape[0]}, {n_bodies or 'n'}, 2) for z0 "
+            f"{tuple(z0.shape)}, got {tuple(getattr(sys_params, 'shape', ()))}"
+        )
     if not torch.isfinite(z0).all():
         raise ValueError("z0: expected finite initial states, got NaN or inf")
     if not torch.isfinite(sys_params).all():

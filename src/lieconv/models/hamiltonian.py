@@ -37,6 +37,7 @@ general and linear momentum is *not* conserved — equivariance alone is not eno
 Shapes (as everywhere in :mod:`lieconv.dynamics`): ``z (B, 2·n·d)`` flat states, positions first;
 ``sys_params (B, n, 2) = (m_i, k_i)``; ``q (B, n, d)``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -82,8 +83,10 @@ def _check_sizes(n_bodies: int, dim: int, k: int, num_layers: int, num_nbhd: int
         raise ValueError(f"num_layers: expected >= 0, got {num_layers}")
     nbhd = n_bodies if num_nbhd is None else int(num_nbhd)
     if nbhd < n_bodies:
-        raise ValueError(f"num_nbhd: expected >= n_bodies = {n_bodies} so that every neighbourhood is the whole "
-                         f"system and the learned function is deterministic, got {num_nbhd}")
+        raise ValueError(
+            f"num_nbhd: expected >= n_bodies = {n_bodies} so that every neighbourhood is the whole "
+            f"system and the learned function is deterministic, got {num_nbhd}"
+        )
     return nbhd
 
 
@@ -139,14 +142,37 @@ class HLieResNet(PotentialModel):
     ``H(z, sys_params) -> (B,)``; ``V(q (B, n, d), sys_params) -> (B,)``.
     """
 
-    def __init__(self, group: str = "SO2*", *, k: int = 384, num_layers: int = 4, num_nbhd: int | None = None,
-                 mean: bool = True, n_bodies: int = 6, dim: int = 2, kernel_input: str = "smooth",
-                 recompute: bool = False):
+    def __init__(
+        self,
+        group: str = "SO2*",
+        *,
+        k: int = 384,
+        num_layers: int = 4,
+        num_nbhd: int | None = None,
+        mean: bool = True,
+        n_bodies: int = 6,
+        dim: int = 2,
+        kernel_input: str = "smooth",
+        recompute: bool = False,
+    ):
         name, center = parse_group(group, HGROUPS)
         nbhd = _check_sizes(n_bodies, dim, k, num_layers, num_nbhd)
-        net = LieResNet(2, 1, group=name, k=int(k), num_layers=int(num_layers), num_nbhd=nbhd, fill=1.0,
-                        liftsamples=1, bn=False, mean=mean, knn=False, pool=True, kernel_input=kernel_input)
-        net.shared_geometry = False          # every system has its own positions
+        net = LieResNet(
+            2,
+            1,
+            group=name,
+            k=int(k),
+            num_layers=int(num_layers),
+            num_nbhd=nbhd,
+            fill=1.0,
+            liftsamples=1,
+            bn=False,
+            mean=mean,
+            knn=False,
+            pool=True,
+            kernel_input=kernel_input,
+        )
+        net.shared_geometry = False  # every system has its own positions
         super().__init__(_PotentialNet(net), center=center, n_bodies=n_bodies, dim=dim)
         self.group_name = group
         self.recompute = bool(recompute)
@@ -160,8 +186,10 @@ class HLieResNet(PotentialModel):
         if q.dim() != 3 or q.shape[1:] != (self.n_bodies, self.dim):
             raise ValueError(f"q: expected shape (B, {self.n_bodies}, {self.dim}), got {tuple(q.shape)}")
         if sys_params.shape != (q.shape[0], self.n_bodies, 2):
-            raise ValueError(f"sys_params: expected shape (B, n, 2) = ({q.shape[0]}, {self.n_bodies}, 2), "
-                             f"got {tuple(sys_params.shape)}")
+            raise ValueError(
+                f"sys_params: expected shape (B, n, 2) = ({q.shape[0]}, {self.n_bodies}, 2), "
+                f"got {tuple(sys_params.shape)}"
+            )
         if self.center:
             q = q - q.mean(-2, keepdim=True)
         return self.net(q, sys_params, value_features).reshape(q.shape[0])
@@ -200,21 +228,42 @@ class LieResNetDynamics(nn.Module):
     Shapes: ``forward(t, z (B, 2nd), sys_params (B, n, 2)) -> (B, 2nd)``.
     """
 
-    def __init__(self, group: str = "T2", *, k: int = 384, num_layers: int = 4, num_nbhd: int | None = None,
-                 mean: bool = True, n_bodies: int = 6, dim: int = 2):
+    def __init__(
+        self,
+        group: str = "T2",
+        *,
+        k: int = 384,
+        num_layers: int = 4,
+        num_nbhd: int | None = None,
+        mean: bool = True,
+        n_bodies: int = 6,
+        dim: int = 2,
+    ):
         super().__init__()
         name, _ = parse_group(group, DIRECT_GROUPS)
         nbhd = _check_sizes(n_bodies, dim, k, num_layers, num_nbhd)
-        self.net = LieResNet(dim + 2, 2 * dim, group=name, k=int(k), num_layers=int(num_layers), num_nbhd=nbhd,
-                             fill=1.0, liftsamples=1, bn=False, mean=mean, knn=False, pool=False)
+        self.net = LieResNet(
+            dim + 2,
+            2 * dim,
+            group=name,
+            k=int(k),
+            num_layers=int(num_layers),
+            num_nbhd=nbhd,
+            fill=1.0,
+            liftsamples=1,
+            bn=False,
+            mean=mean,
+            knn=False,
+            pool=False,
+        )
         self.net.shared_geometry = False
         self.n_bodies, self.dim, self.group_name = n_bodies, dim, group
 
     def forward(self, t: Tensor, z: Tensor, sys_params: Tensor) -> Tensor:
         _check_inputs(z, sys_params, self.n_bodies, self.dim)
         q, p = split_state(z, self.n_bodies)
-        out = self.net(Points.from_coords(q, torch.cat([p, sys_params], dim=-1))).values   # (B, n, 2d)
-        return join_state(out[..., :self.dim], out[..., self.dim:])
+        out = self.net(Points.from_coords(q, torch.cat([p, sys_params], dim=-1))).values  # (B, n, 2d)
+        return join_state(out[..., : self.dim], out[..., self.dim :])
 
     def extra_repr(self) -> str:
         return f"group={self.group_name}, n_bodies={self.n_bodies}"

@@ -1,4 +1,5 @@
 """ImageLieResNet: an image read as the points of a pixel grid (paper §5.1, appendix C.3, C.5)."""
+
 from __future__ import annotations
 
 import torch
@@ -42,24 +43,50 @@ class ImageLieResNet(nn.Module):
     Shapes: images (B, chin, H, W) or (B, H, W) -> logits (B, num_targets).
     """
 
-    def __init__(self, chin: int = 1, num_targets: int = 10, *, group: LieGroup | str = "SE2", k: int = 128,
-                 total_ds: float = 0.1, fill: float = 0.1, nbhd: int = 25, num_layers: int = 6,
-                 liftsamples: int = 1, bn: bool = True, knn: bool = False, increase_channels: bool = True,
-                 image_size: tuple[int, int] = (28, 28), crop_radius: float | None = 15.0):
+    def __init__(
+        self,
+        chin: int = 1,
+        num_targets: int = 10,
+        *,
+        group: LieGroup | str = "SE2",
+        k: int = 128,
+        total_ds: float = 0.1,
+        fill: float = 0.1,
+        nbhd: int = 25,
+        num_layers: int = 6,
+        liftsamples: int = 1,
+        bn: bool = True,
+        knn: bool = False,
+        increase_channels: bool = True,
+        image_size: tuple[int, int] = (28, 28),
+        crop_radius: float | None = 15.0,
+    ):
         super().__init__()
         group = get_group(group) if isinstance(group, str) else group
         if not 0 < total_ds <= 1:
             raise ValueError(f"total_ds: expected a fraction in (0, 1], got {total_ds!r}")
         s = total_ds ** (1 / num_layers)
-        fills = [min(1.0, fill / s ** i) for i in range(num_layers)]
+        fills = [min(1.0, fill / s**i) for i in range(num_layers)]
         ks = [int(k / s ** (i / 2)) if increase_channels else k for i in range(num_layers + 1)]
         self.chin, self.image_size = chin, tuple(image_size)
         coords, crop = pixel_grid(*self.image_size, crop_radius)
         self.register_buffer("coords", coords[crop], persistent=False)
         self.register_buffer("crop", crop, persistent=False)
-        self.net = LieResNet(chin, num_targets, group=group, k=ks, num_layers=num_layers, num_nbhd=nbhd, fill=fills,
-                             ds_frac=s, liftsamples=liftsamples, bn=bn, knn=knn, mean=True)
-        self.net.shared_geometry = True   # a batch of one image too: its draws are the shared ones
+        self.net = LieResNet(
+            chin,
+            num_targets,
+            group=group,
+            k=ks,
+            num_layers=num_layers,
+            num_nbhd=nbhd,
+            fill=fills,
+            ds_frac=s,
+            liftsamples=liftsamples,
+            bn=bn,
+            knn=knn,
+            mean=True,
+        )
+        self.net.shared_geometry = True  # a batch of one image too: its draws are the shared ones
 
     @property
     def group(self) -> LieGroup:
@@ -72,8 +99,10 @@ class ImageLieResNet(nn.Module):
         if images.dim() == 3 and self.chin == 1:
             images = images.unsqueeze(1)
         if images.dim() != 4 or tuple(images.shape[1:]) != (self.chin, *self.image_size):
-            raise ValueError(f"images: expected shape (B, {self.chin}, {self.image_size[0]}, {self.image_size[1]}), "
-                             f"got {tuple(images.shape)}")
+            raise ValueError(
+                f"images: expected shape (B, {self.chin}, {self.image_size[0]}, {self.image_size[1]}), "
+                f"got {tuple(images.shape)}"
+            )
         B = images.shape[0]
         values = images.reshape(B, self.chin, -1)[:, :, self.crop].transpose(1, 2)
         coords = self.coords.to(images.dtype).expand(B, *self.coords.shape)
@@ -86,4 +115,3 @@ class ImageLieResNet(nn.Module):
     @staticmethod
     def num_points(image_size=(28, 28), crop_radius=15.0) -> int:
         return int(pixel_grid(*image_size, crop_radius)[1].sum())
-

@@ -1,4 +1,5 @@
 """MoleculeLieResNet: a molecule read as the points of its atoms (paper §5.2, appendix C.5)."""
+
 from __future__ import annotations
 
 import torch
@@ -39,23 +40,50 @@ class MoleculeLieResNet(nn.Module):
     forward(batch) with a torch_geometric ``Batch`` (``pos (P, 3)``, ``x (P, chin)``, ``batch (P,)``).
     """
 
-    def __init__(self, chin: int = 15, *, group: LieGroup | str = "T3", k: int = 1536, num_layers: int = 6,
-                 nbhd: int = 100, fill: float = 1.0, liftsamples: int = 1, bn: bool = True, center: bool = False):
+    def __init__(
+        self,
+        chin: int = 15,
+        *,
+        group: LieGroup | str = "T3",
+        k: int = 1536,
+        num_layers: int = 6,
+        nbhd: int = 100,
+        fill: float = 1.0,
+        liftsamples: int = 1,
+        bn: bool = True,
+        center: bool = False,
+    ):
         super().__init__()
         group = get_group(group) if isinstance(group, str) else group
         if group.space_dim != 3:
             raise ValueError(f"group: expected a group acting on R^3, got {group} (acting on R^{group.space_dim})")
         self.center = center
-        self.net = LieResNet(chin, 1, group=group, k=k, num_layers=num_layers, num_nbhd=nbhd, fill=fill,
-                             ds_frac=1.0, liftsamples=liftsamples, bn=bn, mean=True)
+        self.net = LieResNet(
+            chin,
+            1,
+            group=group,
+            k=k,
+            num_layers=num_layers,
+            num_nbhd=nbhd,
+            fill=fill,
+            ds_frac=1.0,
+            liftsamples=liftsamples,
+            bn=bn,
+            mean=True,
+        )
 
     @property
     def group(self) -> LieGroup:
         return self.net.group
 
-    def forward(self, positions: Tensor, features: Tensor | None = None, mask: Tensor | None = None,
-                generator: torch.Generator | None = None) -> Tensor:
-        if is_pyg_data(positions):      # a torch_geometric Batch: pos = positions, x = features
+    def forward(
+        self,
+        positions: Tensor,
+        features: Tensor | None = None,
+        mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        if is_pyg_data(positions):  # a torch_geometric Batch: pos = positions, x = features
             points = from_pyg(positions)
         else:
             if features is None or mask is None:

@@ -1,4 +1,5 @@
 """Neural-network layers: kernel MLP, LieConv, masked batch norm, bottleneck block, pooling, LieResNet."""
+
 from .blocks import BottleneckBlock, GlobalPool, PointwiseNormAct
 from .conv import LieConv
 from .kernels import KernelMLP

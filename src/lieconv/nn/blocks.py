@@ -1,4 +1,5 @@
 """Bottleneck residual block and global pooling (paper Figure 5, appendix C.3)."""
+
 from __future__ import annotations
 
 import torch
@@ -67,8 +68,20 @@ class BottleneckBlock(nn.Module):
     Shapes: ``Lifted`` with values (B, N, chin) -> ``Lifted`` with values (B, m, chout).
     """
 
-    def __init__(self, chin: int, chout: int, *, group, num_nbhd: int, fill: float, ds_frac: float = 1.0,
-                 knn: bool = False, bn: bool = True, mean: bool = True, kernel_input: str = "log"):
+    def __init__(
+        self,
+        chin: int,
+        chout: int,
+        *,
+        group,
+        num_nbhd: int,
+        fill: float,
+        ds_frac: float = 1.0,
+        knn: bool = False,
+        bn: bool = True,
+        mean: bool = True,
+        kernel_input: str = "log",
+    ):
         super().__init__()
         if chin < 4 or chout < 4:
             raise ValueError(f"chin, chout: expected at least 4 channels for the bottleneck, got {chin}, {chout}")
@@ -76,8 +89,18 @@ class BottleneckBlock(nn.Module):
         self.pre = PointwiseNormAct(chin, bn=bn)
         self.down = nn.Linear(chin, chin // 4)
         self.mid = PointwiseNormAct(chin // 4, bn=bn)
-        self.conv = LieConv(chin // 4, chout // 4, group=group, num_nbhd=num_nbhd, fill=fill, ds_frac=ds_frac,
-                            knn=knn, bn=bn, mean=mean, kernel_input=kernel_input)
+        self.conv = LieConv(
+            chin // 4,
+            chout // 4,
+            group=group,
+            num_nbhd=num_nbhd,
+            fill=fill,
+            ds_frac=ds_frac,
+            knn=knn,
+            bn=bn,
+            mean=mean,
+            kernel_input=kernel_input,
+        )
         self.post = PointwiseNormAct(chout // 4, bn=bn)
         self.up = nn.Linear(chout // 4, chout)
         self.shortcut = nn.Linear(chin, chout) if chout < chin else None
@@ -92,8 +115,7 @@ class BottleneckBlock(nn.Module):
         the values alone (full neighbourhoods), (B, N * kernel_out, chout / 4)."""
         return self.conv.point_features(self.conv_input(x).values)
 
-    def forward(self, x: Lifted, generator: torch.Generator | None = None,
-                features: Tensor | None = None) -> Lifted:
+    def forward(self, x: Lifted, generator: torch.Generator | None = None, features: Tensor | None = None) -> Lifted:
         """``features``: ``point_features(x)`` computed beforehand (e.g. once for many calls with the
         same values and other coordinates), so only the geometry-dependent part runs."""
         sel = self.conv.select(x, generator)
@@ -106,7 +128,7 @@ class BottleneckBlock(nn.Module):
         elif self.chout == self.chin:
             out = out + skip
         else:
-            out = torch.cat([out[..., : self.chin] + skip, out[..., self.chin:]], dim=-1)
+            out = torch.cat([out[..., : self.chin] + skip, out[..., self.chin :]], dim=-1)
         return h.replace(values=zero_masked(out, h.mask))
 
 

@@ -1,4 +1,5 @@
 """The LieConv layer (paper eq. 9, Algorithm 2, PointConv trick of appendix A.1)."""
+
 from __future__ import annotations
 
 import math
@@ -54,9 +55,22 @@ class LieConv(nn.Module):
         -> ``Lifted`` (elems (Bg, m, E), orbits (Bg, m, q), values (B, m, chout), mask (Bg, m)).
     """
 
-    def __init__(self, chin: int, chout: int, *, group: LieGroup, num_nbhd: int = 32, fill: float = 1 / 3,
-                 ds_frac: float = 1.0, knn: bool = False, bn: bool = False, mean: bool = True,
-                 kernel_hidden: int = 32, kernel_out: int = 16, kernel_input: str = "log"):
+    def __init__(
+        self,
+        chin: int,
+        chout: int,
+        *,
+        group: LieGroup,
+        num_nbhd: int = 32,
+        fill: float = 1 / 3,
+        ds_frac: float = 1.0,
+        knn: bool = False,
+        bn: bool = False,
+        mean: bool = True,
+        kernel_hidden: int = 32,
+        kernel_out: int = 16,
+        kernel_input: str = "log",
+    ):
         super().__init__()
         if not isinstance(group, LieGroup):
             raise ValueError(f"group: expected a LieGroup instance, got {group!r}")
@@ -66,7 +80,13 @@ class LieConv(nn.Module):
         kernel_hidden = check_int("kernel_hidden", kernel_hidden, minimum=1)
         kernel_out = check_int("kernel_out", kernel_out, minimum=1)
         self.group, self.chin, self.chout = group, chin, chout
-        self.num_nbhd, self.fill, self.ds_frac, self.knn, self.mean = int(num_nbhd), float(fill), float(ds_frac), knn, mean
+        self.num_nbhd, self.fill, self.ds_frac, self.knn, self.mean = (
+            int(num_nbhd),
+            float(fill),
+            float(ds_frac),
+            knn,
+            mean,
+        )
         if kernel_input not in KERNEL_INPUTS:
             raise ValueError(f"kernel_input: expected one of {list(KERNEL_INPUTS)}, got {kernel_input!r}")
         self.kernel_input = kernel_input
@@ -76,8 +96,10 @@ class LieConv(nn.Module):
         self.linear = nn.Linear(chin * kernel_out, chout)
 
     def extra_repr(self) -> str:
-        return (f"{self.chin}, {self.chout}, group={self.group}, num_nbhd={self.num_nbhd}, fill={self.fill:.4g}, "
-                f"ds_frac={self.ds_frac:.4g}, knn={self.knn}, kernel_input={self.kernel_input}")
+        return (
+            f"{self.chin}, {self.chout}, group={self.group}, num_nbhd={self.num_nbhd}, fill={self.fill:.4g}, "
+            f"ds_frac={self.ds_frac:.4g}, knn={self.knn}, kernel_input={self.kernel_input}"
+        )
 
     # ----------------------------------------------------------- selection
     def num_queries(self, n: int) -> int:
@@ -113,8 +135,19 @@ class LieConv(nn.Module):
         qidx, qe, qq, qmask = self.subsample(x)
         if self.covers_all(x.mask.shape[1]):
             return Selection(qidx, qmask, *full_neighborhoods(qmask, x.mask), full=True)
-        nidx, nmask = neighborhood_indices(self.group, qe, qq, qmask, x.elems, x.orbits, x.mask,
-                                           num_nbhd=self.num_nbhd, fill=self.fill, knn=self.knn, generator=generator)
+        nidx, nmask = neighborhood_indices(
+            self.group,
+            qe,
+            qq,
+            qmask,
+            x.elems,
+            x.orbits,
+            x.mask,
+            num_nbhd=self.num_nbhd,
+            fill=self.fill,
+            knn=self.knn,
+            generator=generator,
+        )
         return Selection(qidx, qmask, nidx, nmask)
 
     # ------------------------------------------------------------- kernel
@@ -123,10 +156,10 @@ class LieConv(nn.Module):
         with ``kernel_input="smooth"`` ``rel_embed(u_i, v_j)`` (embed_dim) replaces the log."""
         qe = x.elems if sel.query_idx is None else gather_points(x.elems, sel.query_idx)
         qq = x.orbits if sel.query_idx is None else gather_points(x.orbits, sel.query_idx)
-        ne = gather_points(x.elems, sel.nbhd_idx)             # (Bg, m, K, E)
-        nq = gather_points(x.orbits, sel.nbhd_idx)            # (Bg, m, K, q)
+        ne = gather_points(x.elems, sel.nbhd_idx)  # (Bg, m, K, E)
+        nq = gather_points(x.orbits, sel.nbhd_idx)  # (Bg, m, K, q)
         rel_fn = self.group.rel_embed if self.kernel_input == "smooth" else self.group.rel_log
-        rel = rel_fn(qe.unsqueeze(2), ne)                     # (Bg, m, K, lie_dim or embed_dim)
+        rel = rel_fn(qe.unsqueeze(2), ne)  # (Bg, m, K, lie_dim or embed_dim)
         parts = [rel]
         if self.group.q_dim:
             parts += [qq.unsqueeze(2).expand_as(nq), nq]
@@ -140,8 +173,9 @@ class LieConv(nn.Module):
         w = self.linear.weight.view(o, c, h).permute(1, 2, 0).reshape(c, h * o)
         return (values @ w).view(B, N * h, o)
 
-    def aggregate(self, values: Tensor | None, weights: Tensor, sel: Selection,
-                  features: Tensor | None = None) -> Tensor:
+    def aggregate(
+        self, values: Tensor | None, weights: Tensor, sel: Selection, features: Tensor | None = None
+    ) -> Tensor:
         """h_i = W (sum_j f_j (x) s_ij) / n_i.  values (B, N, c), weights (Bg, m, K, h) -> (B, m, chout).
 
         Full neighbourhoods (``sel.full``): ``h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b``, the
@@ -163,7 +197,7 @@ class LieConv(nn.Module):
             scale = 1 / n
         else:
             scale = weights.new_full((1, 1, 1), 1 / K)
-        W, b = self.linear.weight, self.linear.bias   # W z / n + b: the 1/n_i on the (small) output side
+        W, b = self.linear.weight, self.linear.bias  # W z / n + b: the 1/n_i on the (small) output side
         if sel.full:
             # every point is a neighbour, in index order: h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b, with
             # W_h f_j computed once per point (point_features), no gather, no (m, c*h) intermediate
@@ -171,17 +205,23 @@ class LieConv(nn.Module):
             out = torch.addcmul(b, torch.matmul(weights.reshape(Bg, m, N * h), g), scale)
         elif Bg == 1 and B > 1:  # shared geometry
             rows = values.transpose(0, 1).reshape(N, B * c)
-            z = gather_contract(rows, sel.nbhd_idx.reshape(-1), weights[0]).view(m, B, c * h)   # (m, B, c*h)
-            out = torch.addcmul(b, F.linear(z, W), scale[0].unsqueeze(1)).transpose(0, 1)      # (B, m, chout)
+            z = gather_contract(rows, sel.nbhd_idx.reshape(-1), weights[0]).view(m, B, c * h)  # (m, B, c*h)
+            out = torch.addcmul(b, F.linear(z, W), scale[0].unsqueeze(1)).transpose(0, 1)  # (B, m, chout)
         else:
             offsets = (torch.arange(B, device=values.device) * N).view(B, 1, 1)
-            z = gather_contract(values.reshape(B * N, c), (sel.nbhd_idx + offsets).reshape(-1),
-                                weights.reshape(B * m, K, h))
+            z = gather_contract(
+                values.reshape(B * N, c), (sel.nbhd_idx + offsets).reshape(-1), weights.reshape(B * m, K, h)
+            )
             out = torch.addcmul(b, F.linear(z.view(B, m, c * h), W), scale)
         return zero_masked(out, sel.query_mask)
 
-    def forward(self, x: Lifted, selection: Selection | None = None,
-                generator: torch.Generator | None = None, features: Tensor | None = None) -> Lifted:
+    def forward(
+        self,
+        x: Lifted,
+        selection: Selection | None = None,
+        generator: torch.Generator | None = None,
+        features: Tensor | None = None,
+    ) -> Lifted:
         """``features``: ``point_features(x.values)`` computed beforehand (full neighbourhoods only;
         ``x.values`` is then not read), e.g. once for many calls whose values are the same."""
         if not isinstance(x, Lifted):
@@ -193,12 +233,13 @@ class LieConv(nn.Module):
         if features is not None and not sel.full:
             raise ValueError("features: precomputed point features need full neighbourhoods (covers_all)")
         a = torch.where(sel.nbhd_mask.unsqueeze(-1), self.kernel_inputs(x, sel), 0.0)  # padding may be non-finite
-        s = self.kernel(a, sel.nbhd_mask)                   # zero at masked pairs
+        s = self.kernel(a, sel.nbhd_mask)  # zero at masked pairs
         h = self.aggregate(x.values, s, sel, features)
         if sel.query_idx is None:
             return x.replace(values=h, mask=sel.query_mask)
-        return Lifted(gather_points(x.elems, sel.query_idx), gather_points(x.orbits, sel.query_idx), h, sel.query_mask,
-                      x.group)
+        return Lifted(
+            gather_points(x.elems, sel.query_idx), gather_points(x.orbits, sel.query_idx), h, sel.query_mask, x.group
+        )
 
 
 def zero_masked(values: Tensor, mask: Tensor) -> Tensor:
@@ -232,7 +273,7 @@ class _GatherContract(torch.autograd.Function):
         grad_rows = grad_weights = None
         if ctx.needs_input_grad[2]:
             f = rows.index_select(0, idx).view(G, K, rows.shape[1])
-            grad_weights = torch.bmm(f, grad)                                     # (G, K, h)
+            grad_weights = torch.bmm(f, grad)  # (G, K, h)
         if ctx.needs_input_grad[0]:
             gf = torch.bmm(weights, grad.transpose(1, 2)).reshape(G * K, rows.shape[1])  # (G*K, c)
             grad_rows = torch.zeros_like(rows).index_add_(0, idx, gf)

@@ -1,5 +1,8 @@
 """The continuous convolution kernel: an MLP on the Lie algebra (paper §4.2, appendix C.3)."""
+
 from __future__ import annotations
+
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -34,13 +37,13 @@ class KernelMLP(nn.Module):
     def __init__(self, in_dim: int, out: int = 16, *, hidden: int = 32, bn: bool = False):
         super().__init__()
         dims = [in_dim, hidden, hidden, out]
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.norms = nn.ModuleList(MaskBatchNorm(b, zero_masked=False) for b in dims[1:]) if bn else None
 
     def forward(self, a: Tensor, mask: Tensor) -> Tensor:
         x = a.reshape(-1, a.shape[-1])
         w = None if bool(mask.all()) else mask.reshape(-1, 1).to(x.dtype)
-        params = [p for p in self.parameters()]
+        params = list(self.parameters())
         if torch.is_grad_enabled() and not a.requires_grad and any(p.requires_grad for p in params):
             out = _Recomputed.apply(self, x, w, *params)
         else:

@@ -1,4 +1,5 @@
 """Batch norm over the real (unmasked) entries only (paper appendix C.3)."""
+
 from __future__ import annotations
 
 import torch
@@ -25,7 +26,7 @@ def _all_reduce_sums(total: Tensor, total_sq: Tensor, count: Tensor | int) -> tu
     c = total.shape[0]
     n = torch.as_tensor(count, dtype=total.dtype, device=total.device).reshape(1)
     out = all_reduce(torch.cat([total, total_sq, n]))
-    return out[:c], out[c:2 * c], out[2 * c]
+    return out[:c], out[c : 2 * c], out[2 * c]
 
 
 class MaskBatchNorm(nn.Module):
@@ -95,8 +96,16 @@ class MaskBatchNorm(nn.Module):
         scale = self.weight * torch.rsqrt(var + self.eps)
         return scale, self.bias - mean * scale
 
-    def fold_linear(self, linear: nn.Linear, x: Tensor, w: Tensor | None, count: Tensor | int, *,
-                    center: bool = False, update_stats: bool = True) -> tuple[Tensor, Tensor]:
+    def fold_linear(
+        self,
+        linear: nn.Linear,
+        x: Tensor,
+        w: Tensor | None,
+        count: Tensor | int,
+        *,
+        center: bool = False,
+        update_stats: bool = True,
+    ) -> tuple[Tensor, Tensor]:
         """(weight, bias) with ``x @ weight.T + bias == self(linear(x), mask)`` at the real rows.
 
         x (R, d) must be zero at the masked rows, w (R, 1) the mask as 0/1 (None: every row is real),
@@ -129,8 +138,9 @@ class MaskBatchNorm(nn.Module):
         scale = self.weight * torch.rsqrt(var + self.eps)
         return W * scale.unsqueeze(1), self.bias + (b - mean) * scale
 
-    def _batch_stats(self, total: Tensor, total_sq: Tensor, count: Tensor | int, *,
-                     update: bool = True) -> tuple[Tensor, Tensor]:
+    def _batch_stats(
+        self, total: Tensor, total_sq: Tensor, count: Tensor | int, *, update: bool = True
+    ) -> tuple[Tensor, Tensor]:
         """(mean, biased var) from the masked sums S1, S2 and the count n; updates the running averages
         (with the unbiased variance) when n > 1 and ``update``.  n = 0 gives mean 0 and var 1.
         With ``sync`` under DDP the sums and the count are first all-reduced over the processes."""

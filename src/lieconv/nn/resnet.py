@@ -1,7 +1,8 @@
 """LieResNet: lift, a linear embedding, bottleneck LieConv blocks, norm, Swish, Linear, pooling."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -63,10 +64,24 @@ class LieResNet(nn.Module):
         (``lieconv.data.from_pyg``).
     """
 
-    def __init__(self, chin: int, num_outputs: int, *, group: LieGroup | str, k: int | Sequence[int] = 1536,
-                 num_layers: int = 6, num_nbhd: int = 32, fill: float | Sequence[float] = 1 / 4,
-                 ds_frac: float = 1.0, liftsamples: int = 1, bn: bool = True, mean: bool = True,
-                 knn: bool = False, pool: bool = True, kernel_input: str = "log"):
+    def __init__(
+        self,
+        chin: int,
+        num_outputs: int,
+        *,
+        group: LieGroup | str,
+        k: int | Sequence[int] = 1536,
+        num_layers: int = 6,
+        num_nbhd: int = 32,
+        fill: float | Sequence[float] = 1 / 4,
+        ds_frac: float = 1.0,
+        liftsamples: int = 1,
+        bn: bool = True,
+        mean: bool = True,
+        knn: bool = False,
+        pool: bool = True,
+        kernel_input: str = "log",
+    ):
         super().__init__()
         self.group = get_group(group) if isinstance(group, str) else group
         if not isinstance(self.group, LieGroup):
@@ -78,14 +93,25 @@ class LieResNet(nn.Module):
         ds_frac = check_fraction("ds_frac", ds_frac)
         ks = [check_int("k", v, minimum=4 if num_layers else 1) for v in _per_layer(k, num_layers + 1, "k")]
         if not isinstance(fill, (list, tuple)):
-            check_fraction("fill", fill)            # also with num_layers = 0
+            check_fraction("fill", fill)  # also with num_layers = 0
         fills = [check_fraction("fill", v) for v in _per_layer(fill, num_layers, "fill")]
         self.chin, self.liftsamples, self.pool = chin, liftsamples, pool
         self.embed = nn.Linear(chin, ks[0])
         self.blocks = nn.ModuleList(
-            BottleneckBlock(ks[i], ks[i + 1], group=self.group, num_nbhd=num_nbhd, fill=fills[i], ds_frac=ds_frac,
-                            knn=knn, bn=bn, mean=mean, kernel_input=kernel_input)
-            for i in range(num_layers))
+            BottleneckBlock(
+                ks[i],
+                ks[i + 1],
+                group=self.group,
+                num_nbhd=num_nbhd,
+                fill=fills[i],
+                ds_frac=ds_frac,
+                knn=knn,
+                bn=bn,
+                mean=mean,
+                kernel_input=kernel_input,
+            )
+            for i in range(num_layers)
+        )
         self.head_act = PointwiseNormAct(ks[-1], bn=bn)
         self.head = nn.Linear(ks[-1], num_outputs)
         self.pooling = GlobalPool(mean=mean)
@@ -112,8 +138,9 @@ class LieResNet(nn.Module):
         e = self._embed(values, mask)
         return self.blocks[0].point_features(Lifted(values.new_zeros(0), values.new_zeros(0), e, mask))
 
-    def forward(self, x: Points | Lifted, generator: torch.Generator | None = None, *,
-                value_features: Tensor | None = None) -> Tensor | Lifted:
+    def forward(
+        self, x: Points | Lifted, generator: torch.Generator | None = None, *, value_features: Tensor | None = None
+    ) -> Tensor | Lifted:
         x = as_points(x)  # a torch_geometric Data/Batch (pos, x, batch) becomes a padded Points batch
         generator = resolve_generator(generator, self.training)
         if isinstance(x, Points):

@@ -1,4 +1,5 @@
 """Shared figure plumbing: a headless pyplot and saving a figure as a PNG."""
+
 from __future__ import annotations
 
 from pathlib import Path

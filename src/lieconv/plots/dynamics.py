@@ -2,11 +2,12 @@
 
 Every function writes a PNG and returns its path.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -16,8 +17,9 @@ from ._figure import pyplot, save_figure
 __all__ = ["plot_trajectories", "plot_rollout_errors", "plot_momenta", "plot_data_efficiency"]
 
 
-def plot_momenta(predictions: Mapping[str, Tensor], true: Tensor, ts: Tensor, path: str | os.PathLike, *,
-                 n_bodies: int = 6) -> Path:
+def plot_momenta(
+    predictions: Mapping[str, Tensor], true: Tensor, ts: Tensor, path: str | os.PathLike, *, n_bodies: int = 6
+) -> Path:
     """Figure 7(b): total angular momentum ``L(t)`` and linear momentum ``P_x(t)``, ``P_y(t)`` of one rollout
     per model (e.g. HLieResNet Trivial / T(2) / SO(2) / SO(2)*), with the (constant) truth dashed.
 
@@ -37,16 +39,19 @@ def plot_momenta(predictions: Mapping[str, Tensor], true: Tensor, ts: Tensor, pa
 
     def momenta(traj):
         traj = torch.as_tensor(traj).detach().cpu().to(torch.float64)
-        _positions(traj, n_bodies)                               # shape check
+        _positions(traj, n_bodies)  # shape check
         q, p = split_state(traj, n_bodies)
         P = linear_momentum(p)
-        return {"angular momentum L": angular_momentum(q, p), "linear momentum P_x": P[:, 0],
-                "linear momentum P_y": P[:, 1]}
+        return {
+            "angular momentum L": angular_momentum(q, p),
+            "linear momentum P_x": P[:, 0],
+            "linear momentum P_y": P[:, 1],
+        }
 
     truth = momenta(true)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.3), squeeze=False)
     for name, pred in predictions.items():
-        for ax, (q, v) in zip(axes[0], momenta(pred).items()):
+        for ax, v in zip(axes[0], momenta(pred).values()):
             ax.plot(t, v, label=name)
     for ax, (q, v) in zip(axes[0], truth.items()):
         ax.plot(t, v, "k--", lw=1.2, label="truth")
@@ -65,15 +70,15 @@ def _positions(traj: Tensor, n_bodies: int) -> Tensor:
     """``(T, 2·n·2) -> (T, n, 2)`` positions of a flat 2-D trajectory."""
     traj = torch.as_tensor(traj).detach().cpu().to(torch.float64)
     if traj.dim() != 2 or traj.shape[-1] != 4 * n_bodies:
-        raise ValueError(f"trajectory: expected shape (T, {4 * n_bodies}) for {n_bodies} bodies in 2-D, "
-                         f"got {tuple(traj.shape)}")
-    return traj[:, :2 * n_bodies].reshape(-1, n_bodies, 2)
+        raise ValueError(
+            f"trajectory: expected shape (T, {4 * n_bodies}) for {n_bodies} bodies in 2-D, got {tuple(traj.shape)}"
+        )
+    return traj[:, : 2 * n_bodies].reshape(-1, n_bodies, 2)
 
 
-
-
-def plot_trajectories(true: Tensor, predictions: Mapping[str, Tensor] | Tensor, path: str | os.PathLike, *,
-                      n_bodies: int = 6) -> Path:
+def plot_trajectories(
+    true: Tensor, predictions: Mapping[str, Tensor] | Tensor, path: str | os.PathLike, *, n_bodies: int = 6
+) -> Path:
     """Figure 6: paths of the bodies, ground truth (solid) vs each model's rollout (dashed).
 
     Parameters
@@ -108,8 +113,13 @@ def plot_trajectories(true: Tensor, predictions: Mapping[str, Tensor] | Tensor, 
     return save_figure(fig, path)
 
 
-def plot_rollout_errors(errors: Mapping[str, Mapping[str, Tensor]], ts: Tensor, path: str | os.PathLike, *,
-                        quantities: Sequence[str] = ("state", "energy", "linear_momentum", "angular_momentum")) -> Path:
+def plot_rollout_errors(
+    errors: Mapping[str, Mapping[str, Tensor]],
+    ts: Tensor,
+    path: str | os.PathLike,
+    *,
+    quantities: Sequence[str] = ("state", "energy", "linear_momentum", "angular_momentum"),
+) -> Path:
     """Figure 7: relative error vs time (log y), one panel per quantity, one line per model.
 
     Parameters
@@ -125,7 +135,7 @@ def plot_rollout_errors(errors: Mapping[str, Mapping[str, Tensor]], ts: Tensor, 
     fig, axes = plt.subplots(1, len(quantities), figsize=(4 * len(quantities), 3.3), squeeze=False)
     for ax, q in zip(axes[0], quantities):
         for name, errs in errors.items():
-            e = errs[q].detach().cpu().to(torch.float64).clamp_min(1e-17)       # (B, T)
+            e = errs[q].detach().cpu().to(torch.float64).clamp_min(1e-17)  # (B, T)
             mid = e.log().mean(0).exp()
             lo, hi = e.quantile(0.25, dim=0), e.quantile(0.75, dim=0)
             (line,) = ax.plot(t, mid, label=name)

@@ -23,11 +23,12 @@ and the neighbourhood selection of ``lieconv.nn.LieConv.select`` with the first 
 Coordinates: a pixel's point is (row, column) centred on the image (``pixel_grid``); figures show
 column to the right and row downwards, so images appear upright.  matplotlib is imported lazily.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -35,13 +36,31 @@ from torch import Tensor
 
 from ._figure import pyplot, save_figure
 
-__all__ = ["GROUP_LABELS", "TRANSFORMS", "crop_points", "transform_matrix", "transform_image", "nearest_pixel",
-           "choose_query", "lifted_chart", "neighbourhood_weights", "plot_lifting", "plot_neighbourhoods",
-           "plot_neighbourhood_overview"]
+__all__ = [
+    "GROUP_LABELS",
+    "TRANSFORMS",
+    "crop_points",
+    "transform_matrix",
+    "transform_image",
+    "nearest_pixel",
+    "choose_query",
+    "lifted_chart",
+    "neighbourhood_weights",
+    "plot_lifting",
+    "plot_neighbourhoods",
+    "plot_neighbourhood_overview",
+]
 
 #: Display names (as in the paper's tables).
-GROUP_LABELS = {"Trivial2": "Trivial", "T2": "T(2)", "Tx": "T(1)x", "Ty": "T(1)y", "SO2": "SO(2)",
-                "RxSO2": "R*×SO(2)", "SE2": "SE(2)"}
+GROUP_LABELS = {
+    "Trivial2": "Trivial",
+    "T2": "T(2)",
+    "Tx": "T(1)x",
+    "Ty": "T(1)y",
+    "SO2": "SO(2)",
+    "RxSO2": "R*×SO(2)",
+    "SE2": "SE(2)",
+}
 
 #: Transformations of the neighbourhood figures: ``{kind: (amount 1, amount 2)}``: a shift in pixels
 #: (rows, columns), an angle in degrees, a scale factor.
@@ -50,17 +69,15 @@ TRANSFORMS = {"translation": ((3.0, -4.0), (-4.0, 5.0)), "rotation": (60.0, 150.
 _SIDE, _RADIUS = 28, 15.0
 
 
-
-
-
-
 def _check_image(image) -> Tensor:
     image = torch.as_tensor(image)
     if image.dim() == 3 and image.shape[0] == 1:
         image = image[0]
     if not image.is_floating_point() or tuple(image.shape) != (_SIDE, _SIDE):
-        raise ValueError(f"image: expected a float (28, 28) or (1, 28, 28) digit with pixels in [0, 1], "
-                         f"got {image.dtype} {tuple(image.shape)}")
+        raise ValueError(
+            f"image: expected a float (28, 28) or (1, 28, 28) digit with pixels in [0, 1], "
+            f"got {image.dtype} {tuple(image.shape)}"
+        )
     return image.to(torch.float64)
 
 
@@ -78,7 +95,7 @@ def transform_matrix(kind: str, amount) -> tuple[Tensor, Tensor]:
     ``kind``: "identity", "translation" (amount = (rows, columns) in pixels), "rotation" (degrees,
     counter-clockwise as displayed) or "scaling" (factor about the centre).
     """
-    step = _SIDE / (_SIDE - 1)                       # pixel_grid's spacing
+    step = _SIDE / (_SIDE - 1)  # pixel_grid's spacing
     A, b = torch.eye(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
     if kind == "translation":
         b = torch.tensor([float(amount[0]), float(amount[1])], dtype=torch.float64) * step
@@ -96,10 +113,10 @@ def transform_matrix(kind: str, amount) -> tuple[Tensor, Tensor]:
 def transform_image(image: Tensor, A: Tensor, b: Tensor) -> Tensor:
     """Resample a (28, 28) image under x -> A x + b (bilinear, zero padding), on the same pixel grid."""
     image = _check_image(image)
-    half = _SIDE / 2                                  # pixel_grid runs over [-14, 14]: normalised = coord / 14
+    half = _SIDE / 2  # pixel_grid runs over [-14, 14]: normalised = coord / 14
     Ainv = torch.linalg.inv(A)
-    src_lin, src_off = Ainv, -Ainv @ b / half         # output p (normalised) samples input Ainv (p - b)
-    swap = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)   # (row, col) <-> (x=col, y=row)
+    src_lin, src_off = Ainv, -Ainv @ b / half  # output p (normalised) samples input Ainv (p - b)
+    swap = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)  # (row, col) <-> (x=col, y=row)
     theta = torch.cat([swap @ src_lin @ swap, (swap @ src_off)[:, None]], 1)[None]
     grid = F.affine_grid(theta, [1, 1, _SIDE, _SIDE], align_corners=True)
     out = F.grid_sample(image[None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=True)
@@ -149,8 +166,9 @@ def _group(name: str, alpha: float):
     return get_group(name, alpha=alpha)
 
 
-def neighbourhood_weights(group, image: Tensor | None, query: int, *, fill: float = 0.1, nbhd: int = 25,
-                          liftsamples: int = 1, seed: int = 0) -> tuple[Tensor, Tensor]:
+def neighbourhood_weights(
+    group, image: Tensor | None, query: int, *, fill: float = 0.1, nbhd: int = 25, liftsamples: int = 1, seed: int = 0
+) -> tuple[Tensor, Tensor]:
     """Which crop pixels enter the convolution at pixel ``query``.
 
     Parameters
@@ -181,17 +199,27 @@ def neighbourhood_weights(group, image: Tensor | None, query: int, *, fill: floa
 
     coords, crop = crop_points()
     n = coords.shape[0]
-    values = (torch.zeros(n, dtype=torch.float64) if image is None else _check_image(image).reshape(-1)[crop])
+    values = torch.zeros(n, dtype=torch.float64) if image is None else _check_image(image).reshape(-1)[crop]
     gen = torch.Generator().manual_seed(seed)
-    lifted = lift(Points(coords[None], values[None, :, None], torch.ones(1, n, dtype=torch.bool)), group,
-                  liftsamples, generator=gen)
+    lifted = lift(
+        Points(coords[None], values[None, :, None], torch.ones(1, n, dtype=torch.bool)),
+        group,
+        liftsamples,
+        generator=gen,
+    )
     N = lifted.num_points
     rows = torch.arange(query * liftsamples, (query + 1) * liftsamples)
     # what LieConv.select does for these query rows (ds_frac = 1: the queries are the lifted points)
-    q_args = (lifted.elems[:, rows], lifted.orbits[:, rows], lifted.mask[:, rows],
-              lifted.elems, lifted.orbits, lifted.mask)
+    q_args = (
+        lifted.elems[:, rows],
+        lifted.orbits[:, rows],
+        lifted.mask[:, rows],
+        lifted.elems,
+        lifted.orbits,
+        lifted.mask,
+    )
     out = []
-    for k, knn in ((max(1, math.ceil(fill * N)), True), (nbhd, False)):   # the ball, then the Monte-Carlo draw
+    for k, knn in ((max(1, math.ceil(fill * N)), True), (nbhd, False)):  # the ball, then the Monte-Carlo draw
         idx, mask = neighborhood_indices(group, *q_args, num_nbhd=k, fill=fill, knn=knn, generator=gen)
         out.append(torch.bincount(idx[0][mask[0]] // liftsamples, minlength=n).to(torch.float64) / liftsamples)
     ball, drawn = out
@@ -201,15 +229,23 @@ def neighbourhood_weights(group, image: Tensor | None, query: int, *, fill: floa
 # ------------------------------------------------------------------------------------------- figures
 
 
-def plot_lifting(image: Tensor, groups: Sequence[str], path, *, query: Tensor | None = None, alpha: float = 0.2,
-                 se2_samples: int = 4, seed: int = 0) -> Path:
+def plot_lifting(
+    image: Tensor,
+    groups: Sequence[str],
+    path,
+    *,
+    query: Tensor | None = None,
+    alpha: float = 0.2,
+    se2_samples: int = 4,
+    seed: int = 0,
+) -> Path:
     """Figure 2: the digit in the input space X and its lift ``[u, q]`` to each group.
 
     The pixel ``query`` (default: :func:`choose_query`) and all of its lifts are marked in red.
     For SE(2) each pixel has ``se2_samples`` lifts (a 3-D panel over (column, row, θ)).
     """
-    from ..lifting import lift
     from ..data import Points
+    from ..lifting import lift
 
     plt = pyplot()
     image = _check_image(image)
@@ -231,11 +267,20 @@ def plot_lifting(image: Tensor, groups: Sequence[str], path, *, query: Tensor | 
         vals = lifted.values[0, :, 0]
         mine = torch.arange(q_idx * ns, (q_idx + 1) * ns)
         title = f"({chr(ord('b') + i)}) {GROUP_LABELS.get(name, name)}"
-        if chart.shape[-1] == 3:                          # SE(2): (θ, t1, t2)
+        if chart.shape[-1] == 3:  # SE(2): (θ, t1, t2)
             ax = fig.add_subplot(1, len(groups) + 1, i + 2, projection="3d")
             keep = vals > 0.25
-            ax.scatter(chart[keep, 2], -chart[keep, 1], chart[keep, 0], c=vals[keep], cmap="gray_r", s=4,
-                       vmin=0, vmax=1, depthshade=False)
+            ax.scatter(
+                chart[keep, 2],
+                -chart[keep, 1],
+                chart[keep, 0],
+                c=vals[keep],
+                cmap="gray_r",
+                s=4,
+                vmin=0,
+                vmax=1,
+                depthshade=False,
+            )
             ax.scatter(chart[mine, 2], -chart[mine, 1], chart[mine, 0], c="red", s=30, depthshade=False)
             ax.set(xlabel="t₂ (column)", ylabel="−t₁ (row)", zlabel="θ")
             ax.set_title(f"{title}: {ns} lifts per pixel", fontsize=9)
@@ -256,8 +301,9 @@ def _draw_panel(ax, image: Tensor, ball: Tensor, drawn: Tensor, query: int, titl
     ax.imshow(image.numpy(), cmap="gray_r", vmin=0, vmax=1, extent=(-e, e, -e, e), origin="upper")
     on = ball > 0
     w = (ball[on] / ball.max()).clamp(0.15, 1).numpy()
-    ax.scatter(coords[on, 1], -coords[on, 0], s=16, c=[(0.1, 0.45, 0.95, float(a)) for a in w], marker="s",
-               linewidths=0)
+    ax.scatter(
+        coords[on, 1], -coords[on, 0], s=16, c=[(0.1, 0.45, 0.95, float(a)) for a in w], marker="s", linewidths=0
+    )
     hit = drawn > 0
     ax.scatter(coords[hit, 1], -coords[hit, 0], s=11, c="orange", edgecolors="black", linewidths=0.3)
     ax.scatter([coords[query, 1]], [-coords[query, 0]], s=45, c="red", marker="X", linewidths=0)
@@ -286,8 +332,18 @@ def _panel_data(image: Tensor, query_point: Tensor, kind: str, amount, group, fi
     return img, ball, drawn, q
 
 
-def plot_neighbourhoods(image: Tensor, group_name: str, path, *, query: Tensor | None = None, fill: float = 0.1,
-                        nbhd: int = 25, liftsamples: int | None = None, alpha: float = 0.2, seed: int = 0) -> Path:
+def plot_neighbourhoods(
+    image: Tensor,
+    group_name: str,
+    path,
+    *,
+    query: Tensor | None = None,
+    fill: float = 0.1,
+    nbhd: int = 25,
+    liftsamples: int | None = None,
+    alpha: float = 0.2,
+    seed: int = 0,
+) -> Path:
     """Figures 3 / 10 for one group: rows = translation, rotation, scaling; columns = original, two amounts.
 
     Blue: the ball (``fill`` of the lifted points; for SE(2) shaded by the fraction of lift samples),
@@ -306,14 +362,27 @@ def plot_neighbourhoods(image: Tensor, group_name: str, path, *, query: Tensor |
             img, ball, drawn, q = _panel_data(image, query_point, k, amount, group, fill, nbhd, ns, seed)
             _draw_panel(axes[r, c], img, ball, drawn, q, _amount_text(k, amount))
     label = GROUP_LABELS.get(group_name, group_name)
-    fig.suptitle(f"{label}: pixels entering the convolution at the red point\n(fill {fill:g}, {nbhd} drawn"
-                 + (f", {ns} lift samples" if ns > 1 else "") + ")", fontsize=10)
+    fig.suptitle(
+        f"{label}: pixels entering the convolution at the red point\n(fill {fill:g}, {nbhd} drawn"
+        + (f", {ns} lift samples" if ns > 1 else "")
+        + ")",
+        fontsize=10,
+    )
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
 
 
-def plot_neighbourhood_overview(image: Tensor, groups: Sequence[str], path, *, query: Tensor | None = None,
-                                fill: float = 0.1, nbhd: int = 25, alpha: float = 0.2, seed: int = 0) -> Path:
+def plot_neighbourhood_overview(
+    image: Tensor,
+    groups: Sequence[str],
+    path,
+    *,
+    query: Tensor | None = None,
+    fill: float = 0.1,
+    nbhd: int = 25,
+    alpha: float = 0.2,
+    seed: int = 0,
+) -> Path:
     """Figure 10 in one picture: groups as columns; rows: original, then the second amount of each transformation."""
     plt = pyplot()
     image = _check_image(image)

@@ -8,6 +8,7 @@ optional heavy dependency is missing at import time, is skipped and its error ke
 ``IMPORT_ERRORS``.  A task module must import only torch/numpy at module level and load heavy
 things lazily.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,9 +34,9 @@ def load_tasks() -> dict[str, type]:
             try:
                 importlib.import_module(f"{__name__}.{mod}")
             except ModuleNotFoundError as exc:
-                if exc.name != f"{__name__}.{mod}":          # the module exists but a dependency is missing
+                if exc.name != f"{__name__}.{mod}":  # the module exists but a dependency is missing
                     IMPORT_ERRORS[mod] = f"{type(exc).__name__}: {exc}"
-            except Exception as exc:  # noqa: BLE001 - a broken task must not break the others
+            except Exception as exc:
                 IMPORT_ERRORS[mod] = f"{type(exc).__name__}: {exc}"
     from ..training.task import TASKS
 

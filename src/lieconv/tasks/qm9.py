@@ -19,6 +19,7 @@ Extra commands: ``lieconv equivariance qm9 --checkpoint ...`` (Table 4: test MAE
 every molecule moved by a random T(3), SO(3), SE(3) element) and ``lieconv benchmark qm9 ...``
 (time per training step / epoch and peak memory).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,13 +33,35 @@ from torch import Tensor, nn
 
 from ..training.task import Task, TaskCommand, TrainConfig, register_task
 
-__all__ = ["GROUPS", "GROUP_DEFAULTS", "QM9_TARGETS", "QM9Config", "QM9Task", "unit_suffix", "subset_indices",
-           "equivariance_table", "format_equivariance", "benchmark_steps"]
+__all__ = [
+    "GROUPS",
+    "GROUP_DEFAULTS",
+    "QM9_TARGETS",
+    "QM9Config",
+    "QM9Task",
+    "unit_suffix",
+    "subset_indices",
+    "equivariance_table",
+    "format_equivariance",
+    "benchmark_steps",
+]
 
 #: The 12 targets and their units (same order as ``lieconv.datasets.qm9.TARGETS``, repeated here so that
 #: importing this module does not import the data module).
-QM9_TARGETS = {"alpha": "bohr^3", "gap": "meV", "homo": "meV", "lumo": "meV", "mu": "D", "Cv": "cal/(mol K)",
-               "G": "meV", "H": "meV", "r2": "bohr^2", "U": "meV", "U0": "meV", "zpve": "meV"}
+QM9_TARGETS = {
+    "alpha": "bohr^3",
+    "gap": "meV",
+    "homo": "meV",
+    "lumo": "meV",
+    "mu": "D",
+    "Cv": "cal/(mol K)",
+    "G": "meV",
+    "H": "meV",
+    "r2": "bohr^2",
+    "U": "meV",
+    "U0": "meV",
+    "zpve": "meV",
+}
 GROUPS = ("Trivial3", "T3", "SO3", "SE3")
 #: Per-group model options of the paper's commands: (nbhd, fill, liftsamples).
 GROUP_DEFAULTS = {"Trivial3": (100, 1.0, 1), "T3": (100, 1.0, 1), "SO3": (25, 0.5, 4), "SE3": (25, 0.5, 4)}
@@ -69,16 +92,25 @@ class QM9Config(TrainConfig):
     epochs: int = field(default=1000, metadata={"help": "training epochs"})
     batch_size: int = field(default=100, metadata={"help": "batch size"})
     lr: float = field(default=3e-3, metadata={"help": "peak Adam learning rate"})
-    warmup_epochs: float = field(default=10.0, metadata={
-        "help": "linear warm-up in epochs (1% of training, as in the original code)"})
-    target: str = field(default="homo", metadata={
-        "choices": list(QM9_TARGETS), "aliases": ["--task"],
-        "help": "the QM9 property to predict (one model per property)"})
-    group: str = field(default="T3", metadata={"choices": list(GROUPS), "help": "equivariance group of the LieConv layers"})
+    warmup_epochs: float = field(
+        default=10.0, metadata={"help": "linear warm-up in epochs (1% of training, as in the original code)"}
+    )
+    target: str = field(
+        default="homo",
+        metadata={
+            "choices": list(QM9_TARGETS),
+            "aliases": ["--task"],
+            "help": "the QM9 property to predict (one model per property)",
+        },
+    )
+    group: str = field(
+        default="T3", metadata={"choices": list(GROUPS), "help": "equivariance group of the LieConv layers"}
+    )
     k: int = field(default=1536, metadata={"help": "channels of the bottleneck blocks"})
     num_layers: int = field(default=6, metadata={"help": "bottleneck blocks"})
-    nbhd: int = field(default=0, metadata={"help": "Monte-Carlo neighbourhood size; 0 = group default (T3/Trivial3 100, "
-                                                   "SO3/SE3 25)"})
+    nbhd: int = field(
+        default=0, metadata={"help": "Monte-Carlo neighbourhood size; 0 = group default (T3/Trivial3 100, SO3/SE3 25)"}
+    )
     fill: float = field(default=0.0, metadata={"help": "neighbourhood fraction; 0 = group default (1 or 1/2)"})
     liftsamples: int = field(default=0, metadata={"help": "lift samples per atom; 0 = group default (1 or 4)"})
     alpha: float = field(default=0.2, metadata={"help": "weight of the group part of the distance (SO3/SE3)"})
@@ -88,12 +120,18 @@ class QM9Config(TrainConfig):
     n_valid: int = field(default=0, metadata={"help": "validation molecules (subset); 0 = all 17,748"})
     n_test: int = field(default=0, metadata={"help": "test molecules (subset); 0 = all 13,083"})
     subset_seed: int = field(default=0, metadata={"help": "seed of the n_train/n_valid/n_test subsets"})
-    data_root: str = field(default="", metadata={"help": "cache folder of the processed data; '' = $LIECONV_DATA "
-                                                         "or ~/.cache/lieconv"})
-    data_source: str = field(default="", metadata={
-        "help": "folder with qm9_part{1,2,3}.csv; '' = the qm9pack package (checksum-verified)"})
-    split_train: int = field(default=100_000, metadata={
-        "help": "training-split size of the Cormorant split recipe (100,000; smaller only for small custom sources)"})
+    data_root: str = field(
+        default="", metadata={"help": "cache folder of the processed data; '' = $LIECONV_DATA or ~/.cache/lieconv"}
+    )
+    data_source: str = field(
+        default="", metadata={"help": "folder with qm9_part{1,2,3}.csv; '' = the qm9pack package (checksum-verified)"}
+    )
+    split_train: int = field(
+        default=100_000,
+        metadata={
+            "help": "training-split size of the Cormorant split recipe (100,000; smaller only for small custom sources)"
+        },
+    )
 
 
 @register_task
@@ -105,8 +143,16 @@ class QM9Task(Task):
     presets = {
         "paper": {},
         # one CPU thread: about 3 min for T3 and 14 min for SE3 (4 lift samples), training + evaluation
-        "quick": {"epochs": 10, "batch_size": 50, "warmup_epochs": 0.1, "k": 128, "num_layers": 3,
-                  "n_train": 3000, "n_valid": 500, "n_test": 2000},
+        "quick": {
+            "epochs": 10,
+            "batch_size": 50,
+            "warmup_epochs": 0.1,
+            "k": 128,
+            "num_layers": 3,
+            "n_train": 3000,
+            "n_valid": 500,
+            "n_test": 2000,
+        },
     }
     monitor = "valid/mae"
     monitor_mode = "min"
@@ -142,8 +188,14 @@ class QM9Task(Task):
 
         c = self.config
         custom = bool(c.data_source)
-        ds = QM9Dataset(split, root=c.data_root or None, targets=[c.target], source=c.data_source or None,
-                        verify=not custom, n_train=c.split_train)
+        ds = QM9Dataset(
+            split,
+            root=c.data_root or None,
+            targets=[c.target],
+            source=c.data_source or None,
+            verify=not custom,
+            n_train=c.split_train,
+        )
         self.stats = ds.stats[c.target]
         idx = subset_indices(len(ds), subset or 0, c.subset_seed + {"train": 0, "valid": 1, "test": 2}[split])
         return ds if idx is None else _KeepStats(Subset(ds, idx), ds)
@@ -152,18 +204,21 @@ class QM9Task(Task):
         if self._data is None:
             c = self.config
             try:
-                self._data = {split: self.load_split(split, n) for split, n in
-                              (("train", c.n_train), ("valid", c.n_valid), ("test", c.n_test))}
-            except (ValueError, FileNotFoundError) as exc:     # keep the type (QM9FormatError, ChecksumError, ...)
+                self._data = {
+                    split: self.load_split(split, n)
+                    for split, n in (("train", c.n_train), ("valid", c.n_valid), ("test", c.n_test))
+                }
+            except (ValueError, FileNotFoundError) as exc:  # keep the type (QM9FormatError, ChecksumError, ...)
                 try:
                     err = type(exc)(f"qm9 data: {exc}")
-                except Exception:  # noqa: BLE001 - an exception type with another signature
+                except Exception:
                     raise exc from None
                 raise err from None
             std = self.stats[1]
             if not std > 0:
-                raise ValueError(f"qm9 data: target {c.target!r} has zero spread over the training split; "
-                                 "cannot standardise it")
+                raise ValueError(
+                    f"qm9 data: target {c.target!r} has zero spread over the training split; cannot standardise it"
+                )
         return self._data
 
     def collate(self, items: list) -> dict[str, Tensor]:
@@ -179,8 +234,14 @@ class QM9Task(Task):
         """Keyword arguments of ``MoleculeLieResNet`` after resolving the group defaults."""
         c = self.config
         nbhd, fill, lifts = GROUP_DEFAULTS[c.group]
-        return dict(k=c.k, num_layers=c.num_layers, nbhd=c.nbhd or nbhd, fill=c.fill or fill,
-                    liftsamples=c.liftsamples or lifts, center=c.center)
+        return dict(
+            k=c.k,
+            num_layers=c.num_layers,
+            nbhd=c.nbhd or nbhd,
+            fill=c.fill or fill,
+            liftsamples=c.liftsamples or lifts,
+            center=c.center,
+        )
 
     def build_model(self) -> nn.Module:
         from ..groups import get_group
@@ -189,8 +250,10 @@ class QM9Task(Task):
         c = self.config
         for name in ("k", "num_layers", "nbhd", "liftsamples", "n_train", "n_valid", "n_test"):
             if getattr(c, name) < 0 or (name in ("k", "num_layers") and getattr(c, name) < 1):
-                raise ValueError(f"config: {name}: must be {'>= 1' if name in ('k', 'num_layers') else '>= 0'}, "
-                                 f"got {getattr(c, name)}")
+                raise ValueError(
+                    f"config: {name}: must be {'>= 1' if name in ('k', 'num_layers') else '>= 0'}, "
+                    f"got {getattr(c, name)}"
+                )
         if not 0 <= c.fill <= 1:
             raise ValueError(f"config: fill: must be in [0, 1], got {c.fill}")
         # Read (and check) the data now, so bad data fails before Lightning starts; stats are needed anyway.
@@ -199,13 +262,16 @@ class QM9Task(Task):
         return MoleculeLieResNet(15, group=group, **self.model_options())
 
     # ------------------------------------------------------------------------------------- loss
-    def predict(self, model: nn.Module, batch: dict[str, Tensor],
-                generator: torch.Generator | None = None) -> Tensor:
+    def predict(self, model: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
         """Predictions in the target's units, shape (B,)."""
         mean, std = self._stats()
         p = next(model.parameters())
-        out = model(batch["positions"].to(p.device, p.dtype), batch["features"].to(p.device, p.dtype),
-                    batch["mask"].to(p.device), generator=generator)
+        out = model(
+            batch["positions"].to(p.device, p.dtype),
+            batch["features"].to(p.device, p.dtype),
+            batch["mask"].to(p.device),
+            generator=generator,
+        )
         return out * std + mean
 
     def _stats(self) -> tuple[float, float]:
@@ -220,8 +286,11 @@ class QM9Task(Task):
 
             batch = dict(batch, positions=RandomSO3()(batch["positions"], batch["mask"]))
         p = next(model.parameters())
-        pred = model(batch["positions"].to(p.device, p.dtype), batch["features"].to(p.device, p.dtype),
-                     batch["mask"].to(p.device))
+        pred = model(
+            batch["positions"].to(p.device, p.dtype),
+            batch["features"].to(p.device, p.dtype),
+            batch["mask"].to(p.device),
+        )
         y = (batch[self.config.target].to(p.device, p.dtype) - mean) / std
         err = (pred - y).abs()
         l1 = err.mean()
@@ -233,8 +302,14 @@ class QM9Task(Task):
 
     def report(self, model: nn.Module, run_dir) -> dict[str, Any]:
         c = self.config
-        return {"target": c.target, "unit": self.unit, "group": c.group, "augment": c.augment,
-                "model_options": self.model_options(), "train_stats": list(self._stats())}
+        return {
+            "target": c.target,
+            "unit": self.unit,
+            "group": c.group,
+            "augment": c.augment,
+            "model_options": self.model_options(),
+            "train_stats": list(self._stats()),
+        }
 
 
 class _KeepStats(torch.utils.data.Dataset):
@@ -271,9 +346,16 @@ COLUMNS = ("N", "T(3)", "SO(3)", "SE(3)")
 
 
 @torch.no_grad()
-def equivariance_table(model: nn.Module, task: QM9Task, *, n_test: int | None = None, seed: int = 0,
-                       translation_std: float = 0.5, batch_size: int | None = None,
-                       columns: tuple[str, ...] = COLUMNS) -> dict[str, float]:
+def equivariance_table(
+    model: nn.Module,
+    task: QM9Task,
+    *,
+    n_test: int | None = None,
+    seed: int = 0,
+    translation_std: float = 0.5,
+    batch_size: int | None = None,
+    columns: tuple[str, ...] = COLUMNS,
+) -> dict[str, float]:
     """Test MAE (target units) with every test molecule moved by a random element of each group.
 
     Each column transforms every molecule by its own random element (T(3): ``t ~ N(0, std² I)``;
@@ -325,22 +407,41 @@ def format_equivariance(results: dict[str, float], task: QM9Task) -> str:
     head = ["Model"] + [f"{train}/{col}" for col in results]
     row = [GROUP_LABELS[c.group]] + [f"{v:.4g}" for v in results.values()]
     widths = [max(len(a), len(b), 8) for a, b in zip(head, row)]
-    lines = [f"test MAE ({task.unit}) on QM9 {c.target}, test molecules transformed by random group elements"
-             + ("" if not c.augment else "; note: this model was trained WITH SO(3) augmentation"),
-             "  ".join(h.ljust(w) for h, w in zip(head, widths)),
-             "  ".join(r.ljust(w) for r, w in zip(row, widths))]
+    lines = [
+        f"test MAE ({task.unit}) on QM9 {c.target}, test molecules transformed by random group elements"
+        + ("" if not c.augment else "; note: this model was trained WITH SO(3) augmentation"),
+        "  ".join(h.ljust(w) for h, w in zip(head, widths)),
+        "  ".join(r.ljust(w) for r, w in zip(row, widths)),
+    ]
     return "\n".join(lines)
 
 
 def _equivariance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a qm9 .ckpt (e.g. RUN/checkpoints/best.ckpt)")
-    p.add_argument("--n-test", "--n_test", dest="n_test", type=int, default=None,
-                   help="test molecules (seeded random subset); default: the checkpoint's n_test; 0 = all")
+    p.add_argument(
+        "--n-test",
+        "--n_test",
+        dest="n_test",
+        type=int,
+        default=None,
+        help="test molecules (seeded random subset); default: the checkpoint's n_test; 0 = all",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random group elements (default: 0)")
-    p.add_argument("--translation-std", dest="translation_std", type=float, default=0.5,
-                   help="std of the random translations in Å (default: 0.5, as in the paper)")
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=None,
-                   help="evaluation batch size (default: the training one)")
+    p.add_argument(
+        "--translation-std",
+        dest="translation_std",
+        type=float,
+        default=0.5,
+        help="std of the random translations in Å (default: 0.5, as in the paper)",
+    )
+    p.add_argument(
+        "--batch-size",
+        "--batch_size",
+        dest="batch_size",
+        type=int,
+        default=None,
+        help="evaluation batch size (default: the training one)",
+    )
     p.add_argument("--json", default=None, metavar="FILE", help="also write the results to this JSON file")
 
 
@@ -350,13 +451,29 @@ def _run_equivariance(args: argparse.Namespace) -> int:
     if args.n_test is not None and args.n_test < 0:
         raise ValueError(f"n_test: must be >= 0, got {args.n_test}")
     model, task = load_model(args.checkpoint, "qm9")
-    results = equivariance_table(model, task, n_test=args.n_test, seed=args.seed,
-                                 translation_std=args.translation_std, batch_size=args.batch_size)
+    results = equivariance_table(
+        model,
+        task,
+        n_test=args.n_test,
+        seed=args.seed,
+        translation_std=args.translation_std,
+        batch_size=args.batch_size,
+    )
     print(format_equivariance(results, task))
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"checkpoint": str(args.checkpoint), "target": task.config.target, "unit": task.unit,
-                       "group": task.config.group, "augment": task.config.augment, "mae": results}, fh, indent=2)
+            json.dump(
+                {
+                    "checkpoint": str(args.checkpoint),
+                    "target": task.config.target,
+                    "unit": task.unit,
+                    "group": task.config.group,
+                    "augment": task.config.augment,
+                    "mae": results,
+                },
+                fh,
+                indent=2,
+            )
     return 0
 
 
@@ -378,7 +495,7 @@ def benchmark_steps(task: QM9Task, steps: int = 10, warmup: int = 2) -> dict[str
     from ..training.data import train_steps_per_epoch
 
     def rss() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0      # KiB on Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
     torch.manual_seed(task.config.seed)
     model = task.build_model().to(getattr(torch, task.config.dtype))
@@ -400,8 +517,12 @@ def benchmark_steps(task: QM9Task, steps: int = 10, warmup: int = 2) -> dict[str
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     step = sum(times) / len(times)
-    return {"step_s": step, "epoch_s": step * train_steps_per_epoch(len(train), task.config.batch_size),
-            "peak_rss_MiB": rss(), "rss_before_MiB": before}
+    return {
+        "step_s": step,
+        "epoch_s": step * train_steps_per_epoch(len(train), task.config.batch_size),
+        "peak_rss_MiB": rss(),
+        "rss_before_MiB": before,
+    }
 
 
 def _benchmark_args(p: argparse.ArgumentParser) -> None:
@@ -420,17 +541,23 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     config = resolve_config(QM9Task, args.preset, overrides={"group": args.group, "target": args.target})
     res = benchmark_steps(QM9Task(config), steps=args.steps)
-    print(f"qm9 {args.target} {args.group} ({args.preset} preset, batch {config.batch_size}, {args.threads} thread(s)): "
-          f"{res['step_s']:.3f} s/step, {res['epoch_s']:.1f} s/epoch (training steps only), "
-          f"peak RSS {res['peak_rss_MiB']:.0f} MiB (before the steps: {res['rss_before_MiB']:.0f} MiB)")
+    print(
+        f"qm9 {args.target} {args.group} ({args.preset} preset, batch {config.batch_size}, {args.threads} thread(s)): "
+        f"{res['step_s']:.3f} s/step, {res['epoch_s']:.1f} s/epoch (training steps only), "
+        f"peak RSS {res['peak_rss_MiB']:.0f} MiB (before the steps: {res['rss_before_MiB']:.0f} MiB)"
+    )
     return 0
 
 
 QM9Task.commands = {
     "equivariance": TaskCommand(
         help="Table 4: test MAE as is and with molecules moved by random T(3), SO(3), SE(3) elements",
-        add_arguments=_equivariance_args, run=_run_equivariance),
+        add_arguments=_equivariance_args,
+        run=_run_equivariance,
+    ),
     "benchmark": TaskCommand(
         help="time per training step / epoch and peak memory of a preset",
-        add_arguments=_benchmark_args, run=_run_benchmark),
+        add_arguments=_benchmark_args,
+        run=_run_benchmark,
+    ),
 }

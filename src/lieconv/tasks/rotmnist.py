@@ -33,6 +33,7 @@ checkpoint is the one with the lowest ``valid/err``.
 Extra commands: ``lieconv equivariance rotmnist`` (Table 5 layout, :func:`run_equivariance`) and
 ``lieconv figures rotmnist`` (Figures 2, 3, 10, :func:`run_figures`; drawing in :mod:`lieconv.plots.groups`).
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,15 @@ from torch import Tensor, nn
 
 from ..training.task import Task, TaskCommand, TrainConfig, register_task
 
-__all__ = ["RotMNISTConfig", "RotMNISTTask", "GROUP_CHOICES", "resolve_liftsamples", "check_official",
-           "check_images", "load_split_arrays"]
+__all__ = [
+    "RotMNISTConfig",
+    "RotMNISTTask",
+    "GROUP_CHOICES",
+    "resolve_liftsamples",
+    "check_official",
+    "check_images",
+    "load_split_arrays",
+]
 
 #: Groups offered for images (names of ``lieconv.groups.get_group``).
 GROUP_CHOICES = ["Trivial2", "T2", "Tx", "Ty", "SO2", "RxSO2", "SE2"]
@@ -68,22 +76,32 @@ class RotMNISTConfig(TrainConfig):
     fill: float = field(default=0.1, metadata={"help": "first-layer neighbourhood fraction (C.5 text: 1/15)"})
     nbhd: int = field(default=25, metadata={"min": 1, "help": "Monte-Carlo neighbourhood size"})
     num_layers: int = field(default=6, metadata={"min": 1, "help": "bottleneck blocks"})
-    liftsamples: int = field(default=0, metadata={
-        "help": "lift samples per pixel; 0 = automatic (2 for SE2, 1 otherwise)"})
+    liftsamples: int = field(
+        default=0, metadata={"help": "lift samples per pixel; 0 = automatic (2 for SE2, 1 otherwise)"}
+    )
     knn: bool = field(default=False, metadata={"help": "nearest neighbours instead of Monte-Carlo neighbourhoods"})
     augment: bool = field(default=False, metadata={"help": "random SO(2) rotation of every training image"})
-    official: str | None = field(default=None, metadata={
-        "help": "mnist_rotation_new.zip, a folder with its two .amat files, or one of them "
-                "(default: the offline MNIST-rot-like set)"})
-    data_root: str | None = field(default=None, metadata={
-        "help": "data/cache folder (default: $LIECONV_DATA or ~/.cache/lieconv)"})
+    official: str | None = field(
+        default=None,
+        metadata={
+            "help": "mnist_rotation_new.zip, a folder with its two .amat files, or one of them "
+            "(default: the offline MNIST-rot-like set)"
+        },
+    )
+    data_root: str | None = field(
+        default=None, metadata={"help": "data/cache folder (default: $LIECONV_DATA or ~/.cache/lieconv)"}
+    )
     data_seed: int = field(default=0, metadata={"help": "seed of the offline set's digit draw and angles"})
     n_train: int = field(default=0, metadata={"min": 0, "help": "use the first N training digits (0 = all 10,000)"})
     n_valid: int = field(default=0, metadata={"min": 0, "help": "use the first N validation digits (0 = all 2,000)"})
     n_test: int = field(default=0, metadata={"min": 0, "help": "use the first N test digits (0 = all 50,000)"})
-    train_on_valid: bool = field(default=False, metadata={
-        "help": "train on all 12,000 train_valid digits (appendix B.2 / Table 5); valid is then a copy of "
-                "the last 2,000, not held out"})
+    train_on_valid: bool = field(
+        default=False,
+        metadata={
+            "help": "train on all 12,000 train_valid digits (appendix B.2 / Table 5); valid is then a copy of "
+            "the last 2,000, not held out"
+        },
+    )
 
 
 def resolve_liftsamples(group: str, liftsamples: int) -> int:
@@ -99,8 +117,9 @@ def resolve_liftsamples(group: str, liftsamples: int) -> int:
     if liftsamples == 0:
         return 2 if group == "SE2" else 1
     if group != "SE2" and liftsamples != 1:
-        raise ValueError(f"liftsamples: {group} has a unique lift per pixel; use 1 (or 0 = automatic), "
-                         f"got {liftsamples}")
+        raise ValueError(
+            f"liftsamples: {group} has a unique lift per pixel; use 1 (or 0 = automatic), got {liftsamples}"
+        )
     return liftsamples
 
 
@@ -120,13 +139,16 @@ def check_official(official: str | os.PathLike) -> str | list[str]:
 
     path = Path(official).expanduser()
     if not path.exists():
-        raise ValueError(f"official: {str(path)!r} does not exist (expected mnist_rotation_new.zip, a folder "
-                         f"with {TRAIN_VALID_AMAT} and {TEST_AMAT}, or one of those files)")
+        raise ValueError(
+            f"official: {str(path)!r} does not exist (expected mnist_rotation_new.zip, a folder "
+            f"with {TRAIN_VALID_AMAT} and {TEST_AMAT}, or one of those files)"
+        )
     if path.is_file() and path.suffix == ".zip":
         md5 = _offline.file_digest(path, "md5")
         if md5 != OFFICIAL_MD5:
-            raise ValueError(f"official: {str(path)!r} is corrupt or not the official zip "
-                             f"(md5 {md5}, expected {OFFICIAL_MD5})")
+            raise ValueError(
+                f"official: {str(path)!r} is corrupt or not the official zip (md5 {md5}, expected {OFFICIAL_MD5})"
+            )
         return str(path)
     folder = path if path.is_dir() else path.parent
     if path.is_file() and path.name not in (TRAIN_VALID_AMAT, TEST_AMAT):
@@ -142,8 +164,10 @@ def check_official(official: str | os.PathLike) -> str | list[str]:
         except UnicodeDecodeError:
             n = -1
         if n != 785:
-            raise ValueError(f"official: {str(f)!r} is corrupt: its first line should hold 785 numbers "
-                             f"(784 pixels + label), found {n if n >= 0 else 'binary data'}")
+            raise ValueError(
+                f"official: {str(f)!r} is corrupt: its first line should hold 785 numbers "
+                f"(784 pixels + label), found {n if n >= 0 else 'binary data'}"
+            )
     return [str(f) for f in files]
 
 
@@ -190,8 +214,17 @@ class RotMNISTTask(Task):
         # ~11 min for SE2 (2 lift samples) on 2 CPU cores (measured 1 thread: ~125 s/epoch; T2 and SO2 are
         # cheaper); test error ~9 % (SE2).  Tuned for the budget: Adam 5e-3 beat 3e-3 and 1e-2, and batch 50
         # beat batch 25 (cheaper per digit); 5 epochs over all 10,000 training digits.
-        "quick": {"epochs": 5, "batch_size": 50, "lr": 5e-3, "warmup_epochs": 0.5, "k": 32, "num_layers": 4,
-                  "n_train": 10000, "n_valid": 500, "n_test": 2000},
+        "quick": {
+            "epochs": 5,
+            "batch_size": 50,
+            "lr": 5e-3,
+            "warmup_epochs": 0.5,
+            "k": 32,
+            "num_layers": 4,
+            "n_train": 10000,
+            "n_valid": 500,
+            "n_test": 2000,
+        },
     }
     monitor = "valid/err"
     monitor_mode = "min"
@@ -208,7 +241,7 @@ class RotMNISTTask(Task):
             raise ValueError(f"config: alpha: expected a number in [0, 1], got {c.alpha}")
         self.liftsamples = resolve_liftsamples(c.group, c.liftsamples)
         if c.official:
-            check_official(c.official)          # missing / corrupt file: fail before training starts
+            check_official(c.official)  # missing / corrupt file: fail before training starts
         self._data: dict[str, Any] | None = None
         self._augment = None
         if c.augment:
@@ -220,8 +253,9 @@ class RotMNISTTask(Task):
     def datasets(self) -> dict[str, torch.utils.data.Dataset]:
         if self._data is None:
             arrays = load_split_arrays(self.config)
-            self._data = {split: torch.utils.data.TensorDataset(x[:, None].contiguous(), y)
-                          for split, (x, y) in arrays.items()}
+            self._data = {
+                split: torch.utils.data.TensorDataset(x[:, None].contiguous(), y) for split, (x, y) in arrays.items()
+            }
         return self._data
 
     # ------------------------------------------------------------------------------------ model
@@ -230,9 +264,18 @@ class RotMNISTTask(Task):
         from ..models.image import ImageLieResNet
 
         c = self.config
-        return ImageLieResNet(1, 10, group=get_group(c.group, alpha=c.alpha), k=c.k, total_ds=c.total_ds,
-                              fill=c.fill, nbhd=c.nbhd, num_layers=c.num_layers, liftsamples=self.liftsamples,
-                              knn=c.knn)
+        return ImageLieResNet(
+            1,
+            10,
+            group=get_group(c.group, alpha=c.alpha),
+            k=c.k,
+            total_ds=c.total_ds,
+            fill=c.fill,
+            nbhd=c.nbhd,
+            num_layers=c.num_layers,
+            liftsamples=self.liftsamples,
+            knn=c.knn,
+        )
 
     def prepare(self, images: Tensor, model: nn.Module) -> Tensor:
         """Check a batch, augment it when training with ``augment``, normalise, cast to the model dtype."""
@@ -257,41 +300,80 @@ class RotMNISTTask(Task):
 
     def report(self, model: nn.Module, run_dir: Path) -> dict[str, Any]:
         c = self.config
-        return {"group": c.group, "liftsamples": self.liftsamples, "augment": c.augment,
-                "official": bool(c.official)}
-
-
+        return {"group": c.group, "liftsamples": self.liftsamples, "augment": c.augment, "official": bool(c.official)}
 
 
 # ============================================================================================ equivariance
 
-EQUIVARIANCE_HELP = ("Table 5 layout: error (%) on the rotated test set and on unrotated MNIST test digits for "
-                     "runs trained with and without SO(2) augmentation, per group")
+EQUIVARIANCE_HELP = (
+    "Table 5 layout: error (%) on the rotated test set and on unrotated MNIST test digits for "
+    "runs trained with and without SO(2) augmentation, per group"
+)
 
 _AUG_ROWS = (("SO(2)", True), ("None", False))
 
 
 def add_equivariance_arguments(parser) -> None:
     """Options of ``lieconv equivariance rotmnist``."""
-    parser.add_argument("--runs", nargs="*", default=[], metavar="RUN",
-                        help="run folders (their checkpoints/best.ckpt, else last.ckpt) or .ckpt files to evaluate")
-    parser.add_argument("--train", action="store_true",
-                        help="first train the grid groups x {augment, no augment} into OUT/<group>-<aug|noaug> "
-                             "(resumes finished/partial runs) and evaluate it together with --runs")
-    parser.add_argument("--out", default="runs/rotmnist-equivariance",
-                        help="folder of the --train grid and of table.json (default: %(default)s)")
-    parser.add_argument("--groups", nargs="+", default=["T2", "SO2", "SE2"], choices=GROUP_CHOICES,
-                        help="groups of the --train grid (default: %(default)s)")
+    parser.add_argument(
+        "--runs",
+        nargs="*",
+        default=[],
+        metavar="RUN",
+        help="run folders (their checkpoints/best.ckpt, else last.ckpt) or .ckpt files to evaluate",
+    )
+    parser.add_argument(
+        "--train",
+        action="store_true",
+        help="first train the grid groups x {augment, no augment} into OUT/<group>-<aug|noaug> "
+        "(resumes finished/partial runs) and evaluate it together with --runs",
+    )
+    parser.add_argument(
+        "--out",
+        default="runs/rotmnist-equivariance",
+        help="folder of the --train grid and of table.json (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--groups",
+        nargs="+",
+        default=["T2", "SO2", "SE2"],
+        choices=GROUP_CHOICES,
+        help="groups of the --train grid (default: %(default)s)",
+    )
     parser.add_argument("--preset", default="quick", help="preset of the --train grid (default: %(default)s)")
-    parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="config overrides of the --train grid, e.g. n_train=2000 epochs=3 "
-                             "(train_on_valid=true: the 12k protocol of appendix B.2)")
-    parser.add_argument("--n-test", "--n_test", dest="n_test", type=int, default=None,
-                        help="rotated test digits to evaluate (default: each run's n_test; 0 = all 50,000)")
-    parser.add_argument("--n-mnist", "--n_mnist", dest="n_mnist", type=int, default=2000,
-                        help="unrotated MNIST test digits to evaluate (default: %(default)s; 0 = all)")
-    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=100,
-                        help="evaluation batch size (default: %(default)s)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides of the --train grid, e.g. n_train=2000 epochs=3 "
+        "(train_on_valid=true: the 12k protocol of appendix B.2)",
+    )
+    parser.add_argument(
+        "--n-test",
+        "--n_test",
+        dest="n_test",
+        type=int,
+        default=None,
+        help="rotated test digits to evaluate (default: each run's n_test; 0 = all 50,000)",
+    )
+    parser.add_argument(
+        "--n-mnist",
+        "--n_mnist",
+        dest="n_mnist",
+        type=int,
+        default=2000,
+        help="unrotated MNIST test digits to evaluate (default: %(default)s; 0 = all)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        "--batch_size",
+        dest="batch_size",
+        type=int,
+        default=100,
+        help="evaluation batch size (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation's random draws")
 
 
@@ -327,8 +409,9 @@ def load_unrotated_test(config: RotMNISTConfig, n: int = 0, *, exclude_train: bo
 
 
 @torch.no_grad()
-def error_rate(task: RotMNISTTask, model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 100,
-               seed: int = 0) -> float:
+def error_rate(
+    task: RotMNISTTask, model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 100, seed: int = 0
+) -> float:
     """Classification error (%) of ``model`` on raw images (n, 28, 28) or (n, 1, 28, 28) in [0, 1].
 
     The model's draws come from ``seed`` and each image's index (the same on any ``batch_size``)."""
@@ -341,13 +424,14 @@ def error_rate(task: RotMNISTTask, model: nn.Module, images: Tensor, labels: Ten
     wrong = 0
     for s in range(0, len(labels), batch_size):
         with evaluation_draws(seed, torch.arange(s, min(s + batch_size, len(labels)))):
-            pred = task.logits(model, images[s:s + batch_size]).argmax(-1).cpu()
-        wrong += int((pred != labels[s:s + batch_size]).sum())
+            pred = task.logits(model, images[s : s + batch_size]).argmax(-1).cpu()
+        wrong += int((pred != labels[s : s + batch_size]).sum())
     return 100.0 * wrong / max(1, len(labels))
 
 
-def evaluate_runs(runs, *, n_test: int | None = None, n_mnist: int = 2000, batch_size: int = 100,
-                  seed: int = 0) -> list[dict[str, Any]]:
+def evaluate_runs(
+    runs, *, n_test: int | None = None, n_mnist: int = 2000, batch_size: int = 100, seed: int = 0
+) -> list[dict[str, Any]]:
     """Evaluate checkpoints: one row per run with group, augment, rotated-test and MNIST error (%).
 
     Every checkpoint is read (and rejected with a message naming it) before anything is evaluated.
@@ -369,9 +453,18 @@ def evaluate_runs(runs, *, n_test: int | None = None, n_mnist: int = 2000, batch
             test = load_split_arrays(dataclasses.replace(c, n_train=1, n_valid=1, n_test=nt))["test"]
             cache[key] = (test, load_unrotated_test(c, n_mnist))
         (xt, yt), (xm, ym) = cache[key]
-        rows.append({"run": str(run), "checkpoint": str(ckpt), "group": c.group, "augment": bool(c.augment),
-                     "rotated_err": error_rate(task, model, xt, yt, batch_size, seed), "n_rotated": len(yt),
-                     "mnist_err": error_rate(task, model, xm, ym, batch_size, seed), "n_mnist": len(ym)})
+        rows.append(
+            {
+                "run": str(run),
+                "checkpoint": str(ckpt),
+                "group": c.group,
+                "augment": bool(c.augment),
+                "rotated_err": error_rate(task, model, xt, yt, batch_size, seed),
+                "n_rotated": len(yt),
+                "mnist_err": error_rate(task, model, xm, ym, batch_size, seed),
+                "n_mnist": len(ym),
+            }
+        )
     return rows
 
 
@@ -399,8 +492,14 @@ def format_equivariance_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def train_grid(out: str | os.PathLike, groups, *, preset: str = "quick", overrides: dict[str, Any] | None = None,
-               print_lines: bool = True) -> list[Path]:
+def train_grid(
+    out: str | os.PathLike,
+    groups,
+    *,
+    preset: str = "quick",
+    overrides: dict[str, Any] | None = None,
+    print_lines: bool = True,
+) -> list[Path]:
     """Train groups x {augment, no augment} with ``fit`` into ``out/<group>-<aug|noaug>``; return the folders.
 
     All configs are resolved (and bad options rejected) before the first run starts.
@@ -416,11 +515,12 @@ def train_grid(out: str | os.PathLike, groups, *, preset: str = "quick", overrid
     for g in groups:
         for aug in (True, False):
             folder = Path(out) / f"{g}-{'aug' if aug else 'noaug'}"
-            cfg = resolve_config(RotMNISTTask, preset, overrides={**overrides, "group": g, "augment": aug,
-                                                                    "out": str(folder)})
-            RotMNISTTask(cfg)                       # task-level checks (official file, liftsamples, ...)
+            cfg = resolve_config(
+                RotMNISTTask, preset, overrides={**overrides, "group": g, "augment": aug, "out": str(folder)}
+            )
+            RotMNISTTask(cfg)  # task-level checks (official file, liftsamples, ...)
             plan.append((folder, cfg))
-    for folder, cfg in plan:
+    for _folder, cfg in plan:
         fit(RotMNISTTask, cfg, progress_bar=False, print_lines=print_lines)
     return [folder for folder, _ in plan]
 
@@ -431,15 +531,19 @@ def run_equivariance(args) -> int:
 
     runs = list(args.runs or [])
     if args.train:
-        runs += [str(p) for p in train_grid(args.out, args.groups, preset=args.preset,
-                                            overrides=_parse_overrides(args.overrides))]
+        runs += [
+            str(p)
+            for p in train_grid(args.out, args.groups, preset=args.preset, overrides=_parse_overrides(args.overrides))
+        ]
     if not runs:
         raise ValueError("equivariance: nothing to evaluate; pass --runs RUN... and/or --train")
     rows = evaluate_runs(runs, n_test=args.n_test, n_mnist=args.n_mnist, batch_size=args.batch_size, seed=args.seed)
     print(format_equivariance_table(rows))
     for r in rows:
-        print(f"  {r['group']:<8} augment={str(r['augment']):<5} rotated {r['rotated_err']:6.2f}%  "
-              f"MNIST {r['mnist_err']:6.2f}%  {r['checkpoint']}")
+        print(
+            f"  {r['group']:<8} augment={r['augment']!s:<5} rotated {r['rotated_err']:6.2f}%  "
+            f"MNIST {r['mnist_err']:6.2f}%  {r['checkpoint']}"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.json").write_text(json.dumps(rows, indent=1) + "\n")
@@ -455,12 +559,22 @@ FIGURES_HELP = "lifting (Figure 2) and neighbourhood (Figures 3, 10) pictures pe
 def add_figures_arguments(parser) -> None:
     """Options of ``lieconv figures rotmnist``."""
     parser.add_argument("--out", default="runs/rotmnist-figures", help="folder of the PNGs (default: %(default)s)")
-    parser.add_argument("--groups", nargs="+", default=["Trivial2", "T2", "SO2", "RxSO2", "SE2"],
-                        choices=GROUP_CHOICES, help="groups to draw (default: %(default)s)")
-    parser.add_argument("--digit", type=int, default=0,
-                        help="index of the unrotated MNIST test digit to draw (default: %(default)s)")
-    parser.add_argument("--image", default=None, metavar="FILE",
-                        help="draw this image instead: a .pt or .npy array (28, 28) with pixels in [0, 1]")
+    parser.add_argument(
+        "--groups",
+        nargs="+",
+        default=["Trivial2", "T2", "SO2", "RxSO2", "SE2"],
+        choices=GROUP_CHOICES,
+        help="groups to draw (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--digit", type=int, default=0, help="index of the unrotated MNIST test digit to draw (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--image",
+        default=None,
+        metavar="FILE",
+        help="draw this image instead: a .pt or .npy array (28, 28) with pixels in [0, 1]",
+    )
     parser.add_argument("--fill", type=float, default=0.1, help="first-layer neighbourhood fraction (default: 0.1)")
     parser.add_argument("--nbhd", type=int, default=25, help="Monte-Carlo neighbourhood size (default: 25)")
     parser.add_argument("--data-root", "--data_root", dest="data_root", default=None, help="data/cache folder")
@@ -479,11 +593,13 @@ def _figure_image(args) -> Tensor:
                 image = torch.from_numpy(np.load(path, allow_pickle=False))
             else:
                 image = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any read failure is a bad file
+        except Exception as exc:
             raise ValueError(f"--image: cannot read {str(path)!r} ({type(exc).__name__}: {exc})") from None
         if not isinstance(image, Tensor) or not image.is_floating_point() or image.squeeze().shape != (28, 28):
-            raise ValueError(f"--image: {str(path)!r} must hold a float (28, 28) array with pixels in [0, 1], got "
-                             f"{getattr(image, 'dtype', type(image).__name__)} {tuple(getattr(image, 'shape', ()))}")
+            raise ValueError(
+                f"--image: {str(path)!r} must hold a float (28, 28) array with pixels in [0, 1], got "
+                f"{getattr(image, 'dtype', type(image).__name__)} {tuple(getattr(image, 'shape', ()))}"
+            )
         return image.squeeze().to(torch.float64)
     images, _ = load_unrotated_test(RotMNISTConfig(data_root=args.data_root), args.digit + 1, exclude_train=False)
     return images[args.digit].to(torch.float64)
@@ -501,17 +617,22 @@ def run_figures(args) -> int:
     out = Path(args.out)
     paths = [pg.plot_lifting(image, args.groups, out / "lifting.png", seed=args.seed)]
     for g in args.groups:
-        paths.append(pg.plot_neighbourhoods(image, g, out / f"neighbourhoods_{g}.png", fill=args.fill,
-                                            nbhd=args.nbhd, seed=args.seed))
-    paths.append(pg.plot_neighbourhood_overview(image, args.groups, out / "neighbourhoods.png", fill=args.fill,
-                                                nbhd=args.nbhd, seed=args.seed))
+        paths.append(
+            pg.plot_neighbourhoods(
+                image, g, out / f"neighbourhoods_{g}.png", fill=args.fill, nbhd=args.nbhd, seed=args.seed
+            )
+        )
+    paths.append(
+        pg.plot_neighbourhood_overview(
+            image, args.groups, out / "neighbourhoods.png", fill=args.fill, nbhd=args.nbhd, seed=args.seed
+        )
+    )
     for p in paths:
         print(f"wrote {p}")
     return 0
 
 
 RotMNISTTask.commands = {
-    "equivariance": TaskCommand(help=EQUIVARIANCE_HELP, add_arguments=add_equivariance_arguments,
-                                run=run_equivariance),
+    "equivariance": TaskCommand(help=EQUIVARIANCE_HELP, add_arguments=add_equivariance_arguments, run=run_equivariance),
     "figures": TaskCommand(help=FIGURES_HELP, add_arguments=add_figures_arguments, run=run_figures),
 }

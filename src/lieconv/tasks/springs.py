@@ -47,6 +47,7 @@ Extra commands: ``lieconv sweep springs --sizes 30 100 300 --models HFC HLieResN
 :func:`run_sweep`); ``lieconv compare springs RUN...`` (one table and the Figure 6/7 plots over
 finished runs, :func:`compare_runs`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,21 @@ from torch import Tensor, nn
 
 from ..training.task import Task, TaskCommand, TrainConfig, register_task
 
-__all__ = ["SpringsTaskConfig", "SpringsTask", "MODELS", "GROUP_CHOICES", "build_dynamics_model", "resolve_lr",
-           "check_batch", "rollout_report", "fit_springs", "run_sweep", "merge_sweeps", "compare_runs", "run_demo"]
+__all__ = [
+    "SpringsTaskConfig",
+    "SpringsTask",
+    "MODELS",
+    "GROUP_CHOICES",
+    "build_dynamics_model",
+    "resolve_lr",
+    "check_batch",
+    "rollout_report",
+    "fit_springs",
+    "run_sweep",
+    "merge_sweeps",
+    "compare_runs",
+    "run_demo",
+]
 
 MODELS = ("HLieResNet", "LieConvDirect", "FC", "HFC", "OGN", "HOGN")
 LIECONV_MODELS = ("HLieResNet", "LieConvDirect")
@@ -83,49 +97,99 @@ class SpringsTaskConfig(TrainConfig):
 
     epochs: int = field(default=100, metadata={"help": "training epochs"})
     batch_size: int = field(default=200, metadata={"help": "batch size (systems per step)"})
-    lr: float = field(default=0.0, metadata={
-        "help": "peak Adam learning rate; 0 = the paper's per model: 1e-3 for LieConv models, 1e-2 for (H)FC/(H)OGN"})
-    early_stopping_patience: int = field(default=0, metadata={
-        "help": "validations without a better validation MSE before training stops; 0 = train all epochs. Either "
-                "way the checkpoint of best validation MSE is the one evaluated (C.4's early stopping)"})
+    lr: float = field(
+        default=0.0,
+        metadata={
+            "help": "peak Adam learning rate; 0 = the paper's per model: 1e-3 for LieConv models, 1e-2 for (H)FC/(H)OGN"
+        },
+    )
+    early_stopping_patience: int = field(
+        default=0,
+        metadata={
+            "help": "validations without a better validation MSE before training stops; 0 = train all epochs. Either "
+            "way the checkpoint of best validation MSE is the one evaluated (C.4's early stopping)"
+        },
+    )
     model: str = field(default="HLieResNet", metadata={"choices": list(MODELS), "help": "dynamics model"})
-    group: str = field(default="auto", metadata={
-        "choices": list(GROUP_CHOICES),
-        "help": "LieConv group; SO2* = SO(2) on centred positions (SE(2)-invariant V); "
-                "auto = SO2* for HLieResNet, T2 for LieConvDirect; baselines take none"})
-    integrator: str = field(default="rk4", metadata={
-        "choices": list(INTEGRATORS), "help": "ODE solver used in training and rollouts (leapfrog: separable H only)"})
+    group: str = field(
+        default="auto",
+        metadata={
+            "choices": list(GROUP_CHOICES),
+            "help": "LieConv group; SO2* = SO(2) on centred positions (SE(2)-invariant V); "
+            "auto = SO2* for HLieResNet, T2 for LieConvDirect; baselines take none",
+        },
+    )
+    integrator: str = field(
+        default="rk4",
+        metadata={
+            "choices": list(INTEGRATORS),
+            "help": "ODE solver used in training and rollouts (leapfrog: separable H only)",
+        },
+    )
     substeps: int = field(default=1, metadata={"min": 1, "help": "solver steps per data step (fixed-step solvers)"})
     k: int = field(default=384, metadata={"min": 1, "help": "LieResNet channels"})
-    kernel_input: str = field(default="smooth", metadata={
-        "choices": ["smooth", "log"],
-        "help": "HLieResNet kernel inputs: smooth = (cos, sin) of relative angles, log = the paper's wrapped angle"})
+    kernel_input: str = field(
+        default="smooth",
+        metadata={
+            "choices": ["smooth", "log"],
+            "help": "HLieResNet kernel inputs: smooth = (cos, sin) of relative angles, log = the paper's wrapped angle",
+        },
+    )
     num_layers: int = field(default=4, metadata={"min": 0, "help": "LieResNet bottleneck blocks"})
     hidden: int = field(default=256, metadata={"min": 1, "help": "hidden width of the (H)FC / (H)OGN baselines"})
-    baseline_layers: int = field(default=0, metadata={"min": 0, 
-        "help": "hidden layers of the baselines; 0 = the paper's (4 for (H)FC, 1 for (H)OGN)"})
+    baseline_layers: int = field(
+        default=0,
+        metadata={"min": 0, "help": "hidden layers of the baselines; 0 = the paper's (4 for (H)FC, 1 for (H)OGN)"},
+    )
     n_train: int = field(default=3000, metadata={"min": 1, "help": "training systems"})
     n_valid: int = field(default=2000, metadata={"min": 1, "help": "validation systems (see cap_valid)"})
-    cap_valid: bool = field(default=True, metadata={
-        "help": "use at most n_train validation systems (C.4: 'we cap the validation set to the size of the training set')"})
+    cap_valid: bool = field(
+        default=True,
+        metadata={
+            "help": "use at most n_train validation systems "
+            "(C.4: 'we cap the validation set to the size of the training set')"
+        },
+    )
     n_test: int = field(default=2000, metadata={"min": 1, "help": "test systems"})
     data_seed: int = field(default=0, metadata={"help": "seed of the generated data set (independent of --seed)"})
-    gt_method: str = field(default="rk4", metadata={
-        "choices": ["rk4", "dopri5", "exact"],
-        "help": "ground truth of the data: float64 RK4 (paper), dopri5, or the exact normal-mode solution"})
+    gt_method: str = field(
+        default="rk4",
+        metadata={
+            "choices": ["rk4", "dopri5", "exact"],
+            "help": "ground truth of the data: float64 RK4 (paper), dopri5, or the exact normal-mode solution",
+        },
+    )
     data_root: str = field(default="", metadata={"help": "data cache folder; '' = $LIECONV_DATA/springs"})
-    data: str = field(default="", metadata={
-        "help": "your own trajectories: an .npz file with train_/valid_/test_ z0, ts, z_target, sys_params "
-                "(format: lieconv.datasets.springs); all its items are used and n_train/n_valid/n_test, data_seed "
-                "and gt_method are ignored; '' = generate the paper's data set"})
-    data_chunk_len: int = field(default=0, metadata={
-        "min": 0, "help": "--data only: cut every item into consecutive windows of this many states (e.g. 5 = the "
-                          "paper's 1 + 4); 0 = use the items as stored"})
-    rollout_steps: int = field(default=100, metadata={"min": 2, "help": "steps (dt = 0.01) of the long test rollouts (rollout_steps + 1 states, from t = 0)"})
-    rollout_systems: int = field(default=200, metadata={"min": 0, 
-        "help": "test systems rolled out in the report; 0 = no rollouts"})
-    rollout_float64: bool = field(default=True, metadata={
-        "help": "roll out a float64 copy of the trained model (conservation then shows to ~1e-14)"})
+    data: str = field(
+        default="",
+        metadata={
+            "help": "your own trajectories: an .npz file with train_/valid_/test_ z0, ts, z_target, sys_params "
+            "(format: lieconv.datasets.springs); all its items are used and n_train/n_valid/n_test, data_seed "
+            "and gt_method are ignored; '' = generate the paper's data set"
+        },
+    )
+    data_chunk_len: int = field(
+        default=0,
+        metadata={
+            "min": 0,
+            "help": "--data only: cut every item into consecutive windows of this many states (e.g. 5 = the "
+            "paper's 1 + 4); 0 = use the items as stored",
+        },
+    )
+    rollout_steps: int = field(
+        default=100,
+        metadata={
+            "min": 2,
+            "help": "steps (dt = 0.01) of the long test rollouts (rollout_steps + 1 states, from t = 0)",
+        },
+    )
+    rollout_systems: int = field(
+        default=200, metadata={"min": 0, "help": "test systems rolled out in the report; 0 = no rollouts"}
+    )
+    rollout_float64: bool = field(
+        default=True,
+        metadata={"help": "roll out a float64 copy of the trained model (conservation then shows to ~1e-14)"},
+    )
     figures: bool = field(default=True, metadata={"help": "write figures/*.png after training"})
 
 
@@ -149,8 +213,9 @@ def resolve_group(model: str, group: str) -> str | None:
     if group == "auto":
         return "SO2*" if model == "HLieResNet" else "T2"
     if model == "LieConvDirect" and group not in ("Trivial2", "T2"):
-        raise ValueError(f"group: model 'LieConvDirect' outputs vectors, equivariant only for "
-                         f"['Trivial2', 'T2'], got {group!r}")
+        raise ValueError(
+            f"group: model 'LieConvDirect' outputs vectors, equivariant only for ['Trivial2', 'T2'], got {group!r}"
+        )
     return group
 
 
@@ -167,8 +232,14 @@ def build_dynamics_model(config: SpringsTaskConfig, *, n_bodies: int = 6, dim: i
 
     group = resolve_group(config.model, config.group)
     if config.model == "HLieResNet":
-        return HLieResNet(group, k=config.k, num_layers=config.num_layers, n_bodies=n_bodies, dim=dim,
-                          kernel_input=config.kernel_input)
+        return HLieResNet(
+            group,
+            k=config.k,
+            num_layers=config.num_layers,
+            n_bodies=n_bodies,
+            dim=dim,
+            kernel_input=config.kernel_input,
+        )
     if config.model == "LieConvDirect":
         return LieResNetDynamics(group, k=config.k, num_layers=config.num_layers, n_bodies=n_bodies, dim=dim)
     kw: dict[str, Any] = {"hidden": config.hidden}
@@ -184,8 +255,9 @@ def model_label(config: SpringsTaskConfig) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- batches
-def check_batch(z0: Tensor, ts: Tensor, sys_params: Tensor, z_target: Tensor | None = None, *,
-                n_bodies: int = 6, dim: int = 2) -> None:
+def check_batch(
+    z0: Tensor, ts: Tensor, sys_params: Tensor, z_target: Tensor | None = None, *, n_bodies: int = 6, dim: int = 2
+) -> None:
     """Validate one batch; raises ``ValueError`` naming the offending argument.
 
     Shapes: ``z0 (B, D)``, ``ts (B, L)`` or ``(L,)``, ``sys_params (B, n, 2)`` with positive masses,
@@ -196,14 +268,15 @@ def check_batch(z0: Tensor, ts: Tensor, sys_params: Tensor, z_target: Tensor | N
     D = 2 * n_bodies * dim
     if not isinstance(z0, Tensor) or z0.dim() != 2 or z0.shape[-1] != D:
         raise ValueError(f"z0: expected shape (B, {D}), got {tuple(getattr(z0, 'shape', ()))}")
-    check_rollout_inputs(z0, sys_params, n_bodies)   # shapes, finite values, positive masses
+    check_rollout_inputs(z0, sys_params, n_bodies)  # shapes, finite values, positive masses
     B = z0.shape[0]
     if not isinstance(ts, Tensor) or ts.dim() not in (1, 2) or (ts.dim() == 2 and ts.shape[0] != B):
         raise ValueError(f"ts: expected shape (L,) or (B, L) with B = {B}, got {tuple(getattr(ts, 'shape', ()))}")
-    if z_target is not None and (not isinstance(z_target, Tensor)
-                                 or z_target.shape != (B, ts.shape[-1] - 1, D)):
-        raise ValueError(f"z_target: expected shape (B, L-1, D) = ({B}, {ts.shape[-1] - 1}, {D}), "
-                         f"got {tuple(getattr(z_target, 'shape', ()))}")
+    if z_target is not None and (not isinstance(z_target, Tensor) or z_target.shape != (B, ts.shape[-1] - 1, D)):
+        raise ValueError(
+            f"z_target: expected shape (B, L-1, D) = ({B}, {ts.shape[-1] - 1}, {D}), "
+            f"got {tuple(getattr(z_target, 'shape', ()))}"
+        )
     if z_target is not None and not torch.isfinite(z_target).all():
         raise ValueError("z_target: expected finite states, got NaN or inf")
 
@@ -231,8 +304,18 @@ class SpringsTask(Task):
         # idle machine): small LieResNet, 320 steps of 50 systems, lr 5e-3 for every model (HLieResNet
         # converges too slowly for this budget at its paper rate 1e-3 and is erratic at 1e-2; the
         # comparison of HFC at 5e-3 and 1e-2 was made with the earlier, fully learned HFC and the ½ V)
-        "quick": {"epochs": 16, "batch_size": 50, "lr": 5e-3, "n_train": 1000, "n_valid": 200, "n_test": 500,
-                  "k": 64, "num_layers": 2, "early_stopping_patience": 0, "rollout_systems": 100},
+        "quick": {
+            "epochs": 16,
+            "batch_size": 50,
+            "lr": 5e-3,
+            "n_train": 1000,
+            "n_valid": 200,
+            "n_test": 500,
+            "k": 64,
+            "num_layers": 2,
+            "early_stopping_patience": 0,
+            "rollout_systems": 100,
+        },
     }
     monitor = "valid/loss"
     monitor_mode = "min"
@@ -243,10 +326,12 @@ class SpringsTask(Task):
 
     def __init__(self, config: SpringsTaskConfig):
         super().__init__(config)
-        resolve_group(config.model, config.group)             # fail early on a bad combination
+        resolve_group(config.model, config.group)  # fail early on a bad combination
         if config.integrator == "leapfrog" and config.model not in SEPARABLE_MODELS:
-            raise ValueError(f"integrator: 'leapfrog' needs a separable Hamiltonian model {list(SEPARABLE_MODELS)}, "
-                             f"got model {config.model!r}; use rk4")
+            raise ValueError(
+                f"integrator: 'leapfrog' needs a separable Hamiltonian model {list(SEPARABLE_MODELS)}, "
+                f"got model {config.model!r}; use rk4"
+            )
         self._data: dict | None = None
 
     # -------------------------------------------------------------------------------------- data
@@ -264,27 +349,34 @@ class SpringsTask(Task):
 
                 splits = npz_splits(c.data)
                 if not splits:
-                    raise ValueError(f"data: {c.data!r} has none of the arrays SPLIT_z0, SPLIT_ts, SPLIT_z_target, "
-                                     "SPLIT_sys_params for SPLIT = train, valid, test (format: lieconv.datasets.springs)")
+                    raise ValueError(
+                        f"data: {c.data!r} has none of the arrays SPLIT_z0, SPLIT_ts, SPLIT_z_target, "
+                        "SPLIT_sys_params for SPLIT = train, valid, test (format: lieconv.datasets.springs)"
+                    )
                 self._data = {s: load_springs_npz(c.data, s, dtype=dtype, chunk_len=c.data_chunk_len) for s in splits}
                 shapes = {(ds.n_bodies, ds.dim) for ds in self._data.values()}
                 if len(shapes) != 1:
-                    raise ValueError(f"data: the splits of {c.data!r} have different (bodies, dimension): {sorted(shapes)}")
+                    raise ValueError(
+                        f"data: the splits of {c.data!r} have different (bodies, dimension): {sorted(shapes)}"
+                    )
             else:
                 from ..datasets.springs import SpringsDataset
 
-                kw = dict(root=c.data_root or None, seed=c.data_seed, dtype=dtype, keep_trajectories=False,
-                          method=c.gt_method)
+                kw = dict(
+                    root=c.data_root or None, seed=c.data_seed, dtype=dtype, keep_trajectories=False, method=c.gt_method
+                )
                 n_valid = min(c.n_valid, c.n_train) if c.cap_valid else c.n_valid
-                self._data = {split: SpringsDataset(split, size=n, **kw)
-                              for split, n in (("train", c.n_train), ("valid", n_valid), ("test", c.n_test))}
+                self._data = {
+                    split: SpringsDataset(split, size=n, **kw)
+                    for split, n in (("train", c.n_train), ("valid", n_valid), ("test", c.n_test))
+                }
         return self._data
 
     def system_size(self) -> tuple[int, int]:
         """``(n_bodies, dim)`` of the data: 6 bodies in 2-D unless ``config.data`` says otherwise."""
         if not self.config.data:
             return 6, 2
-        ds = next(iter(self.datasets().values()))        # every split has the same (checked in datasets())
+        ds = next(iter(self.datasets().values()))  # every split has the same (checked in datasets())
         return ds.n_bodies, ds.dim
 
     # -------------------------------------------------------------------------------------- model
@@ -293,8 +385,11 @@ class SpringsTask(Task):
         from ..models.baselines import ModelDynamics
 
         n, d = self.system_size()
-        return ModelDynamics(build_dynamics_model(self.config, n_bodies=n, dim=d), method=self.config.integrator,
-                             substeps=self.config.substeps)
+        return ModelDynamics(
+            build_dynamics_model(self.config, n_bodies=n, dim=d),
+            method=self.config.integrator,
+            substeps=self.config.substeps,
+        )
 
     def configure_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=resolve_lr(self.config), weight_decay=self.config.weight_decay)
@@ -335,31 +430,58 @@ class SpringsTask(Task):
         c = self.config
         if c.rollout_systems == 0 or "test" not in self.datasets():
             return {}
-        res = rollout_report(model, self.datasets()["test"], n_systems=c.rollout_systems, n_steps=c.rollout_steps,
-                             float64=c.rollout_float64)
+        res = rollout_report(
+            model,
+            self.datasets()["test"],
+            n_systems=c.rollout_systems,
+            n_steps=c.rollout_steps,
+            float64=c.rollout_float64,
+        )
         label = model_label(c)
         from ..dynamics.evaluate import format_error_table
 
         T = res["pred"].shape[1]
-        print(f"rollouts: {res['pred'].shape[0]} test systems, {T - 1} steps "
-              f"({'own data' if c.data else 'dt = 0.01'}), integrator {c.integrator}; time-averaged relative "
-              "errors (geometric mean over systems; energy against the true spring H):")
+        print(
+            f"rollouts: {res['pred'].shape[0]} test systems, {T - 1} steps "
+            f"({'own data' if c.data else 'dt = 0.01'}), integrator {c.integrator}; time-averaged relative "
+            "errors (geometric mean over systems; energy against the true spring H):"
+        )
         print(format_error_table({label: res["summary"]}))
         run_dir = Path(run_dir)
-        torch.save({"label": label, "ts": res["ts"], "errors": res["errors"], "summary": res["summary"],
-                    "pred": res["pred"][:4].to(torch.float64), "true": res["true"][:4],
-                    "sys_params": res["sys_params"][:4]}, run_dir / "rollout.pt")
+        torch.save(
+            {
+                "label": label,
+                "ts": res["ts"],
+                "errors": res["errors"],
+                "summary": res["summary"],
+                "pred": res["pred"][:4].to(torch.float64),
+                "true": res["true"][:4],
+                "sys_params": res["sys_params"][:4],
+            },
+            run_dir / "rollout.pt",
+        )
         out = {f"rollout_{k}": v for k, v in res["summary"].items()}
         out["rollout_integrator"] = c.integrator
         if c.figures:
             from ..plots.dynamics import plot_momenta, plot_rollout_errors, plot_trajectories
 
             fig = run_dir / "figures"
-            paths = [plot_rollout_errors({label: res["errors"]}, res["ts"], fig / "rollout_errors.png"),
-                     plot_momenta({label: res["pred"][0]}, res["true"][0], res["ts"], fig / "momenta.png",
-                                  n_bodies=res["sys_params"].shape[-2]),
-                     plot_trajectories(res["true"][0], {label: res["pred"][0]}, fig / "trajectory.png",
-                                       n_bodies=res["sys_params"].shape[-2])]
+            paths = [
+                plot_rollout_errors({label: res["errors"]}, res["ts"], fig / "rollout_errors.png"),
+                plot_momenta(
+                    {label: res["pred"][0]},
+                    res["true"][0],
+                    res["ts"],
+                    fig / "momenta.png",
+                    n_bodies=res["sys_params"].shape[-2],
+                ),
+                plot_trajectories(
+                    res["true"][0],
+                    {label: res["pred"][0]},
+                    fig / "trajectory.png",
+                    n_bodies=res["sys_params"].shape[-2],
+                ),
+            ]
             out["figures"] = [str(p) for p in paths]
         return out
 
@@ -399,7 +521,7 @@ def rollout_report(model: nn.Module, test_set, *, n_systems: int, n_steps: int, 
         grid = ts
     else:
         true = test_set.states()[:S].to(torch.float64)
-        grid = test_set.times()[:S].to(torch.float64)                  # (S, T): per-item times
+        grid = test_set.times()[:S].to(torch.float64)  # (S, T): per-item times
         z_init, ts = true[:, 0], grid[0] - grid[0, 0]
     param = next(model.parameters(), None)
     if float64:
@@ -413,8 +535,14 @@ def rollout_report(model: nn.Module, test_set, *, n_systems: int, n_steps: int, 
     finally:
         model.train(was_training)
     errors = rollout_errors(pred, true, sp64)
-    return {"pred": pred, "true": true, "ts": ts, "sys_params": sp64, "errors": errors,
-            "summary": summarize_errors(errors, at_steps=(10, 50, 100))}
+    return {
+        "pred": pred,
+        "true": true,
+        "ts": ts,
+        "sys_params": sp64,
+        "errors": errors,
+        "summary": summarize_errors(errors, at_steps=(10, 50, 100)),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- own data
@@ -432,35 +560,68 @@ def fit_springs(data: dict, *, out: str, preset: str = "quick", print_lines: boo
     from ..training.trainer import fit
 
     path = save_springs_npz(Path(out) / "data.npz", data)
-    return fit("springs", preset=preset, overrides={**overrides, "data": str(path), "out": str(out)},
-               print_lines=print_lines)
+    return fit(
+        "springs", preset=preset, overrides={**overrides, "data": str(path), "out": str(out)}, print_lines=print_lines
+    )
 
 
 # ---------------------------------------------------------------------------------------------- sweep
 def _sweep_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000],
-                   help="training-set sizes N (default: 100 300 1000)")
-    p.add_argument("--models", nargs="+", default=["HLieResNet", "HFC"], metavar="MODEL",
-                   help=f"models to compare, from {list(MODELS)}; MODEL-GROUP (e.g. HLieResNet-T2, HLieResNet-SO2*) "
-                        "picks a LieConv model's group (default: HLieResNet HFC)")
-    p.add_argument("--group", choices=list(GROUP_CHOICES), default="auto",
-                   help="group of the LieConv models (default: auto = SO2* / T2)")
+    p.add_argument(
+        "--sizes", type=int, nargs="+", default=[100, 300, 1000], help="training-set sizes N (default: 100 300 1000)"
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=["HLieResNet", "HFC"],
+        metavar="MODEL",
+        help=f"models to compare, from {list(MODELS)}; MODEL-GROUP (e.g. HLieResNet-T2, HLieResNet-SO2*) "
+        "picks a LieConv model's group (default: HLieResNet HFC)",
+    )
+    p.add_argument(
+        "--group",
+        choices=list(GROUP_CHOICES),
+        default="auto",
+        help="group of the LieConv models (default: auto = SO2* / T2)",
+    )
     p.add_argument("--trials", type=int, default=1, help="seeds per (model, N) (paper: 3; default 1)")
-    p.add_argument("--first-seed", "--first_seed", dest="first_seed", type=int, default=0,
-                   help="seeds are first_seed .. first_seed + trials - 1 (default 0): run more trials later, "
-                        "in another --out")
+    p.add_argument(
+        "--first-seed",
+        "--first_seed",
+        dest="first_seed",
+        type=int,
+        default=0,
+        help="seeds are first_seed .. first_seed + trials - 1 (default 0): run more trials later, in another --out",
+    )
     p.add_argument("--preset", default="quick", help="springs preset for everything else (default: quick)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="epochs at N = 1000 (default: the preset's); scaled by sqrt(1000/N) as in C.4")
-    p.add_argument("--no-scale-epochs", dest="scale_epochs", action="store_false",
-                   help="train every N for the same number of epochs")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs at N = 1000 (default: the preset's); scaled by sqrt(1000/N) as in C.4",
+    )
+    p.add_argument(
+        "--no-scale-epochs",
+        dest="scale_epochs",
+        action="store_false",
+        help="train every N for the same number of epochs",
+    )
     p.add_argument("--n-test", "--n_test", dest="n_test", type=int, default=None, help="test systems (default: preset)")
-    p.add_argument("--config", metavar="FILE", default=None,
-                   help="JSON object of springs options applied after the preset (e.g. {\"k\": 32})")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help='JSON object of springs options applied after the preset (e.g. {"k": 32})',
+    )
     p.add_argument("--out", default="runs/sweep", help="output folder (default: runs/sweep)")
-    p.add_argument("--merge", nargs="+", metavar="SWEEP_JSON", default=None,
-                   help="train nothing: merge the sweep.json files of sweeps run in pieces (other seeds, models) "
-                        "into OUT/sweep.json, OUT/data_efficiency.png and one table")
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="SWEEP_JSON",
+        default=None,
+        help="train nothing: merge the sweep.json files of sweeps run in pieces (other seeds, models) "
+        "into OUT/sweep.json, OUT/data_efficiency.png and one table",
+    )
 
 
 def _sweep_command(args: argparse.Namespace) -> int:
@@ -472,9 +633,19 @@ def _sweep_command(args: argparse.Namespace) -> int:
         from ..training.config import load_config_file
 
         extra = load_config_file(args.config, SpringsTask)
-    run_sweep(sizes=args.sizes, models=args.models, group=args.group, trials=args.trials, first_seed=args.first_seed,
-              preset=args.preset,
-              epochs=args.epochs, scale_epochs=args.scale_epochs, n_test=args.n_test, out=args.out, extra=extra)
+    run_sweep(
+        sizes=args.sizes,
+        models=args.models,
+        group=args.group,
+        trials=args.trials,
+        first_seed=args.first_seed,
+        preset=args.preset,
+        epochs=args.epochs,
+        scale_epochs=args.scale_epochs,
+        n_test=args.n_test,
+        out=args.out,
+        extra=extra,
+    )
     return 0
 
 
@@ -493,9 +664,21 @@ def _sweep_model(name: str, group: str) -> tuple[str, str]:
     return m, g
 
 
-def run_sweep(*, sizes, models, group: str = "auto", trials: int = 1, first_seed: int = 0, preset: str = "quick",
-              epochs: int | None = None, scale_epochs: bool = True, n_test: int | None = None,
-              out: str = "runs/sweep", extra: dict[str, Any] | None = None, verbose: bool = True) -> dict:
+def run_sweep(
+    *,
+    sizes,
+    models,
+    group: str = "auto",
+    trials: int = 1,
+    first_seed: int = 0,
+    preset: str = "quick",
+    epochs: int | None = None,
+    scale_epochs: bool = True,
+    n_test: int | None = None,
+    out: str = "runs/sweep",
+    extra: dict[str, Any] | None = None,
+    verbose: bool = True,
+) -> dict:
     """Figure 8: test MSE against training-set size for several models.
 
     Each (model, N, trial) is a full training run (``fit``) in ``out/<model>/N<N>_s<trial>`` with the
@@ -530,36 +713,71 @@ def run_sweep(*, sizes, models, group: str = "auto", trials: int = 1, first_seed
     runs: list[dict[str, Any]] = []
     t0 = time.perf_counter()
 
-    def write() -> None:                     # after every run, so an interrupted sweep keeps what it did
+    def write() -> None:  # after every run, so an interrupted sweep keeps what it did
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "sweep.json").write_text(json.dumps(
-            {"preset": preset, "sizes": sizes, "trials": trials, "first_seed": first_seed, "extra": extra or {},
-             "results": {k: {str(n): v for n, v in d.items()} for k, d in results.items()}, "runs": runs}, indent=2))
+        (out_dir / "sweep.json").write_text(
+            json.dumps(
+                {
+                    "preset": preset,
+                    "sizes": sizes,
+                    "trials": trials,
+                    "first_seed": first_seed,
+                    "extra": extra or {},
+                    "results": {k: {str(n): v for n, v in d.items()} for k, d in results.items()},
+                    "runs": runs,
+                },
+                indent=2,
+            )
+        )
 
     for m, cfg_group in specs:
-        label = model_label(resolve_config(SpringsTask, preset, overrides={**(extra or {}), "model": m,
-                                                                            "group": cfg_group}))
+        label = model_label(
+            resolve_config(SpringsTask, preset, overrides={**(extra or {}), "model": m, "group": cfg_group})
+        )
         for n in sizes:
             for trial in range(first_seed, first_seed + trials):
-                ov = {**(extra or {}), "model": m, "group": cfg_group, "n_train": n,
-                      "n_valid": min(base.n_valid, n), "epochs": sweep_epochs(base_epochs, n, scale_epochs),
-                      "seed": trial, "rollout_systems": 0, "figures": False, "resume": False,
-                      "out": str(out_dir / label.replace("*", "star") / f"N{n}_s{trial}")}
+                ov = {
+                    **(extra or {}),
+                    "model": m,
+                    "group": cfg_group,
+                    "n_train": n,
+                    "n_valid": min(base.n_valid, n),
+                    "epochs": sweep_epochs(base_epochs, n, scale_epochs),
+                    "seed": trial,
+                    "rollout_systems": 0,
+                    "figures": False,
+                    "resume": False,
+                    "out": str(out_dir / label.replace("*", "star") / f"N{n}_s{trial}"),
+                }
                 if n_test is not None:
                     ov["n_test"] = n_test
                 summary = fit("springs", preset=preset, overrides=ov, print_lines=False)
                 mse = float(summary["test"]["loss"])
                 results.setdefault(label, {}).setdefault(n, []).append(mse)
                 cfg = resolve_config(SpringsTask, preset, overrides=ov)
-                runs.append({"model": label, "N": n, "trial": trial, "test_mse": mse,
-                             "test_mse_all": float(summary["test"].get("mse_all", float("nan"))),
-                             "integrator": cfg.integrator, "substeps": cfg.substeps, "epochs": cfg.epochs,
-                             "epochs_completed": summary["epochs_completed"], "lr": resolve_lr(cfg),
-                             "batch_size": min(cfg.batch_size, n), "train_time_s": summary["train_time_s"]})
+                runs.append(
+                    {
+                        "model": label,
+                        "N": n,
+                        "trial": trial,
+                        "test_mse": mse,
+                        "test_mse_all": float(summary["test"].get("mse_all", float("nan"))),
+                        "integrator": cfg.integrator,
+                        "substeps": cfg.substeps,
+                        "epochs": cfg.epochs,
+                        "epochs_completed": summary["epochs_completed"],
+                        "lr": resolve_lr(cfg),
+                        "batch_size": min(cfg.batch_size, n),
+                        "train_time_s": summary["train_time_s"],
+                    }
+                )
                 write()
                 if verbose:
-                    print(f"sweep: {label:<22} N = {n:<6} trial {trial}: test MSE {mse:.4e} "
-                          f"({summary['epochs_completed']} epochs, {summary['train_time_s']:.0f} s)", flush=True)
+                    print(
+                        f"sweep: {label:<22} N = {n:<6} trial {trial}: test MSE {mse:.4e} "
+                        f"({summary['epochs_completed']} epochs, {summary['train_time_s']:.0f} s)",
+                        flush=True,
+                    )
     write()
     from ..plots.dynamics import plot_data_efficiency
 
@@ -587,9 +805,16 @@ def merge_sweeps(paths, out: str | Path, *, verbose: bool = True) -> dict:
         runs.extend(part_runs)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "sweep.json").write_text(json.dumps(
-        {"merged_from": [str(p) for p in paths], "results": {k: {str(n): v for n, v in sorted(d.items())}
-                                                              for k, d in results.items()}, "runs": runs}, indent=2))
+    (out_dir / "sweep.json").write_text(
+        json.dumps(
+            {
+                "merged_from": [str(p) for p in paths],
+                "results": {k: {str(n): v for n, v in sorted(d.items())} for k, d in results.items()},
+                "runs": runs,
+            },
+            indent=2,
+        )
+    )
     from ..plots.dynamics import plot_data_efficiency
 
     fig = plot_data_efficiency(results, out_dir / "data_efficiency.png")
@@ -605,19 +830,26 @@ def format_sweep_table(results: dict[str, dict[int, list[float]]]) -> str:
     head = f"{'test MSE':<22}" + "".join(f"{'N=' + str(n):>16}" for n in sizes)
     lines = [head, "-" * len(head)]
     for label, d in results.items():
-        cells = "".join(f"{sum(d[n]) / len(d[n]):>12.3e}{f' ({len(d[n])})' if len(d[n]) > 1 else '':>4}" if n in d
-                        else f"{'-':>16}" for n in sizes)
+        cells = "".join(
+            f"{sum(d[n]) / len(d[n]):>12.3e}{f' ({len(d[n])})' if len(d[n]) > 1 else '':>4}" if n in d else f"{'-':>16}"
+            for n in sizes
+        )
         lines.append(f"{label:<22}" + cells)
     return "\n".join(lines)
 
 
-
-
 # ---------------------------------------------------------------------------------------------- comparisons
-COMPARE_COLUMNS = (("test MSE", "test_mse"), ("MSE (5)", "test_mse_all"), ("state", "rollout_state"),
-                   ("state@10", "rollout_state@10"), ("state@50", "rollout_state@50"),
-                   ("state@100", "rollout_state@100"), ("energy", "rollout_energy"),
-                   ("lin. mom.", "rollout_linear_momentum"), ("ang. mom.", "rollout_angular_momentum"))
+COMPARE_COLUMNS = (
+    ("test MSE", "test_mse"),
+    ("MSE (5)", "test_mse_all"),
+    ("state", "rollout_state"),
+    ("state@10", "rollout_state@10"),
+    ("state@50", "rollout_state@50"),
+    ("state@100", "rollout_state@100"),
+    ("energy", "rollout_energy"),
+    ("lin. mom.", "rollout_linear_momentum"),
+    ("ang. mom.", "rollout_angular_momentum"),
+)
 
 
 def compare_runs(run_dirs, out: str | Path, *, print_table: bool = True) -> dict[str, Any]:
@@ -646,16 +878,21 @@ def compare_runs(run_dirs, out: str | Path, *, print_table: bool = True) -> dict
         if label in rows:
             label = f"{label} ({d.name})"
         r = summ.get("report", {})
-        rows[label] = {"test_mse": summ["test"].get("loss", float("nan")),
-                       "test_mse_all": summ["test"].get("mse_all", float("nan")),
-                       **{k: r[k] for _, k in COMPARE_COLUMNS if k in r},
-                       "integrator": cfg["integrator"], "train_time_s": summ["train_time_s"]}
+        rows[label] = {
+            "test_mse": summ["test"].get("loss", float("nan")),
+            "test_mse_all": summ["test"].get("mse_all", float("nan")),
+            **{k: r[k] for _, k in COMPARE_COLUMNS if k in r},
+            "integrator": cfg["integrator"],
+            "train_time_s": summ["train_time_s"],
+        }
         if (d / "rollout.pt").is_file():
             rollouts[label] = torch.load(d / "rollout.pt", weights_only=True)
     head = f"{'model':<22}" + "".join(f"{c:>11}" for c, _ in COMPARE_COLUMNS) + f"{'integr.':>9}{'train s':>9}"
     lines = [head, "-" * len(head)]
     for label, row in rows.items():
-        cells = "".join(f"{row[k]:>11.2e}" if isinstance(row.get(k), float) else f"{'-':>11}" for _, k in COMPARE_COLUMNS)
+        cells = "".join(
+            f"{row[k]:>11.2e}" if isinstance(row.get(k), float) else f"{'-':>11}" for _, k in COMPARE_COLUMNS
+        )
         lines.append(f"{label:<22}{cells}{row['integrator']:>9}{row['train_time_s']:>9.0f}")
     table = "\n".join(lines)
     figs = []
@@ -663,16 +900,29 @@ def compare_runs(run_dirs, out: str | Path, *, print_table: bool = True) -> dict
         out = Path(out)
         first = next(iter(rollouts.values()))
         n = first["true"].shape[-1] // 4
-        figs.append(plot_rollout_errors({k: v["errors"] for k, v in rollouts.items()}, first["ts"],
-                                        out / "rollout_errors.png"))
-        figs.append(plot_momenta({k: v["pred"][0] for k, v in rollouts.items()}, first["true"][0], first["ts"],
-                                 out / "momenta.png", n_bodies=n))
-        figs.append(plot_trajectories(first["true"][0], {k: v["pred"][0] for k, v in rollouts.items()},
-                                      out / "trajectories.png", n_bodies=n))
+        figs.append(
+            plot_rollout_errors({k: v["errors"] for k, v in rollouts.items()}, first["ts"], out / "rollout_errors.png")
+        )
+        figs.append(
+            plot_momenta(
+                {k: v["pred"][0] for k, v in rollouts.items()},
+                first["true"][0],
+                first["ts"],
+                out / "momenta.png",
+                n_bodies=n,
+            )
+        )
+        figs.append(
+            plot_trajectories(
+                first["true"][0], {k: v["pred"][0] for k, v in rollouts.items()}, out / "trajectories.png", n_bodies=n
+            )
+        )
     if print_table:
-        print("test MSE over the 4 predicted states (and all 5, as the original reports it); rollouts: time-averaged "
-              "relative errors (state also at steps 10/50/100), geometric mean over test systems; energy against the "
-              "true spring H")
+        print(
+            "test MSE over the 4 predicted states (and all 5, as the original reports it); rollouts: time-averaged "
+            "relative errors (state also at steps 10/50/100), geometric mean over test systems; energy against the "
+            "true spring H"
+        )
         print(table)
         if figs:
             print("figures: " + ", ".join(str(Path(f).resolve()) for f in figs))
@@ -680,7 +930,9 @@ def compare_runs(run_dirs, out: str | Path, *, print_table: bool = True) -> dict
 
 
 def _compare_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", metavar="RUN", help="finished springs run folders (with summary.json, rollout.pt)")
+    p.add_argument(
+        "runs", nargs="+", metavar="RUN", help="finished springs run folders (with summary.json, rollout.pt)"
+    )
     p.add_argument("--out", default="runs/compare", help="folder of the figures (default: runs/compare)")
 
 
@@ -693,8 +945,12 @@ def _compare_command(args: argparse.Namespace) -> int:
 DEMO_MODELS = (("HLieResNet", "SO2*"), ("HFC", "auto"))
 
 
-def run_demo(out: str = "runs/demo", *, models: tuple[tuple[str, str], ...] = DEMO_MODELS,
-             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_demo(
+    out: str = "runs/demo",
+    *,
+    models: tuple[tuple[str, str], ...] = DEMO_MODELS,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The ``lieconv demo``: train HLieResNet-SO(2)* and the paper's HFC with the quick preset and compare.
 
     Both learn ``H = Σ|p_i|²/(2m_i) + V_θ`` with the kinetic energy analytic and are trained the
@@ -716,15 +972,23 @@ def run_demo(out: str = "runs/demo", *, models: tuple[tuple[str, str], ...] = DE
         print(f"demo: training {label} (quick preset) ...", flush=True)
         summaries[label] = fit("springs", preset="quick", overrides=ov, print_lines=True)
         dirs.append(ov["out"])
-    print(f"\ndemo: {len(models)} models trained in {time.perf_counter() - t0:.0f} s; run folders: "
-          f"{', '.join(str(Path(d).resolve()) for d in dirs)}")
+    print(
+        f"\ndemo: {len(models)} models trained in {time.perf_counter() - t0:.0f} s; run folders: "
+        f"{', '.join(str(Path(d).resolve()) for d in dirs)}"
+    )
     compare_runs(dirs, out_dir / "figures")
     return summaries
 
 
 SpringsTask.commands = {
-    "sweep": TaskCommand(help="test MSE against training-set size for several models (paper Figure 8)",
-                         add_arguments=_sweep_arguments, run=_sweep_command),
-    "compare": TaskCommand(help="table and Figure 6/7 plots (errors, momenta, paths) over finished run folders",
-                           add_arguments=_compare_arguments, run=_compare_command),
+    "sweep": TaskCommand(
+        help="test MSE against training-set size for several models (paper Figure 8)",
+        add_arguments=_sweep_arguments,
+        run=_sweep_command,
+    ),
+    "compare": TaskCommand(
+        help="table and Figure 6/7 plots (errors, momenta, paths) over finished run folders",
+        add_arguments=_compare_arguments,
+        run=_compare_command,
+    ),
 }

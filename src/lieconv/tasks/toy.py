@@ -10,6 +10,7 @@ a stub of an application.
 Two options exist only to exercise the trainer: ``nan_at_step`` makes the loss NaN at one global
 step, and ``step_delay`` sleeps in every training step (so a test can kill a run mid-way).
 """
+
 from __future__ import annotations
 
 import time
@@ -39,13 +40,14 @@ class ToyConfig(TrainConfig):
     function_seed: int = field(default=1234, metadata={"help": "seed of the (fixed) target function"})
     noise: float = field(default=0.01, metadata={"help": "std of the label noise"})
     hidden: int = field(default=32, metadata={"help": "hidden width of the student MLP"})
-    activation: str = field(default="silu", metadata={"choices": ["silu", "tanh", "relu"],
-                                                      "help": "student activation"})
+    activation: str = field(
+        default="silu", metadata={"choices": ["silu", "tanh", "relu"], "help": "student activation"}
+    )
     figures: bool = field(default=True, metadata={"help": "write figures/toy_fit.png after training"})
-    nan_at_step: int = field(default=-1, metadata={
-        "help": "testing aid: make the training loss NaN at this global step (-1 = never)"})
-    step_delay: float = field(default=0.0, metadata={
-        "help": "testing aid: seconds to sleep in every training step"})
+    nan_at_step: int = field(
+        default=-1, metadata={"help": "testing aid: make the training loss NaN at this global step (-1 = never)"}
+    )
+    step_delay: float = field(default=0.0, metadata={"help": "testing aid: seconds to sleep in every training step"})
 
 
 def teacher_function(x: Tensor, input_dim: int, width: int, seed: int) -> Tensor:
@@ -91,8 +93,9 @@ class ToyTask(Task):
     def build_model(self) -> nn.Module:
         c = self.config
         act = _ACT[c.activation]
-        return nn.Sequential(nn.Linear(c.input_dim, c.hidden), act(), nn.Linear(c.hidden, c.hidden), act(),
-                             nn.Linear(c.hidden, 1))
+        return nn.Sequential(
+            nn.Linear(c.input_dim, c.hidden), act(), nn.Linear(c.hidden, c.hidden), act(), nn.Linear(c.hidden, 1)
+        )
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
         x, y = batch

@@ -12,6 +12,7 @@ Public API
 Lightning is imported only when ``fit``/``evaluate``/``load_model`` run (``import lieconv.training``
 itself stays light).
 """
+
 from .config import resolve_config, validate_config
 from .task import TASKS, Task, TrainConfig, get_task, register_task
 from .trainer import evaluate, fit, load_model, read_checkpoint
@@ -25,5 +26,18 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["Task", "TrainConfig", "TASKS", "register_task", "get_task", "resolve_config", "validate_config",
-           "fit", "evaluate", "load_model", "read_checkpoint", "NonFiniteLossError", "TaskModule"]
+__all__ = [
+    "Task",
+    "TrainConfig",
+    "TASKS",
+    "register_task",
+    "get_task",
+    "resolve_config",
+    "validate_config",
+    "fit",
+    "evaluate",
+    "load_model",
+    "read_checkpoint",
+    "NonFiniteLossError",
+    "TaskModule",
+]

@@ -1,4 +1,5 @@
 """Small Lightning callbacks of the shared trainer."""
+
 from __future__ import annotations
 
 import sys
@@ -46,13 +47,13 @@ class EpochLogger(L.Callback):
         self._t0 = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if pl_module.last_logged_epoch >= trainer.current_epoch:   # replayed hook after a resume
+        if pl_module.last_logged_epoch >= trainer.current_epoch:  # replayed hook after a resume
             return
-        row = pl_module.epoch_row()   # collective under DDP: every rank calls it
+        row = pl_module.epoch_row()  # collective under DDP: every rank calls it
         row["time_s"] = time.perf_counter() - self._t0
         if trainer.is_global_zero:
             for logger in trainer.loggers:
-                logger.log_metrics({k: v for k, v in row.items()}, step=row["epoch"])
+                logger.log_metrics(dict(row), step=row["epoch"])
                 logger.save()
             if self.print_lines:
                 line = format_row(row, trainer.max_epochs)

@@ -9,6 +9,7 @@ Every field becomes a CLI option ``--field value`` (underscores may be written a
 field is ``--flag`` / ``--no-flag`` or ``--flag true|false``; a field whose metadata declares
 ``choices`` only accepts those values.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -172,13 +173,19 @@ def config_from_dict(config_class: type[TrainConfig], values: dict[str, Any], *,
     names = [f.name for f in dataclasses.fields(config_class)]
     unknown = sorted(set(values) - set(names))
     if unknown:
-        raise ValueError(f"{source}: unknown option(s) {unknown} for {config_class.__name__}; "
-                         f"choose from {sorted(names)}")
+        raise ValueError(
+            f"{source}: unknown option(s) {unknown} for {config_class.__name__}; choose from {sorted(names)}"
+        )
     return validate_config(config_class(**values))
 
 
-def resolve_config(task: type[Task] | str, preset: str | None = "paper", *, config_file: str | Path | None = None,
-                   overrides: dict[str, Any] | None = None) -> TrainConfig:
+def resolve_config(
+    task: type[Task] | str,
+    preset: str | None = "paper",
+    *,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
     """Resolve a task's config: defaults < preset < config file < overrides.
 
     Parameters
@@ -205,8 +212,10 @@ def resolve_config(task: type[Task] | str, preset: str | None = "paper", *, conf
     values: dict[str, Any] = {}
     if preset is not None:
         if preset not in task_cls.presets and preset != "paper":
-            raise ValueError(f"preset: unknown preset {preset!r} for task {task_cls.name!r}; "
-                             f"choose from {sorted(set(task_cls.presets) | {'paper'})}")
+            raise ValueError(
+                f"preset: unknown preset {preset!r} for task {task_cls.name!r}; "
+                f"choose from {sorted(set(task_cls.presets) | {'paper'})}"
+            )
         values.update(task_cls.presets.get(preset, {}))
     if config_file is not None:
         values.update(load_config_file(config_file, task_cls))
@@ -251,7 +260,7 @@ def load_config_file(path: str | Path, task_cls: type[Task]) -> dict[str, Any]:
     data = read_config_text(path)
     if not isinstance(data, dict):
         raise ValueError(f"config: file {str(path)!r} must hold a JSON object / YAML mapping")
-    if "config" in data and isinstance(data["config"], dict):   # run-folder format {"task":..., "config":...}
+    if "config" in data and isinstance(data["config"], dict):  # run-folder format {"task":..., "config":...}
         stored_task = data.get("task")
         if stored_task is not None and stored_task != task_cls.name:
             raise ValueError(f"config: file {str(path)!r} belongs to task {stored_task!r}, not {task_cls.name!r}")
@@ -304,8 +313,16 @@ def add_config_arguments(parser: argparse.ArgumentParser, task_cls: type[Task]) 
         help_text = help_text.replace("%", "%%")
         if base is bool and not seq:
             neg = [f"--no-{f.name}"] + ([f"--no-{f.name.replace('_', '-')}"] if "_" in f.name else [])
-            group.add_argument(*flags, *neg, dest=f.name, action=_BoolAction, nargs="?", metavar="BOOL",
-                               default=argparse.SUPPRESS, help=help_text)
+            group.add_argument(
+                *flags,
+                *neg,
+                dest=f.name,
+                action=_BoolAction,
+                nargs="?",
+                metavar="BOOL",
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
             continue
         conv = _argtype(base, optional)
         kwargs: dict[str, Any] = dict(dest=f.name, type=conv, default=argparse.SUPPRESS, help=help_text)
@@ -324,7 +341,7 @@ def _argtype(base: type, optional: bool):
             return None
         return _coerce_scalar(base, text)
 
-    convert.__name__ = base.__name__   # argparse names the type in "invalid int value" errors
+    convert.__name__ = base.__name__  # argparse names the type in "invalid int value" errors
     return convert
 
 

@@ -3,9 +3,9 @@
 Order of the training examples in epoch ``e`` is ``randperm(n, seed=f(seed, e))``, cut into global
 batches of ``batch_size``.  The incomplete last batch is dropped (``drop_last=True``, the default),
 unless the dataset is smaller than one batch, in which case the one batch is the whole set; with
-``drop_last=False`` it is kept as a smaller last batch (a task sets ``Task.drop_last``).  Under DDP with ``W`` processes, process
-``r`` takes the ``r``-th of ``W`` equal slices of every global batch, so the gradient averaged by DDP
-is exactly the gradient of the one-process global batch (a kept incomplete last batch is cut into
+``drop_last=False`` it is kept as a smaller last batch (a task sets ``Task.drop_last``).  Under DDP
+with ``W`` processes, process ``r`` takes the ``r``-th of ``W`` equal slices of every global batch,
+so the gradient averaged by DDP is exactly the gradient of the one-process global batch (a kept incomplete last batch is cut into
 ``W`` near-equal slices, so there the DDP average weights examples per process; one with fewer
 than ``W`` examples is dropped).  Evaluation splits are read in order;
 process ``r`` takes examples ``r, r+W, ...`` and the trainer sums the metrics over processes.
@@ -13,9 +13,11 @@ process ``r`` takes examples ``r, r+W, ...`` and the trainer sums the metrics ov
 The training loader is *stateful* in Lightning's sense (``state_dict`` / ``load_state_dict``), so a
 checkpoint taken in the middle of an epoch resumes at the next batch of the same order.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -54,18 +56,29 @@ class EpochBatchSampler(Sampler[list[int]]):
         Training: drop the incomplete last batch (True) or keep it (False).
     """
 
-    def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, drop_last: bool = True):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = True,
+    ):
         if n < 1:
             raise ValueError("data: a dataset split is empty")
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.drop_last = bool(drop_last)
         self.epoch = 0
-        self.skip = 0            # batches to skip once, at the next __iter__ (mid-epoch resume)
+        self.skip = 0  # batches to skip once, at the next __iter__ (mid-epoch resume)
         if shuffle and self._global_batch() % world_size:
-            raise ValueError(f"batch_size: the global batch ({self._global_batch()}) must be divisible by the "
-                             f"number of processes ({world_size})")
+            raise ValueError(
+                f"batch_size: the global batch ({self._global_batch()}) must be divisible by the "
+                f"number of processes ({world_size})"
+            )
         if not shuffle and n < world_size:
             raise ValueError(f"data: an evaluation split has {n} examples, fewer than {world_size} processes")
 
@@ -77,7 +90,7 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.epoch = int(epoch)
 
     @property
-    def sampler(self) -> "EpochBatchSampler":
+    def sampler(self) -> EpochBatchSampler:
         # Lightning calls ``set_epoch`` on ``loader.sampler`` and ``loader.batch_sampler.sampler`` only.
         return self
 
@@ -87,16 +100,16 @@ class EpochBatchSampler(Sampler[list[int]]):
             order = torch.randperm(self.n, generator=g).tolist()
             b = self._global_batch()
             per = b // self.world_size
-            batches = [order[i:i + b] for i in range(0, self.n - b + 1, b)]
-            mine = [gb[self.rank * per:(self.rank + 1) * per] for gb in batches]
-            rest = order[len(batches) * b:]
+            batches = [order[i : i + b] for i in range(0, self.n - b + 1, b)]
+            mine = [gb[self.rank * per : (self.rank + 1) * per] for gb in batches]
+            rest = order[len(batches) * b :]
             if not self.drop_last and len(rest) >= self.world_size:
                 W = self.world_size
-                mine.append(rest[self.rank * len(rest) // W:(self.rank + 1) * len(rest) // W])
+                mine.append(rest[self.rank * len(rest) // W : (self.rank + 1) * len(rest) // W])
             return mine
         mine = list(range(self.rank, self.n, self.world_size))
         b = max(1, self.batch_size // self.world_size)
-        return [mine[i:i + b] for i in range(0, len(mine), b)]
+        return [mine[i : i + b] for i in range(0, len(mine), b)]
 
     def __iter__(self):
         batches = self._batches()
@@ -125,12 +138,29 @@ class ResumableDataLoader(DataLoader):
         self.batch_sampler.skip = int(state["batches_done"])
 
 
-def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, rank: int, world_size: int,
-                collate: Callable, num_workers: int = 0, drop_last: bool = True) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    rank: int,
+    world_size: int,
+    collate: Callable,
+    num_workers: int = 0,
+    drop_last: bool = True,
+) -> DataLoader:
     """A (resumable, for training) DataLoader over ``dataset`` with the order described above."""
-    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, rank=rank,
-                                world_size=world_size, drop_last=drop_last)
+    sampler = EpochBatchSampler(
+        len(dataset), batch_size, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size, drop_last=drop_last
+    )
     cls = ResumableDataLoader if shuffle else DataLoader
-    gen = torch.Generator().manual_seed(epoch_seed(seed, -1 - rank))   # workers' base seeds, not the order
-    return cls(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, generator=gen,
-               persistent_workers=num_workers > 0)
+    gen = torch.Generator().manual_seed(epoch_seed(seed, -1 - rank))  # workers' base seeds, not the order
+    return cls(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=num_workers,
+        generator=gen,
+        persistent_workers=num_workers > 0,
+    )

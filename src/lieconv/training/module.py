@@ -5,6 +5,7 @@ the integrator) runs inside ``training_step``, i.e. inside the DDP-wrapped forwa
 requires.  Metrics are summed over examples (weighted by ``task.batch_size_of``) and over DDP
 processes, so an epoch's numbers are exact means over the split, whatever the number of processes.
 """
+
 from __future__ import annotations
 
 import math
@@ -96,18 +97,19 @@ class TaskModule(L.LightningModule):
 
         task_cls = get_task(task)
         # the defining module lets a checkpoint be loaded before its task is imported (see get_task)
-        self.save_hyperparameters({"task": task, "task_module": task_module(task_cls), "config": dict(config),
-                                   "lieconv_version": __version__})
+        self.save_hyperparameters(
+            {"task": task, "task_module": task_module(task_cls), "config": dict(config), "lieconv_version": __version__}
+        )
         self.config = config_from_dict(task_cls.config_class, dict(config), source=f"task {task!r}")
         self.task = task_cls(self.config)
         # Convert now: Lightning restores checkpoint weights *before* its precision plugin converts
         # the module, so a float32 model would truncate float64 weights on resume.
         self.model = self.task.build_model().to(getattr(torch, self.config.dtype))
-        self.eval_split = "test"                 # which split `trainer.test` reads (see evaluate())
+        self.eval_split = "test"  # which split `trainer.test` reads (see evaluate())
         self._datasets: dict | None = None
         self._train = _Sums()
         self._eval = _Sums()
-        self.batches_done = 0                    # training batches done in the current epoch
+        self.batches_done = 0  # training batches done in the current epoch
         self.steps_per_epoch = 0
         self.last_epoch_row: dict[str, Any] = {}  # metrics of the last finished epoch
         self.last_logged_epoch = -1
@@ -115,7 +117,7 @@ class TaskModule(L.LightningModule):
         self.last_eval: dict[str, float] = {}
         #: test-time averaging: evaluation metrics of the mean model output over this many draws
         self.eval_samples = 1
-        self._eval_samplers: dict[str, Any] = {}   # stage -> batch sampler (dataset index of each example)
+        self._eval_samplers: dict[str, Any] = {}  # stage -> batch sampler (dataset index of each example)
         self._eval_batches: list[list[int]] = []
 
     # ------------------------------------------------------------------------------------- data
@@ -130,10 +132,17 @@ class TaskModule(L.LightningModule):
         if missing:
             raise ValueError(f"task {self.task.name!r}: datasets() lacks split(s) {missing} needed for training")
         trainer = self.trainer
-        return make_loader(self.datasets()[split], batch_size=self.config.batch_size, shuffle=shuffle,
-                           seed=self.config.seed, rank=trainer.global_rank, world_size=trainer.world_size,
-                           collate=self.task.collate, num_workers=self.config.num_workers,
-                           drop_last=self.task.drop_last)
+        return make_loader(
+            self.datasets()[split],
+            batch_size=self.config.batch_size,
+            shuffle=shuffle,
+            seed=self.config.seed,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+            collate=self.task.collate,
+            num_workers=self.config.num_workers,
+            drop_last=self.task.drop_last,
+        )
 
     def train_dataloader(self):
         loader = self._loader("train", shuffle=True)
@@ -157,7 +166,7 @@ class TaskModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._train = _Sums()
         self.batches_done = 0
-        self.last_valid = {}            # an epoch without validation (val_every_n_epochs > 1) logs none
+        self.last_valid = {}  # an epoch without validation (val_every_n_epochs > 1) logs none
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         torch.manual_seed(step_seed(self.config.seed, self.global_step, self.global_rank, 0))
@@ -184,7 +193,8 @@ class TaskModule(L.LightningModule):
             raise NonFiniteLossError(
                 f"non-finite loss at step {self.global_step} ({float(loss.detach())}; epoch {self.current_epoch}, "
                 f"batch {batch_idx}){detail}; training stopped before that update"
-                + (f"; the last good checkpoints are kept in {kept}" if kept else ""))
+                + (f"; the last good checkpoints are kept in {kept}" if kept else "")
+            )
         n = self.task.batch_size_of(batch)
         self._train.add({"loss": loss, **logs}, n)
         self.batches_done += 1
@@ -248,8 +258,9 @@ class TaskModule(L.LightningModule):
         opt = self.task.configure_optimizer(self.model)
         # not trainer.estimated_stepping_batches: it builds the train loader before the checkpoint
         # (and the loader's position in the epoch) is restored
-        spe = train_steps_per_epoch(len(self.datasets()["train"]), self.config.batch_size, self.task.drop_last,
-                                    self.trainer.world_size)
+        spe = train_steps_per_epoch(
+            len(self.datasets()["train"]), self.config.batch_size, self.task.drop_last, self.trainer.world_size
+        )
         total = max(1, self.config.epochs * spe)
         warm = self.config.warmup_epochs * spe
         cosine = self.config.cosine
@@ -266,8 +277,10 @@ class TaskModule(L.LightningModule):
     # ------------------------------------------------------------------------------------- checkpoint state
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["lieconv"] = {
-            "train_sums": self._train.state(), "batches_done": self.batches_done,
-            "last_epoch_row": self.last_epoch_row, "last_logged_epoch": self.last_logged_epoch,
+            "train_sums": self._train.state(),
+            "batches_done": self.batches_done,
+            "last_epoch_row": self.last_epoch_row,
+            "last_logged_epoch": self.last_logged_epoch,
             "last_valid": self.last_valid,
         }
 
@@ -279,4 +292,3 @@ class TaskModule(L.LightningModule):
             self.last_epoch_row = state["last_epoch_row"]
             self.last_logged_epoch = state["last_logged_epoch"]
             self.last_valid = state["last_valid"]
-

@@ -10,12 +10,14 @@ Configuration: one dataclass per task deriving from ``TrainConfig``; its field d
 paper's hyperparameters (the ``paper`` preset) and ``presets["quick"]`` overrides some of them for
 a 2-core CPU.  The CLI is generated from the dataclass fields.
 """
+
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-import argparse
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -38,25 +40,43 @@ class TrainConfig:
     batch_size: int = field(default=32, metadata={"min": 1, "help": "global batch size (split over DDP processes)"})
     lr: float = field(default=3e-3, metadata={"min": 0, "help": "peak Adam learning rate"})
     weight_decay: float = field(default=0.0, metadata={"min": 0, "help": "Adam weight decay"})
-    warmup_epochs: float = field(default=0.0, metadata={"min": 0, "help": "linear warm-up length in epochs (may be fractional)"})
+    warmup_epochs: float = field(
+        default=0.0, metadata={"min": 0, "help": "linear warm-up length in epochs (may be fractional)"}
+    )
     cosine: bool = field(default=True, metadata={"help": "cosine decay of the learning rate to 0 over `epochs`"})
     early_stopping_patience: int = field(
-        default=0, metadata={"min": 0, "help": "epochs without improvement of the monitored metric before stopping; 0 = off"})
-    val_every_n_epochs: int = field(default=1, metadata={
-        "min": 1, "help": "validate after every N-th epoch; the best checkpoint and early stopping (whose "
-                          "patience then counts validations) only see validated epochs"})
+        default=0,
+        metadata={"min": 0, "help": "epochs without improvement of the monitored metric before stopping; 0 = off"},
+    )
+    val_every_n_epochs: int = field(
+        default=1,
+        metadata={
+            "min": 1,
+            "help": "validate after every N-th epoch; the best checkpoint and early stopping (whose "
+            "patience then counts validations) only see validated epochs",
+        },
+    )
     checkpoint_every_n_steps: int = field(
-        default=0, metadata={"min": 0, "help": "also checkpoint every N optimizer steps; 0 = once per epoch only"})
+        default=0, metadata={"min": 0, "help": "also checkpoint every N optimizer steps; 0 = once per epoch only"}
+    )
     device: str = field(default="auto", metadata={"choices": ["auto", "cpu", "cuda"], "help": "where to train"})
     num_workers: int = field(default=0, metadata={"min": 0, "help": "DataLoader worker processes"})
-    dtype: str = field(default="float32", metadata={"choices": ["float32", "float64"],
-                                                    "help": "dtype of the model and of floating batch tensors"})
+    dtype: str = field(
+        default="float32",
+        metadata={"choices": ["float32", "float64"], "help": "dtype of the model and of floating batch tensors"},
+    )
     out: str = field(default="runs/default", metadata={"help": "run folder (config, metrics, checkpoints, figures)"})
-    logger: str = field(default="auto", metadata={
-        "help": "metrics loggers, comma-separated: csv (always on), tensorboard, wandb (offline), "
-                "mlflow (OUT/mlruns); auto = csv + tensorboard when installed"})
-    resume: bool = field(default=True, metadata={
-        "help": "resume from OUT/checkpoints/last.ckpt when it exists; --no-resume starts the run afresh"})
+    logger: str = field(
+        default="auto",
+        metadata={
+            "help": "metrics loggers, comma-separated: csv (always on), tensorboard, wandb (offline), "
+            "mlflow (OUT/mlruns); auto = csv + tensorboard when installed"
+        },
+    )
+    resume: bool = field(
+        default=True,
+        metadata={"help": "resume from OUT/checkpoints/last.ckpt when it exists; --no-resume starts the run afresh"},
+    )
 
 
 @dataclass(frozen=True)
@@ -69,8 +89,8 @@ class TaskCommand:
     """
 
     help: str
-    add_arguments: "Callable[[argparse.ArgumentParser], None]"
-    run: "Callable[[argparse.Namespace], int]"
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
 
 class Task:
@@ -79,7 +99,7 @@ class Task:
     name: ClassVar[str]
     config_class: ClassVar[type[TrainConfig]] = TrainConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}}
-    monitor: ClassVar[str] = "valid/loss"   # metric used for the best checkpoint / early stopping
+    monitor: ClassVar[str] = "valid/loss"  # metric used for the best checkpoint / early stopping
     monitor_mode: ClassVar[str] = "min"
     #: Training batches: drop the incomplete last batch of an epoch (True) or train on it too.
     drop_last: ClassVar[bool] = True
@@ -115,7 +135,13 @@ class Task:
 
     def batch_size_of(self, batch: Any) -> int:
         """Number of examples in a batch, for weighting averaged metrics."""
-        first = batch[0] if isinstance(batch, (tuple, list)) else next(iter(batch.values())) if isinstance(batch, dict) else batch
+        first = (
+            batch[0]
+            if isinstance(batch, (tuple, list))
+            else next(iter(batch.values()))
+            if isinstance(batch, dict)
+            else batch
+        )
         return int(first.shape[0])
 
     def configure_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -164,12 +190,16 @@ def get_task(name: str, module: str | None = None) -> type[Task]:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise ValueError(f"task: task {name!r} is defined in module {module!r}, which failed to import "
-                             f"({type(exc).__name__}: {exc})") from None
+            raise ValueError(
+                f"task: task {name!r} is defined in module {module!r}, which failed to import "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
     if name not in TASKS:
-        raise ValueError(f"task: unknown task {name!r}; choose from {sorted(TASKS)} (the built-in tasks register "
-                         "when lieconv.tasks is imported: `import lieconv.tasks`; a task of your own registers "
-                         "when the module defining it is imported; or pass the Task class itself)")
+        raise ValueError(
+            f"task: unknown task {name!r}; choose from {sorted(TASKS)} (the built-in tasks register "
+            "when lieconv.tasks is imported: `import lieconv.tasks`; a task of your own registers "
+            "when the module defining it is imported; or pass the Task class itself)"
+        )
     return TASKS[name]
 
 

@@ -14,6 +14,7 @@ Running the same command again resumes from ``last.ckpt`` (loop state, optimizer
 data position, metric sums): the finished run is the same as an uninterrupted one.  Every check of
 the inputs (task, options, checkpoint, output folder) happens before training starts.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,8 +37,19 @@ from .config import RUNTIME_FIELDS, config_to_dict, resolve_config, validate_con
 from .loggers import build_loggers, parse_logger_spec
 from .task import Task, TrainConfig, get_task
 
-__all__ = ["fit", "evaluate", "RunInterrupted", "load_model", "read_checkpoint", "safe_load", "CHECKPOINT_GLOBALS", "run_checkpoint", "resolve_accelerator",
-           "check_output_folder", "distributed_env"]
+__all__ = [
+    "fit",
+    "evaluate",
+    "RunInterrupted",
+    "load_model",
+    "read_checkpoint",
+    "safe_load",
+    "CHECKPOINT_GLOBALS",
+    "run_checkpoint",
+    "resolve_accelerator",
+    "check_output_folder",
+    "distributed_env",
+]
 
 _PRECISION = {"float32": "32-true", "float64": "64-true"}
 
@@ -115,30 +127,40 @@ def read_checkpoint(path: str | Path, task: str | None = None) -> dict[str, Any]
     except pickle.UnpicklingError as exc:
         lines = str(exc).strip().splitlines()
         detail = next((ln.strip() for ln in lines if "Unsupported global" in ln or "GLOBAL" in ln), None)
-        if detail is None:                     # not a refused global: a damaged or foreign file
-            raise ValueError(f"checkpoint: file {str(path)!r} is corrupt or not a checkpoint "
-                             f"({type(exc).__name__}: {lines[-1] if lines else exc})") from None
-        raise ValueError(f"checkpoint: file {str(path)!r} was refused: it holds objects that are not tensors or "
-                         f"plain data (weights-only loading; {detail[:200]}). Only load checkpoints written by "
-                         "lieconv from sources you trust") from None
-    except Exception as exc:  # noqa: BLE001 - any other reading failure means "corrupt"
-        raise ValueError(f"checkpoint: file {str(path)!r} is corrupt or not a checkpoint "
-                         f"({type(exc).__name__}: {exc})") from None
+        if detail is None:  # not a refused global: a damaged or foreign file
+            raise ValueError(
+                f"checkpoint: file {str(path)!r} is corrupt or not a checkpoint "
+                f"({type(exc).__name__}: {lines[-1] if lines else exc})"
+            ) from None
+        raise ValueError(
+            f"checkpoint: file {str(path)!r} was refused: it holds objects that are not tensors or "
+            f"plain data (weights-only loading; {detail[:200]}). Only load checkpoints written by "
+            "lieconv from sources you trust"
+        ) from None
+    except Exception as exc:
+        raise ValueError(
+            f"checkpoint: file {str(path)!r} is corrupt or not a checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hp, dict) or "task" not in hp or "config" not in hp or "state_dict" not in ckpt:
-        raise ValueError(f"checkpoint: file {str(path)!r} is not a lieconv training checkpoint "
-                         "(no task name and config in its hyper_parameters)")
+        raise ValueError(
+            f"checkpoint: file {str(path)!r} is not a lieconv training checkpoint "
+            "(no task name and config in its hyper_parameters)"
+        )
     if task is not None and hp["task"] != task:
         raise ValueError(f"checkpoint: file {str(path)!r} was written by task {hp['task']!r}, not {task!r}")
-    get_task(hp["task"], hp.get("task_module"))   # imports the task's module when it is not registered yet
+    get_task(hp["task"], hp.get("task_module"))  # imports the task's module when it is not registered yet
     return ckpt
 
 
 def _config_diff(stored: dict[str, Any], config: TrainConfig) -> list[str]:
     now = config_to_dict(config)
     keys = sorted((set(stored) | set(now)) - RUNTIME_FIELDS)
-    return [f"{k}: {stored.get(k, '<missing>')!r} -> {now.get(k, '<missing>')!r}" for k in keys
-            if stored.get(k, "<missing>") != now.get(k, "<missing>")]
+    return [
+        f"{k}: {stored.get(k, '<missing>')!r} -> {now.get(k, '<missing>')!r}"
+        for k in keys
+        if stored.get(k, "<missing>") != now.get(k, "<missing>")
+    ]
 
 
 def _check_run_folder(out: Path, task_cls: type[Task], config: TrainConfig) -> dict[str, Any] | None:
@@ -150,16 +172,20 @@ def _check_run_folder(out: Path, task_cls: type[Task], config: TrainConfig) -> d
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"out: {str(cfg_file)!r} is not valid JSON ({exc}); use another --out") from None
         if isinstance(stored, dict) and stored.get("task") not in (None, task_cls.name):
-            raise ValueError(f"out: folder {str(out)!r} holds a run of task {stored.get('task')!r}, not "
-                             f"{task_cls.name!r} (see its config.json); choose another --out")
+            raise ValueError(
+                f"out: folder {str(out)!r} holds a run of task {stored.get('task')!r}, not "
+                f"{task_cls.name!r} (see its config.json); choose another --out"
+            )
     last = out / "checkpoints" / "last.ckpt"
     if not (config.resume and last.exists()):
         return None
     ckpt = read_checkpoint(last, task_cls.name)
     diff = _config_diff(ckpt["hyper_parameters"]["config"], config)
     if diff:
-        raise ValueError(f"out: folder {str(out)!r} holds a run with another config ({'; '.join(diff)}); "
-                         "run the same command to resume it, or pass --no-resume to start afresh, or another --out")
+        raise ValueError(
+            f"out: folder {str(out)!r} holds a run with another config ({'; '.join(diff)}); "
+            "run the same command to resume it, or pass --no-resume to start afresh, or another --out"
+        )
     return ckpt
 
 
@@ -178,11 +204,18 @@ def _quiet_lightning():
         logging.getLogger(n).setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
-            for msg in (".*does not have many workers.*", ".*Experiment logs directory.*",
-                        ".*sync_dist=True.*", ".*smaller than the logging interval.*",
-                        ".*Checkpoint directory .* exists and is not empty.*", ".*is not resumable.*",
-                        ".*You're resuming from a checkpoint.*", ".*GPU available but not used.*",
-                        ".*find_unused_parameters=True.*", ".*`isinstance\\(treespec, LeafSpec\\)`.*"):
+            for msg in (
+                ".*does not have many workers.*",
+                ".*Experiment logs directory.*",
+                ".*sync_dist=True.*",
+                ".*smaller than the logging interval.*",
+                ".*Checkpoint directory .* exists and is not empty.*",
+                ".*is not resumable.*",
+                ".*You're resuming from a checkpoint.*",
+                ".*GPU available but not used.*",
+                ".*find_unused_parameters=True.*",
+                ".*`isinstance\\(treespec, LeafSpec\\)`.*",
+            ):
                 warnings.filterwarnings("ignore", message=msg)
             yield
     finally:
@@ -199,9 +232,14 @@ def _trainer_kwargs(config: TrainConfig) -> dict[str, Any]:
 
         if world % local:
             raise ValueError(f"torchrun: WORLD_SIZE {world} is not a multiple of LOCAL_WORLD_SIZE {local}")
-        kw.update(devices=local, num_nodes=world // local, sync_batchnorm=True,
-                  strategy=DDPStrategy(find_unused_parameters=True,
-                                       process_group_backend="nccl" if accelerator == "gpu" else "gloo"))
+        kw.update(
+            devices=local,
+            num_nodes=world // local,
+            sync_batchnorm=True,
+            strategy=DDPStrategy(
+                find_unused_parameters=True, process_group_backend="nccl" if accelerator == "gpu" else "gloo"
+            ),
+        )
     else:
         kw.update(devices=1)
     return kw
@@ -220,8 +258,9 @@ class RunInterrupted(RuntimeError):
     def __init__(self, signum: int, checkpoint: Path, global_step: int):
         self.signum, self.checkpoint, self.global_step = int(signum), Path(checkpoint), int(global_step)
         name = signal.Signals(self.signum).name
-        super().__init__(f"run interrupted by {name} at step {self.global_step}; resumable checkpoint: "
-                         f"{self.checkpoint}")
+        super().__init__(
+            f"run interrupted by {name} at step {self.global_step}; resumable checkpoint: {self.checkpoint}"
+        )
 
     @property
     def exit_status(self) -> int:
@@ -271,7 +310,7 @@ def _interrupt_callback(flag: _SignalFlag, last_ckpt: Path):
 
     class InterruptCheckpoint(Checkpoint):
         def on_train_start(self, trainer, pl_module) -> None:
-            flag.install()          # over Lightning's own SIGTERM handler (which exits 0 silently)
+            flag.install()  # over Lightning's own SIGTERM handler (which exits 0 silently)
 
         def _pending(self, trainer) -> int:
             sig = torch.tensor(float(flag.signum or 0), device=trainer.strategy.root_device)
@@ -297,9 +336,16 @@ def _interrupt_callback(flag: _SignalFlag, last_ckpt: Path):
 # ------------------------------------------------------------------------------------------- fit
 
 
-def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: str | None = "paper",
-        overrides: dict[str, Any] | None = None, config_file: str | Path | None = None,
-        progress_bar: bool | None = None, print_lines: bool = True) -> dict[str, Any]:
+def fit(
+    task: str | type[Task],
+    config: TrainConfig | None = None,
+    *,
+    preset: str | None = "paper",
+    overrides: dict[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    progress_bar: bool | None = None,
+    print_lines: bool = True,
+) -> dict[str, Any]:
     """Train a task, evaluate its best checkpoint, write the run folder; resume if the folder has a run.
 
     Parameters
@@ -340,12 +386,14 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
         config = resolve_config(task_cls, preset, config_file=config_file, overrides=overrides)
     else:
         if not isinstance(config, task_cls.config_class):
-            raise ValueError(f"config: expected a {task_cls.config_class.__name__} for task {task_cls.name!r}, "
-                             f"got {type(config).__name__}")
+            raise ValueError(
+                f"config: expected a {task_cls.config_class.__name__} for task {task_cls.name!r}, "
+                f"got {type(config).__name__}"
+            )
         config = validate_config(dataclasses.replace(config, **(overrides or {})))
     world, _, rank = distributed_env()
     trainer_kw = _trainer_kwargs(config)
-    parse_logger_spec(config.logger)   # an unknown or uninstalled logger fails before anything is written
+    parse_logger_spec(config.logger)  # an unknown or uninstalled logger fails before anything is written
     if config.batch_size % world:
         raise ValueError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
     out = check_output_folder(config.out)
@@ -354,14 +402,15 @@ def fit(task: str | type[Task], config: TrainConfig | None = None, *, preset: st
     if rank == 0:
         from .. import __version__
 
-        _write_json(out / "config.json", {"task": task_cls.name, "config": config_to_dict(config),
-                                          "lieconv_version": __version__})
+        _write_json(
+            out / "config.json",
+            {"task": task_cls.name, "config": config_to_dict(config), "lieconv_version": __version__},
+        )
 
     flag = _SignalFlag()
     flag.install()
     try:
-        return _fit(task_cls, config, out, resume, ckpt_dir, trainer_kw, world, rank, flag, progress_bar,
-                    print_lines)
+        return _fit(task_cls, config, out, resume, ckpt_dir, trainer_kw, world, rank, flag, progress_bar, print_lines)
     finally:
         flag.restore()
 
@@ -382,63 +431,100 @@ def _fit(task_cls, config, out, resume, ckpt_dir, trainer_kw, world, rank, flag,
     with _quiet_lightning():
         L.seed_everything(config.seed, workers=True, verbose=False)
         module = TaskModule(task_cls.name, config_to_dict(config))
-        if world > 1:             # Lightning's sync_batchnorm converts only torch's batch norms
+        if world > 1:  # Lightning's sync_batchnorm converts only torch's batch norms
             from ..nn.norm import MaskBatchNorm
 
             MaskBatchNorm.convert_sync(module.model)
 
-        loggers = build_loggers(config.logger, out, run_name=task_cls.name)   # loggers[0] is the CSVLogger
+        loggers = build_loggers(config.logger, out, run_name=task_cls.name)  # loggers[0] is the CSVLogger
         if rank == 0:
-            _restore_csv(loggers[0], out / "metrics.csv",
-                         resume["lieconv"]["last_logged_epoch"] if resume and "lieconv" in resume else None)
+            _restore_csv(
+                loggers[0],
+                out / "metrics.csv",
+                resume["lieconv"]["last_logged_epoch"] if resume and "lieconv" in resume else None,
+            )
 
         # validating every N > 1 epochs: the best checkpoint and early stopping act when validation ends
         # (the monitored metric does not exist at the end of the other epochs); patience counts validations
         at_epoch_end = config.val_every_n_epochs == 1
-        best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=task_cls.monitor,
-                                  mode=task_cls.monitor_mode, save_top_k=1, save_on_train_epoch_end=at_epoch_end,
-                                  enable_version_counter=False, auto_insert_metric_name=False)
-        last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
-                                  save_on_train_epoch_end=True, enable_version_counter=False)
+        best_cb = ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="best",
+            monitor=task_cls.monitor,
+            mode=task_cls.monitor_mode,
+            save_top_k=1,
+            save_on_train_epoch_end=at_epoch_end,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        )
+        last_cb = ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="last",
+            save_top_k=1,
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        )
         callbacks: list = [EpochLogger(print_lines=print_lines), best_cb, last_cb]
         if config.checkpoint_every_n_steps > 0:
-            callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
-                                             every_n_train_steps=config.checkpoint_every_n_steps,
-                                             save_on_train_epoch_end=False, enable_version_counter=False))
+            callbacks.append(
+                ModelCheckpoint(
+                    dirpath=ckpt_dir,
+                    filename="last",
+                    save_top_k=1,
+                    every_n_train_steps=config.checkpoint_every_n_steps,
+                    save_on_train_epoch_end=False,
+                    enable_version_counter=False,
+                )
+            )
         early_cb = None
         if config.early_stopping_patience > 0:
-            early_cb = EarlyStopping(monitor=task_cls.monitor, mode=task_cls.monitor_mode,
-                                     patience=config.early_stopping_patience, check_on_train_epoch_end=at_epoch_end)
+            early_cb = EarlyStopping(
+                monitor=task_cls.monitor,
+                mode=task_cls.monitor_mode,
+                patience=config.early_stopping_patience,
+                check_on_train_epoch_end=at_epoch_end,
+            )
             callbacks.append(early_cb)
-        callbacks.append(_interrupt_callback(flag, ckpt_dir / "last.ckpt"))   # runs after the ModelCheckpoints
+        callbacks.append(_interrupt_callback(flag, ckpt_dir / "last.ckpt"))  # runs after the ModelCheckpoints
         if progress_bar is None:
             progress_bar = sys.stdout.isatty()
         progress_bar = bool(progress_bar and rank == 0)
         if progress_bar:
             callbacks.append(TQDMProgressBar())
-        trainer = L.Trainer(max_epochs=config.epochs, logger=loggers, callbacks=callbacks,
-                            enable_progress_bar=progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
-                            use_distributed_sampler=False, default_root_dir=str(out), log_every_n_steps=1,
-                            check_val_every_n_epoch=config.val_every_n_epochs,
-                            **trainer_kw)
+        trainer = L.Trainer(
+            max_epochs=config.epochs,
+            logger=loggers,
+            callbacks=callbacks,
+            enable_progress_bar=progress_bar,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            use_distributed_sampler=False,
+            default_root_dir=str(out),
+            log_every_n_steps=1,
+            check_val_every_n_epoch=config.val_every_n_epochs,
+            **trainer_kw,
+        )
 
         already_stopped = resume is not None and _early_stopped(resume)
         if already_stopped:
             module.on_load_checkpoint(resume)
         else:
             with torch.serialization.safe_globals(list(CHECKPOINT_GLOBALS)):
-                trainer.fit(module, ckpt_path=str(ckpt_dir / "last.ckpt") if resume is not None else None,
-                            weights_only=True)
-        status = "early_stopped" if already_stopped or (early_cb is not None and early_cb.stopped_epoch > 0) \
-            else "completed"
+                trainer.fit(
+                    module, ckpt_path=str(ckpt_dir / "last.ckpt") if resume is not None else None, weights_only=True
+                )
+        status = (
+            "early_stopped" if already_stopped or (early_cb is not None and early_cb.stopped_epoch > 0) else "completed"
+        )
         t_train = time.perf_counter() - t_start
-        last_row = dict(module.last_epoch_row)     # loading the best checkpoint below would replace it
+        last_row = dict(module.last_epoch_row)  # loading the best checkpoint below would replace it
 
         eval_ckpt = str(run_checkpoint(out))
-        read_checkpoint(eval_ckpt, task_cls.name)        # a refused file fails here, naming it
+        read_checkpoint(eval_ckpt, task_cls.name)  # a refused file fails here, naming it
         results: dict[str, dict[str, float]] = {}
         for split in ("valid", "test"):
-            check_signal()                # training is complete: a rerun goes straight to evaluation
+            check_signal()  # training is complete: a rerun goes straight to evaluation
             if split == "test" and "test" not in module.datasets():
                 continue
             module.eval_split = split
@@ -458,8 +544,9 @@ def _fit(task_cls, config, out, resume, ckpt_dir, trainer_kw, world, rank, flag,
         "epochs_completed": int(last_row.get("epoch", -1)) + 1,
         "global_step": int(last_row.get("global_step", 0)),
         "monitor": task_cls.monitor,
-        "best_score": float(best_score) if best_score is not None else results.get("valid", {}).get(
-            task_cls.monitor.split("/", 1)[-1]),
+        "best_score": float(best_score)
+        if best_score is not None
+        else results.get("valid", {}).get(task_cls.monitor.split("/", 1)[-1]),
         "last_epoch": last_row,
         "best_valid": results.get("valid", {}),
         "test": results.get("test", {}),
@@ -499,8 +586,10 @@ def run_checkpoint(run: str | Path, *, name: str = "run") -> Path:
     for ckpt in ("best.ckpt", "last.ckpt"):
         if (path / "checkpoints" / ckpt).is_file():
             return path / "checkpoints" / ckpt
-    raise ValueError(f"{name}: {str(path)!r} is neither a checkpoint file nor a run folder with "
-                     "checkpoints/best.ckpt or checkpoints/last.ckpt")
+    raise ValueError(
+        f"{name}: {str(path)!r} is neither a checkpoint file nor a run folder with "
+        "checkpoints/best.ckpt or checkpoints/last.ckpt"
+    )
 
 
 def _early_stopped(ckpt: dict[str, Any]) -> bool:
@@ -515,9 +604,12 @@ def _restore_csv(logger, path: Path, last_logged_epoch: int | None) -> None:
     rows: list[dict[str, str]] = []
     if last_logged_epoch is not None and path.is_file():
         with open(path, newline="") as fh:
-            rows = [r for r in csv.DictReader(fh) if r.get("epoch") not in (None, "")
-                    and float(r["epoch"]) <= last_logged_epoch]
-    writer = logger.experiment          # creating the writer removes the old file
+            rows = [
+                r
+                for r in csv.DictReader(fh)
+                if r.get("epoch") not in (None, "") and float(r["epoch"]) <= last_logged_epoch
+            ]
+    writer = logger.experiment  # creating the writer removes the old file
     if rows:
         writer.metrics.extend({k: v for k, v in r.items() if v != ""} for r in rows)
         writer.save()
@@ -546,9 +638,16 @@ def load_model(checkpoint: str | Path, task: str | None = None) -> tuple[torch.n
     return module.model, module.task
 
 
-def evaluate(checkpoint: str | Path, task: str | None = None, *, split: str = "test", device: str = "auto",
-             batch_size: int | None = None, eval_samples: int = 1,
-             overrides: dict[str, Any] | None = None) -> dict[str, float]:
+def evaluate(
+    checkpoint: str | Path,
+    task: str | None = None,
+    *,
+    split: str = "test",
+    device: str = "auto",
+    batch_size: int | None = None,
+    eval_samples: int = 1,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, float]:
     """Metrics of a checkpoint on one split (example-weighted means over the whole split).
 
     Parameters
@@ -601,8 +700,15 @@ def evaluate(checkpoint: str | Path, task: str | None = None, *, split: str = "t
         module.eval_split = split
         module.eval_samples = eval_samples
         module.load_state_dict(ckpt["state_dict"])
-        trainer = L.Trainer(accelerator=accelerator, devices=1, precision=_PRECISION[cfg.get("dtype", "float32")],
-                            logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, use_distributed_sampler=False)
+        trainer = L.Trainer(
+            accelerator=accelerator,
+            devices=1,
+            precision=_PRECISION[cfg.get("dtype", "float32")],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            use_distributed_sampler=False,
+        )
         trainer.test(module, verbose=False)
     return dict(module.last_eval)
