@@ -5,9 +5,10 @@ batches of ``batch_size``.  The incomplete last batch is dropped (``drop_last=Tr
 unless the dataset is smaller than one batch, in which case the one batch is the whole set; with
 ``drop_last=False`` it is kept as a smaller last batch (a task sets ``Task.drop_last``).  Under DDP
 with ``W`` processes, process ``r`` takes the ``r``-th of ``W`` equal slices of every global batch,
-so the gradient averaged by DDP is exactly the gradient of the one-process global batch (a kept incomplete last batch is cut into
-``W`` near-equal slices, so there the DDP average weights examples per process; one with fewer
-than ``W`` examples is dropped).  Evaluation splits are read in order;
+so the gradient averaged by DDP is exactly the gradient of the one-process global batch (a kept
+incomplete last batch is cut into ``W`` near-equal slices, so there the DDP average weights
+examples per process; one with fewer than ``W`` examples is dropped).  Evaluation splits are read
+in order;
 process ``r`` takes examples ``r, r+W, ...`` and the trainer sums the metrics over processes.
 
 The training loader is *stateful* in Lightning's sense (``state_dict`` / ``load_state_dict``), so a
