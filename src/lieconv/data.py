@@ -8,8 +8,8 @@
     orbits (Bg, N, q_dim) orbit embeddings q,
     values (B, N, c),
     mask   (Bg, N) bool,
-    group  the ``LieGroup`` the data was lifted to (None for a hand-made ``Lifted``; layers then
-           check only the element and orbit sizes),
+    group  the ``LieGroup`` the data was lifted to (None for a hand-made ``Lifted``: layers then
+    check only the element and orbit sizes),
     with N = n * num_samples.  ``Bg`` is either ``B`` (every example has its own geometry) or ``1``
     (*shared geometry*: every example of the batch sits on the same points, e.g. images on a pixel
     grid).  Layers broadcast the geometry over the batch in the second case, which is the fixed-grid

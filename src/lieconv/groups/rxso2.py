@@ -87,8 +87,13 @@ class RxSO2(LieGroup):
     difference_coords = (0,)
 
     def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor:
-        """E = (s, cos theta, sin theta): d^2 = (s_u - s_v)^2 + phi^2 and the chord
-        |e^{i theta_u} - e^{i theta_v}| = 2 |sin(phi / 2)| <= |phi| (phi = wrap(theta_u - theta_v))."""
+        """E = (s, cos theta, sin theta).
+
+        Why d >= ||E_u - E_v||::
+
+            d^2 = (s_u - s_v)^2 + phi^2 and the chord
+            |e^{i theta_u} - e^{i theta_v}| = 2 |sin(phi / 2)| <= |phi| (phi = wrap(theta_u - theta_v)).
+        """
         th = elems[..., 1]
         return torch.stack([elems[..., 0], torch.cos(th), torch.sin(th)], -1)
 

@@ -132,10 +132,12 @@ class SE2(LieGroup):
     def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor:
         """E = (t1, t2, cos theta, sin theta).
 
-        ``||log(v^-1 u)||^2 = phi^2 + ||t_u - t_v||^2 / sinc(phi / 2)^2`` (see ``elem_distance``)
-        with |phi| <= pi, so sinc(phi / 2) is in [2 / pi, 1] and the translation term is at
-        least ||t_u - t_v||^2; the angle term is at least the squared chord
-        |e^{i theta_u} - e^{i theta_v}|^2 = 4 sin(phi / 2)^2.  Hence d >= ||E_u - E_v||.
+        Why d >= ||E_u - E_v||::
+
+            ``||log(v^-1 u)||^2 = phi^2 + ||t_u - t_v||^2 / sinc(phi / 2)^2`` (see ``elem_distance``)
+            with |phi| <= pi, so sinc(phi / 2) is in [2 / pi, 1] and the translation term is at
+            least ||t_u - t_v||^2; the angle term is at least the squared chord
+            |e^{i theta_u} - e^{i theta_v}|^2 = 4 sin(phi / 2)^2.  Hence d >= ||E_u - E_v||.
         """
         th = elems[..., 0]
         return torch.stack([elems[..., 1], elems[..., 2], torch.cos(th), torch.sin(th)], -1)

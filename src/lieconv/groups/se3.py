@@ -145,11 +145,13 @@ class SE3(LieGroup):
     def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor:
         """E = (t, R / sqrt(2)) (3 + 9 coordinates, R the rotation matrix of the quaternion).
 
-        ``||log(v^-1 u)||^2 = th^2 + ||V(w)^-1 R_v^T (t_u - t_v)||^2``.  V(w) fixes the axis and
-        scales the orthogonal plane by |sin(th / 2) / (th / 2)| <= 1, so every singular value of
-        V^-1 is >= 1 and the translation term is >= ||t_u - t_v||^2 (equivalently, in
-        ``elem_distance``, h^2 + th^2 / 4 = (th / 2)^2 / sin(th / 2)^2 >= 1).  The angle term:
-        ||R_u - R_v||_F = 2 sqrt(2) sin(th / 2) <= sqrt(2) th.  Hence d >= ||E_u - E_v||.
+        Why d >= ||E_u - E_v||::
+
+            ``||log(v^-1 u)||^2 = th^2 + ||V(w)^-1 R_v^T (t_u - t_v)||^2``.  V(w) fixes the axis and
+            scales the orthogonal plane by |sin(th / 2) / (th / 2)| <= 1, so every singular value of
+            V^-1 is >= 1 and the translation term is >= ||t_u - t_v||^2 (equivalently, in
+            ``elem_distance``, h^2 + th^2 / 4 = (th / 2)^2 / sin(th / 2)^2 >= 1).  The angle term:
+            ||R_u - R_v||_F = 2 sqrt(2) sin(th / 2) <= sqrt(2) th.  Hence d >= ||E_u - E_v||.
         """
         R = quat_to_matrix(elems[..., :4]).flatten(-2) * 0.7071067811865476
         return torch.cat([elems[..., 4:], R], -1)

@@ -79,9 +79,11 @@ class SO2(LieGroup):
     def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor:
         """E = ((1 - alpha) r, alpha cos theta, alpha sin theta).
 
-        d = alpha |phi| + (1 - alpha) |r_u - r_v| with phi = wrap(theta_u - theta_v); the chord
-        |e^{i theta_u} - e^{i theta_v}| = 2 |sin(phi / 2)| <= |phi|, and a + b >= sqrt(a^2 + b^2)
-        for a, b >= 0, so d >= ||E_u - E_v||.
+        Why d >= ||E_u - E_v||::
+
+            d = alpha |phi| + (1 - alpha) |r_u - r_v| with phi = wrap(theta_u - theta_v); the chord
+            |e^{i theta_u} - e^{i theta_v}| = 2 |sin(phi / 2)| <= |phi|, and a + b >= sqrt(a^2 + b^2)
+            for a, b >= 0, so d >= ||E_u - E_v||.
         """
         th = elems[..., 0]
         a = self.alpha

@@ -159,9 +159,11 @@ class SO3(LieGroup):
     def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor:
         """E = ((1 - alpha) r, alpha R / sqrt(2)) (1 + 9 coordinates).
 
-        d = alpha th + (1 - alpha) |r_u - r_v| with th the angle of conj(v) u;
-        ||R_u - R_v||_F = 2 sqrt(2) sin(th / 2) <= sqrt(2) th, and a + b >= sqrt(a^2 + b^2) for
-        a, b >= 0, so d >= ||E_u - E_v||.
+        Why d >= ||E_u - E_v||::
+
+            d = alpha th + (1 - alpha) |r_u - r_v| with th the angle of conj(v) u;
+            ||R_u - R_v||_F = 2 sqrt(2) sin(th / 2) <= sqrt(2) th, and a + b >= sqrt(a^2 + b^2) for
+            a, b >= 0, so d >= ||E_u - E_v||.
         """
         R = quat_to_matrix(elems).flatten(-2) * (self.alpha * 0.7071067811865476)
         return torch.cat([(1 - self.alpha) * orbits, R], -1)
