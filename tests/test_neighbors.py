@@ -122,7 +122,8 @@ def _clustered_cloud(G, B, n, gen, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("name", BOUNDED)
-def test_pruned_selection_equals_brute_force(name, dtype):
+def test_pruned_selection_equals_brute_force(name, dtype, monkeypatch):
+    monkeypatch.setattr(nb, "_DENSE_FRACTION", 1.0)  # the cell list even where all pairs would be cheaper
     G = get_group(name)
     ns = 2 if G.stabilizer_dim else 1
     gen = torch.Generator().manual_seed(3)
@@ -230,3 +231,24 @@ def test_everyone_in_every_neighbourhood_needs_no_search():
     m2 = torch.cat([mask, torch.ones(1, 12, dtype=torch.bool)])
     both = nb.neighborhood_indices(group, *e, m2, *e, m2, num_nbhd=16, fill=1.0, knn=True)
     assert torch.equal(both[0][:2], idx) and torch.equal(both[1][:2], nmask)
+
+
+def test_search_falls_back_to_all_pairs_when_boxes_hold_much_of_the_cloud(monkeypatch):
+    # SE(3) with a large fill: the nearest group distances are dominated by the rotations, so a box
+    # on the translations holds most of the cloud and the search compares every pair instead
+    G = get_group("SE3")
+    gen = torch.Generator().manual_seed(7)
+    x = lift(Points.from_coords(torch.randn(2, 200, 3, generator=gen, dtype=torch.float64)), G, 2, generator=gen)
+    args = (G, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask)
+    kw = dict(num_nbhd=8, fill=0.05)
+    step = nb._example_scale(G, x.elems, x.orbits, x.mask) * 1e-9
+    near = nb._Nearest(*args, step, torch.zeros(2, dtype=torch.bool), 20, True)
+    assert near.x.shape[-1] == 0  # the fallback: one cell per example
+    auto = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(2))
+    brute = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(2), prune=False)
+    monkeypatch.setattr(nb, "_DENSE_FRACTION", 1.0)  # force the cell list
+    near = nb._Nearest(*args, step, torch.zeros(2, dtype=torch.bool), 20, True)
+    assert near.x.shape[-1] == 3
+    forced = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(2))
+    for a, b in ((auto, brute), (forced, brute)):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])

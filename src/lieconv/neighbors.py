@@ -17,7 +17,10 @@ Exact pruning.  A group may give a Euclidean embedding E with d(u, v) >= ||E(u) 
 own, and widens the box until the k-th nearest rounded distance found is provably below the
 distance to anything outside the box.  The result is identical to comparing every pair (same
 rounding, same lowest-index tie breaking, same random keys): ``prune=False`` does exactly that
-(one cell per example) and the tests compare the two.  Groups without a bound use one cell.
+(one cell per example) and the tests compare the two.  Groups without a bound use one cell, and
+so does a search whose boxes would hold more than ``_DENSE_FRACTION`` of an example around a
+typical query (e.g. SE(3), whose nearest distances are dominated by the rotation part): there
+comparing every pair is cheaper than the pruning, and gives the same result.
 
 Distances are rounded to ``TIE_RESOLUTION`` of an invariant per-example scale (the largest
 distance from the example's first real point), so exact ties of the maths are ordered by index.  Both depend on the
@@ -48,6 +51,7 @@ _BOX = 2  # a query's first box reaches this many cells beyond its own
 _FPS_LOOP_POINTS = 4096  # farthest-point sampling of at most this many points: the plain loop
 _MAX_RUNS = 125  # a box of more runs (cell rows) than this scans the whole example
 _SLACK_EPS = 64  # safety margin of the pruning tests, in units of the dtype's epsilon
+_DENSE_FRACTION = 0.1  # the neighbourhood search compares every pair when boxes hold more
 _KEY_INF = torch.iinfo(torch.int64).max
 
 
@@ -244,12 +248,17 @@ class _Nearest:
         self.n_real = mask.sum(1)
         self.need = torch.clamp(self.n_real, max=k)
         x = _grid_coords(group, pe, pq, prune)
-        if x is None or 4 * k >= N:
+        xq = None if x is None or 4 * k >= N else _grid_coords(group, qe, qq, prune)
+        if xq is not None:
+            radius = self._radius_estimate(k)
+            if self._box_fraction(x, xq, radius) > _DENSE_FRACTION:
+                xq = None  # pruning would not pay: the boxes hold much of each example
+        if xq is None:
             self.x, self.xq = pe.new_zeros(Bg, N, 0), pe.new_zeros(Bg, qmask.shape[1], 0)
             self.h0 = pe.new_ones(Bg)
         else:
-            self.x, self.xq = x, _grid_coords(group, qe, qq, prune)
-            self.h0 = _cell_size(x, mask, self._radius_estimate(k) / _BOX)
+            self.x, self.xq = x, xq
+            self.h0 = _cell_size(x, mask, radius / _BOX)
         self.grids: dict[int, _Grid] = {}
         self.width = max(group.elem_dim, group.q_dim, 1)
         # coordinate-major copies: a gather gives contiguous planes per coordinate
@@ -271,6 +280,19 @@ class _Nearest:
         kth = torch.where(self.qmask[:, rows] & torch.isfinite(kth), kth, math.nan)
         r = torch.nanquantile(kth, 0.5, dim=1)
         return torch.where(torch.isfinite(r), r, math.inf)
+
+    def _box_fraction(self, x: Tensor, xq: Tensor, radius: Tensor, samples: int = 32) -> float:
+        """The fraction of an example's real points that the box of half-side ``radius`` (Bg,) on
+        the grid coordinates holds around a typical query (median over a few queries, largest over
+        the examples): what the pruned search would compare at least."""
+        m = self.qmask.shape[1]
+        rows = torch.linspace(0, m - 1, min(samples, m), device=self.mask.device).long()
+        far = (x[:, None] - xq[:, rows, None]).abs().amax(-1)  # (Bg, S, N)
+        inside = ((far <= radius[:, None, None]) & self.mask[:, None]).sum(-1)
+        frac = inside / self.n_real.clamp(min=1)[:, None]
+        frac = torch.where(self.qmask[:, rows], frac, math.nan).nanquantile(0.5, dim=1)
+        frac = torch.where(torch.isfinite(radius), frac.nan_to_num(0.0), 1.0)
+        return float(frac.amax()) if frac.numel() else 0.0
 
     def _dense(self, s: int, e: int, k: int) -> Tensor:
         """One cell per example: every query against every point, in chunks of queries."""
