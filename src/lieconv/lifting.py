@@ -43,7 +43,9 @@ def lift(
         num_samples: lift samples per point (> 1 only for groups with a stabilizer).
         generator: source of the stabilizer draws: None (torch's global RNG), a ``torch.Generator``
             or a ``lieconv.random.ExampleRandom`` (per-example draws, independent of the batch).
-        shared: force (True) or forbid (False) the shared-geometry fast path; ``None`` detects it.
+        shared: take (True) or forbid (False) the shared-geometry fast path; ``None`` detects it.
+            ``True`` on a batch whose examples have different coordinates or masks is refused
+            (it would silently lift every example at the first one's points).
 
     Shapes:
         returns ``Lifted`` with elems (Bg, n*ns, group.elem_dim), orbits (Bg, n*ns, q_dim),
@@ -53,6 +55,11 @@ def lift(
     group.check_num_samples(num_samples)
     if shared is None:
         shared = has_shared_geometry(points)
+    elif shared and points.coords.shape[0] > 1 and not has_shared_geometry(points):
+        raise ValueError(
+            "shared: True asks for one geometry for the whole batch, but its examples have "
+            "different coordinates or masks (use shared=None to detect, or False)"
+        )
     coords, mask = (points.coords[:1], points.mask[:1]) if shared else (points.coords, points.mask)
     if not bool(mask.all()) and bool(mask.any()):
         # padding sits anywhere (often 0, outside RxSQ's quadrant): lift a real point there instead

@@ -71,3 +71,28 @@ def test_molecule_net_centering_makes_so3_model_translation_invariant():
 def test_molecule_net_rejects_planar_group():
     with pytest.raises(ValueError, match="group: expected a group acting on R\\^3"):
         MoleculeLieResNet(15, group="T2")
+
+
+def test_image_net_on_clouds_of_its_own_takes_the_per_example_path():
+    """``model.net`` on clouds that differ per example must lift each at its own points (a forced
+    shared geometry would silently use the first example's points for all)."""
+    torch.manual_seed(0)
+    model = ImageLieResNet(1, 3, group="T2", k=16, nbhd=6, num_layers=2, knn=True).double().eval()
+    images = torch.rand(3, 1, 28, 28, dtype=torch.float64)
+    grid = model.to_points(images)
+    coords = grid.coords + 0.3 * torch.randn(grid.coords.shape, dtype=torch.float64)
+    pts = Points(coords, grid.values, torch.ones(3, coords.shape[1], dtype=torch.bool))
+    batch = model.net(pts)
+    alone = torch.cat([model.net(Points(coords[i : i + 1], grid.values[i : i + 1], pts.mask[:1])) for i in range(3)])
+    torch.testing.assert_close(batch, alone, rtol=1e-9, atol=1e-9)
+    # images keep the fixed-grid path, a batch of one included, and match the per-example path
+    one = torch.cat([model(images[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(model(images), one, rtol=1e-9, atol=1e-9)
+
+
+def test_lift_refuses_a_forced_shared_geometry_on_different_clouds():
+    from lieconv.lifting import lift
+
+    pts = Points.from_coords(torch.randn(2, 5, 2), torch.randn(2, 5, 1))
+    with pytest.raises(ValueError, match="shared"):
+        lift(pts, get_group("T2"), shared=True)

@@ -8,7 +8,9 @@ from torch import Tensor, nn
 from ..data import Points
 from ..groups import get_group
 from ..groups.base import LieGroup
+from ..lifting import lift
 from ..nn import LieResNet
+from ..random import resolve_generator
 
 __all__ = ["ImageLieResNet", "pixel_grid"]
 
@@ -86,7 +88,6 @@ class ImageLieResNet(nn.Module):
             knn=knn,
             mean=True,
         )
-        self.net.shared_geometry = True  # a batch of one image too: its draws are the shared ones
 
     @property
     def group(self) -> LieGroup:
@@ -110,7 +111,17 @@ class ImageLieResNet(nn.Module):
         return Points(coords, values, mask)
 
     def forward(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return self.net(self.to_points(images), generator=generator)
+        """Logits (B, num_targets) of images (B, chin, H, W).
+
+        Every image lies on the same pixel grid, so the batch takes the fixed-grid path, a batch of
+        one included (its random draws are then the shared ones, as in any larger batch), unless
+        ``net.shared_geometry`` is ``False`` (the per-example path, same maths).  ``self.net`` called
+        on ``Points`` of your own detects shared geometry itself.
+        """
+        generator = resolve_generator(generator, self.training)
+        shared = self.net.shared_geometry is not False
+        x = lift(self.to_points(images), self.net.group, self.net.liftsamples, generator=generator, shared=shared)
+        return self.net(x, generator=generator)
 
     @staticmethod
     def num_points(image_size=(28, 28), crop_radius=15.0) -> int:
