@@ -125,9 +125,11 @@ class SE2(LieGroup):
         ``||log||^2 = phi^2 + (h(phi)^2 + phi^2 / 4) ||t_u - t_v||^2 = phi^2 + ||t_u - t_v||^2 /
         sinc(phi / 2)^2`` (no gradients: used only to choose neighbourhoods)."""
         phi = wrap_angle(u[..., 0] - v[..., 0])
-        s = torch.sinc(phi * (0.5 / math.pi))  # torch.sinc(x) = sin(pi x) / (pi x)
+        half = phi * 0.5
+        sh = torch.sin(half)  # not torch.sinc: unvectorised on CPU, 7x slower than sin
+        inv_s = torch.where(sh == 0, 1.0, half / sh)  # 1 / sinc(phi / 2); sh = 0 only at phi = 0
         d1, d2 = u[..., 1] - v[..., 1], u[..., 2] - v[..., 2]  # no .sum over a size-2 axis: slow on CPU
-        return torch.sqrt(phi * phi + (d1 * d1 + d2 * d2) / (s * s))
+        return torch.sqrt(phi * phi + (d1 * d1 + d2 * d2) * (inv_s * inv_s))
 
     def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor:
         """E = (t1, t2, cos theta, sin theta).
