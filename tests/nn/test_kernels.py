@@ -50,14 +50,19 @@ def test_mask_batch_norm_statistics_count_only_real_entries():
 
 
 @pytest.mark.parametrize("bn", [True, False])
-def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn):
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("padded", [True, False])
+def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn, training, padded):
     torch.manual_seed(0)
-    mlp = KernelMLP(4, 6, hidden=8, bn=bn).double()
+    mlp = KernelMLP(4, 6, hidden=8, bn=bn).double().train(training)
     a, mask = _rows(R=60, d=4)
-    a, mask = a.view(3, 4, 5, 4), mask.view(3, 4, 5)
+    if not padded:
+        mask = torch.ones_like(mask)
+    a, mask = a.view(3, 4, 5, 4) + 2.0, mask.view(3, 4, 5)  # an offset: the centred Gram matrix matters
+    a = torch.where(mask.unsqueeze(-1), a, 0.0)
     plain = copy.deepcopy(mlp)
     out = mlp(a, mask)  # parameters need grads, a does not
-    w = mask.reshape(-1, 1).double()
+    w = None if not padded else mask.reshape(-1, 1).double()
     ref = plain._rows(a.reshape(-1, 4), w).view(3, 4, 5, 6)  # plain autograd graph
     assert torch.allclose(out, ref, atol=1e-12)
     assert (out[~mask] == 0).all()

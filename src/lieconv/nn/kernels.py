@@ -65,34 +65,90 @@ class KernelMLP(nn.Module):
 
 
 class _Recomputed(torch.autograd.Function):
-    """KernelMLP._rows whose backward recomputes the activations (gradients for the parameters only).
+    """KernelMLP._rows with a hand-written backward that recomputes the activations (gradients for
+    the parameters only; x and w are data).
 
-    forward(mlp, x, w, *params): the MLP without a graph (running statistics updated once, here; the
-    parameters are inputs only so that autograd asks for their gradients);
-    backward: the same rows again with a graph (statistics recomputed, not updated) and
-    ``torch.autograd.grad`` for the parameters.  x and w are data (no gradient).
+    forward(mlp, x, w, *params): the MLP without a graph; per layer the input's sum S_x and Gram
+    matrix G (``MaskBatchNorm.input_stats``, tiny) are kept and the running statistics updated once.
+    backward: y_l = x_l Wf_l^T + bf_l again (Wf, bf: the folded weight and bias, ``fold_stats``), then
+    per layer, last first, with g the gradient of the layer's output (zero at masked rows)::
+
+        g_y = silu'(y_l) * g,    dL/dWf = g_y^T x_l,    dL/dbf = sum_r g_y
+        dL/dx_l = g_y Wf_l + x_l (dL/dG + dL/dG^T) + w (dL/dS_x)^T
+
+    where dL/dG, dL/dS_x and the parameter gradients come from autograd through the small fold
+    (d x d tensors only).  The last term puts the sum's gradient on the real rows only, so g stays
+    zero at masked rows without a masking pass.
     """
 
     @staticmethod
     def forward(ctx, mlp: KernelMLP, x: Tensor, w: Tensor | None, *params: Tensor) -> Tensor:
         ctx.mlp, ctx.training = mlp, mlp.training
         ctx.save_for_backward(x, w)
+        count = x.shape[0] if w is None else w.sum()
+        ctx.count, ctx.stats = count, []
         with torch.no_grad():
-            return mlp._rows(x, w)
+            for i, lin in enumerate(mlp.linears):
+                weight, bias = lin.weight, lin.bias
+                if mlp.norms is not None:
+                    stats = mlp.norms[i].input_stats(x, w, count, center=i == 0) if mlp.training else (None, None)
+                    ctx.stats.append(stats)
+                    weight, bias = mlp.norms[i].fold_stats(lin, *stats, count)
+                x = F.silu(torch.addmm(bias, x, weight.t()), inplace=True)
+                if w is not None:
+                    x.mul_(w)
+        return x
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
         x, w = ctx.saved_tensors
-        mlp = ctx.mlp
-        params = list(mlp.parameters())
+        mlp, count = ctx.mlp, ctx.count
         was = mlp.training
         mlp.train(ctx.training)
         try:
+            folds = []  # (folded weight, bias, differentiable leaves, their owners) per layer
             with torch.enable_grad():
-                out = mlp._rows(x, w, update_stats=False)
-                need = [p for p in params if p.requires_grad]
-                grads = iter(torch.autograd.grad(out, need, grad, allow_unused=True))
+                for i, lin in enumerate(mlp.linears):
+                    leaves = [p for p in lin.parameters() if p.requires_grad]
+                    if mlp.norms is None:
+                        folds.append((lin.weight, lin.bias, leaves, None))
+                        continue
+                    norm = mlp.norms[i]
+                    leaves += [p for p in norm.parameters() if p.requires_grad]
+                    stats = (None, None)
+                    if ctx.training:
+                        stats = tuple(t.detach().requires_grad_(i > 0) for t in ctx.stats[i])
+                    weight, bias = norm.fold_stats(lin, *stats, count, update_stats=False)
+                    folds.append((weight, bias, leaves, stats if ctx.training and i > 0 else None))
         finally:
             mlp.train(was)
-        return (None, None, None, *[next(grads) if p.requires_grad else None for p in params])
+        xs, ys = [x], []
+        for weight, bias, _, _ in folds:
+            ys.append(torch.addmm(bias.detach(), xs[-1], weight.detach().t()))
+            if len(ys) < len(folds):
+                a = F.silu(ys[-1])
+                xs.append(a if w is None else a.mul_(w))
+        g = grad if w is None else grad * w
+        grads: dict[Tensor, Tensor] = {}
+        for i in reversed(range(len(folds))):
+            weight, bias, leaves, stats = folds[i]
+            y, xi = ys.pop(), xs.pop()
+            gy = torch.ops.aten.silu_backward(g, y)
+            del y
+            targets = leaves + (list(stats) if stats is not None else [])
+            if targets:
+                outs = torch.autograd.grad((weight, bias), targets, (gy.t() @ xi, gy.sum(0)), allow_unused=True)
+                grads.update((p, gp) for p, gp in zip(leaves, outs) if gp is not None)
+            if i == 0:
+                break
+            gx = gy @ weight.detach()
+            if stats is not None:
+                g_sx, g_gram = outs[len(leaves) :]
+                if g_gram is not None:
+                    gx.addmm_(xi, (g_gram + g_gram.t()).to(gx.dtype))
+                if g_sx is not None:
+                    g_sx = g_sx.to(gx.dtype)
+                    gx = gx.add_(g_sx) if w is None else gx.addcmul_(w, g_sx)
+            g = gx
+        return (None, None, None, *[grads.get(p) for p in mlp.parameters()])

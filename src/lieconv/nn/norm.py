@@ -109,32 +109,54 @@ class MaskBatchNorm(nn.Module):
         """(weight, bias) with ``x @ weight.T + bias == self(linear(x), mask)`` at the real rows.
 
         x (R, d) must be zero at the masked rows, w (R, 1) the mask as 0/1 (None: every row is real),
-        ``count`` the number of real rows.  In training the
-        statistics of y = x W^T + b follow from S_x = sum_r x_r and G = x^T x (one (d x d) matmul):
-        S1 = W S_x + n b, S2 = diag(W G W^T) + 2 b * (W S_x) + n b^2, combined in float64.
-        ``center``: take the Gram matrix of x - S_x / n instead (one more pass over x; for inputs whose
-        mean may dwarf their spread, such as raw coordinates).
+        ``count`` the number of real rows.  ``fold_stats`` of ``input_stats``.
+        """
+        stats = self.input_stats(x, w, count, center=center) if self.training else (None, None)
+        return self.fold_stats(linear, *stats, count, update_stats=update_stats)
+
+    @staticmethod
+    def input_stats(x: Tensor, w: Tensor | None, count: Tensor | int, *, center: bool = False) -> tuple[Tensor, Tensor]:
+        """(S_x, G): the column sum of x (R, d) (zero at masked rows) and its Gram matrix x^T x in float64.
+
+        ``center``: G computed as (x - S_x/n)^T (x - S_x/n) + S_x S_x^T / n (the same matrix, one more
+        pass over x; accurate for inputs whose mean may dwarf their spread, such as raw coordinates).
+        """
+        sx = x.sum(0)
+        if not center:
+            return sx, (x.t() @ x).double()
+        xc = x - sx / count
+        if w is not None:
+            xc = xc * w  # masked rows stay zero
+        return sx, (xc.t() @ xc).double() + torch.outer(sx, sx).double() / count
+
+    def fold_stats(
+        self,
+        linear: nn.Linear,
+        sx: Tensor | None,
+        gram: Tensor | None,
+        count: Tensor | int,
+        *,
+        update_stats: bool = True,
+    ) -> tuple[Tensor, Tensor]:
+        """(weight, bias) of the Linear followed by this norm, from its input's sum S_x and Gram matrix G.
+
+        In training the statistics of y = x W^T + b are S1 = W S_x + n b and
+        S2 = diag(W G W^T) + 2 b * (W S_x) + n b^2 (combined in float64); in evaluation the running
+        ones (``sx``, ``gram`` unused).  Then weight = W * s, bias = beta + (b - mean) * s with
+        s = gamma / sqrt(var + eps).  Differentiable in the parameters, ``sx`` and ``gram``.
         """
         W, b = linear.weight, linear.bias
         if b is None:
             b = W.new_zeros(W.shape[0])
         if self.training:
-            sx = x.sum(0)
-            if center:
-                xc = x - sx / count
-                if w is not None:
-                    xc = xc * w  # masked rows stay zero
-                gram = (xc.t() @ xc).double() + torch.outer(sx, sx).double() / count
-            else:
-                gram = (x.t() @ x).double()
             Wd, bd, sxd = W.double(), b.double(), sx.double()
             wsx = Wd @ sxd
             s1 = wsx + count * bd
             s2 = ((Wd @ gram) * Wd).sum(1) + 2 * bd * wsx + count * bd * bd
             mean, var = self._batch_stats(s1, s2, count, update=update_stats)
-            mean, var = mean.to(x.dtype), var.to(x.dtype)
+            mean, var = mean.to(W.dtype), var.to(W.dtype)
         else:
-            mean, var = self.running_mean.to(x.dtype), self.running_var.to(x.dtype)
+            mean, var = self.running_mean.to(W.dtype), self.running_var.to(W.dtype)
         scale = self.weight * torch.rsqrt(var + self.eps)
         return W * scale.unsqueeze(1), self.bias + (b - mean) * scale
 
