@@ -150,10 +150,11 @@ def test_pruned_selection_equals_brute_force(name, dtype, monkeypatch):
         x.elems.double(),
         x.orbits.double(),
         x.mask,
-        torch.full((2,), 1e-9, dtype=torch.float64),
+        torch.full((2,), 1e9, dtype=torch.float64),
         torch.zeros(2, dtype=torch.bool),
         15 * ns,
         True,
+        nb._Keys(1e-9, x.mask.shape[1]),
     )
     assert math.prod(near.grid(0).G) > 8
 
@@ -241,14 +242,38 @@ def test_search_falls_back_to_all_pairs_when_boxes_hold_much_of_the_cloud(monkey
     x = lift(Points.from_coords(torch.randn(2, 200, 3, generator=gen, dtype=torch.float64)), G, 2, generator=gen)
     args = (G, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask)
     kw = dict(num_nbhd=8, fill=0.05)
-    step = nb._example_scale(G, x.elems, x.orbits, x.mask) * 1e-9
-    near = nb._Nearest(*args, step, torch.zeros(2, dtype=torch.bool), 20, True)
+    inv_step = nb._example_inv_step(G, x.elems, x.orbits, x.mask, 1e-9)
+    keys = nb._Keys(1e-9, x.mask.shape[1])
+    near = nb._Nearest(*args, inv_step, torch.zeros(2, dtype=torch.bool), 20, True, keys)
     assert near.x.shape[-1] == 0  # the fallback: one cell per example
     auto = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(2))
     brute = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(2), prune=False)
     monkeypatch.setattr(nb, "_DENSE_FRACTION", 1.0)  # force the cell list
-    near = nb._Nearest(*args, step, torch.zeros(2, dtype=torch.bool), 20, True)
+    near = nb._Nearest(*args, inv_step, torch.zeros(2, dtype=torch.bool), 20, True, keys)
     assert near.x.shape[-1] == 3
     forced = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(2))
     for a, b in ((auto, brute), (forced, brute)):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("name", ["T2", "SE2", "SO3"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_search_on_farthest_point_rows_equals_search_from_scratch(name, dtype):
+    """The rows kept by farthest-point sampling are the search's own numbers: same neighbourhoods."""
+    G = get_group(name)
+    ns = 2 if G.stabilizer_dim else 1
+    gen = torch.Generator().manual_seed(4)
+    coords = _clustered_cloud(G, 3, 120, gen, dtype)
+    mask = torch.ones(3, 120, dtype=torch.bool)
+    mask[2, 90:] = False
+    x = lift(Points.from_coords(coords, mask=mask), G, ns, generator=gen)
+    idx, qmask, rows = nb.farthest_point_indices(G, x.elems, x.orbits, x.mask, 50, keep_rows=True)
+    assert rows is not None and rows.shape == (3, 50, x.mask.shape[1])
+    assert torch.equal(idx, nb.farthest_point_indices(G, x.elems, x.orbits, x.mask, 50)[0])
+    q = (nb.gather_points(x.elems, idx), nb.gather_points(x.orbits, idx), qmask)
+    for knn, fill in [(False, 0.1), (True, 0.1), (False, 0.5)]:
+        kw = dict(num_nbhd=8, fill=fill, knn=knn)
+        args = (G, *q, x.elems, x.orbits, x.mask)
+        got = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(5), query_rows=rows)
+        ref = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(5), prune=False)
+        assert torch.equal(got[1], ref[1]) and torch.equal(got[0], ref[0]), (name, knn, fill)

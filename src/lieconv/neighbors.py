@@ -52,7 +52,7 @@ _FPS_LOOP_POINTS = 4096  # farthest-point sampling of at most this many points: 
 _MAX_RUNS = 125  # a box of more runs (cell rows) than this scans the whole example
 _SLACK_EPS = 64  # safety margin of the pruning tests, in units of the dtype's epsilon
 _DENSE_FRACTION = 0.1  # the neighbourhood search compares every pair when boxes hold more
-_KEY_INF = torch.iinfo(torch.int64).max
+_ROWS_ELEMENTS = 1 << 25  # farthest-point rows kept for the neighbour search (Bg * m * N) at most
 
 
 class Selection(NamedTuple):
@@ -100,12 +100,53 @@ def _resolution(elems: Tensor, orbits: Tensor) -> float:
     return TIE_RESOLUTION.get(dtype, 1e-4)
 
 
-def _example_scale(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor) -> Tensor:
-    """The largest distance from each example's first real point (an invariant scale): (Bg,)."""
+def _example_inv_step(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, res: float) -> Tensor:
+    """``_inv_step`` of the distances from each example's first real point: (Bg,)."""
     ar = torch.arange(mask.shape[0], device=mask.device)
     first = mask.to(torch.uint8).argmax(1)
     d = group.elem_distance(elems, elems[ar, first][:, None], orbits, orbits[ar, first][:, None])
-    return d.masked_fill(~mask, 0).amax(1).clamp(min=torch.finfo(d.dtype).tiny)
+    return _inv_step(d, mask, res)
+
+
+def _inv_step(d: Tensor, mask: Tensor, res: float) -> Tensor:
+    """1 / (scale * res) with scale the largest of the distances d (Bg, N) from an example's first
+    real point (an invariant scale): (Bg,).  Farthest-point sampling and the neighbour search both
+    round with it, so a farthest-point row is exactly what the search would compute."""
+    scale = d.masked_fill(~mask, 0).amax(1).clamp(min=torch.finfo(d.dtype).tiny)
+    return 1.0 / (scale * res)
+
+
+class _Keys:
+    """How distances become sort keys: ``bucket = min(round(d * inv_step), cap)`` (``inv_step`` =
+    1 / (scale * resolution), per example), ``key = bucket * N + j`` for point j, so sorting keys
+    orders by rounded distance, then index.  Distances beyond ``cap`` (4 scales) share the last
+    bucket; NaN goes there too.  Keys are int32 whenever they fit (cheaper to build than int64).
+    """
+
+    def __init__(self, res: float, N: int):
+        self.N = N
+        self.cap = math.ceil(4 / res)
+        self.dtype = torch.int32 if (self.cap + 1) * N < 2**31 - 1 else torch.int64
+        self.inf = torch.iinfo(self.dtype).max  # the key of a padding slot: after every real point
+
+    def buckets(self, d: Tensor, inv_step: Tensor) -> Tensor:
+        """Rounded distances ``d * inv_step`` (broadcast), clamped to [0, cap], as the key dtype."""
+        return self.clamp_(torch.round(d * inv_step))
+
+    def clamp_(self, r: Tensor) -> Tensor:
+        """Rounded distances r clamped to [0, cap] (NaN: cap) in place, as the key dtype."""
+        return r.clamp_(0, self.cap).nan_to_num_(nan=float(self.cap)).to(self.dtype)
+
+    def keys(self, buckets: Tensor, j: Tensor) -> Tensor:
+        """bucket * N + j (j broadcast, local indices)."""
+        return buckets * self.N + j.to(self.dtype)
+
+    def index(self, key: Tensor) -> Tensor:
+        """The point index j of a key, 0 for padding, as int64."""
+        return torch.where(key < self.inf, torch.remainder(key, self.N), 0).long()
+
+    def bucket_of(self, key: Tensor) -> Tensor:
+        return torch.div(key, self.N, rounding_mode="floor")
 
 
 # ----------------------------------------------------------------------------- cell list
@@ -241,13 +282,15 @@ class _Nearest:
     and the next box is the smallest (level, width) reaching that far; otherwise the next level up.
     """
 
-    def __init__(self, group, qe, qq, qmask, pe, pq, mask, step, allin, k, prune):
+    def __init__(self, group, qe, qq, qmask, pe, pq, mask, inv_step, allin, k, prune, keys, rows=None):
         self.group, self.qe, self.qq, self.qmask = group, qe, qq, qmask
-        self.pe, self.pq, self.mask, self.step, self.allin = pe, pq, mask, step, allin
+        self.pe, self.pq, self.mask, self.allin = pe, pq, mask, allin
+        self.inv_step, self.keys, self.rows = inv_step, keys, rows
+        self.any_allin, self.all_real = bool(allin.any()), bool(mask.all())
         Bg, N = mask.shape
         self.n_real = mask.sum(1)
         self.need = torch.clamp(self.n_real, max=k)
-        x = _grid_coords(group, pe, pq, prune)
+        x = None if rows is not None else _grid_coords(group, pe, pq, prune)
         xq = None if x is None or 4 * k >= N else _grid_coords(group, qe, qq, prune)
         if xq is not None:
             radius = self._radius_estimate(k)
@@ -295,21 +338,29 @@ class _Nearest:
         return float(frac.amax()) if frac.numel() else 0.0
 
     def _dense(self, s: int, e: int, k: int) -> Tensor:
-        """One cell per example: every query against every point, in chunks of queries."""
+        """One cell per example: every query against every point, in chunks of queries (the
+        farthest-point rows ``rows`` when given: no distance is computed again)."""
         Bg, N = self.mask.shape
-        chunk = max(1, _SEARCH_ELEMENTS // max(1, Bg * N * self.width))
+        width = 1 if self.rows is not None else self.width
+        chunk = max(1, _SEARCH_ELEMENTS // max(1, Bg * N * width))
         out = []
         j = torch.arange(N, device=self.mask.device)
         for a in range(s, e, chunk):
             z = min(e, a + chunk)
-            d = self.group.elem_distance(
-                self.pe[:, None], self.qe[:, a:z, None], self.pq[:, None], self.qq[:, a:z, None]
-            )
-            key = torch.round(d / self.step[:, None, None]).clamp(max=2.0**52 / N).long() * N + j
-            key = torch.where(self.allin[:, None, None], j, key)
-            key = key.masked_fill(~self.mask[:, None, :] | torch.isnan(d), _KEY_INF)
+            if self.rows is not None:
+                buckets = self.rows[:, a:z]
+            else:
+                d = self.group.elem_distance(
+                    self.pe[:, None], self.qe[:, a:z, None], self.pq[:, None], self.qq[:, a:z, None]
+                )
+                buckets = self.keys.buckets(d, self.inv_step[:, None, None])
+            key = self.keys.keys(buckets, j)
+            if self.any_allin:
+                key = torch.where(self.allin[:, None, None], j.to(key.dtype), key)
+            if not self.all_real:
+                key = key.masked_fill(~self.mask[:, None, :], self.keys.inf)
             near = torch.topk(key, min(k, N), dim=-1, largest=False, sorted=True).values
-            near = torch.where((near < _KEY_INF) & self.qmask[:, a:z, None], torch.remainder(near, N), 0)
+            near = torch.where(self.qmask[:, a:z, None], self.keys.index(near), 0)
             out.append(torch.nn.functional.pad(near, (0, k - near.shape[-1])))
         return torch.cat(out, 1)
 
@@ -362,23 +413,26 @@ class _Nearest:
             self.qq[b, qi][:, None],
         )  # (nq, C)
         j = cand - b[:, None] * N  # local index
-        step = self.step[b]
-        key = torch.round(d / step[:, None]).clamp(max=2.0**52 / N).long() * N + j
-        key = torch.where(self.allin[b][:, None], j, key)
-        key = key.masked_fill(~cok | torch.isnan(d), _KEY_INF)
+        inv_step = self.inv_step[b]
+        step = 1 / inv_step
+        key = self.keys.keys(self.keys.buckets(d, inv_step[:, None]), j)
+        key = torch.where(self.allin[b][:, None], j.to(key.dtype), key)
+        key = key.masked_fill(~cok, self.keys.inf)
         kk = min(k, key.shape[-1])
         near = torch.topk(key, kk, dim=-1, largest=False, sorted=True).values  # (nq, kk)
         # done: the box holds every real point, or the need-th rounded distance r found keeps
         # everything outside the box (farther than w h) at a rounded distance > r
         need = self.need[b]
         kth = near.gather(-1, (need - 1).clamp(0, kk - 1)[:, None]).squeeze(-1)
-        r = torch.div(kth, N, rounding_mode="floor").to(d.dtype)
+        kb = self.keys.bucket_of(kth)
+        r = kb.to(d.dtype)
         h = g.h[b] * (1 - g.slack)
         reach = w[rows] * h - g.abs_slack[b]
         radius = (r + 2) * step * (1 + g.slack) + g.abs_slack[b]
-        enough = (have >= need) & ~self.allin[b]
+        # enough points for a radius (the last bucket holds every farther distance: it gives none)
+        enough = (have >= need) & ~self.allin[b] & (kb < self.keys.cap)
         done = (have >= self.n_real[b]) | (enough & (radius <= reach))
-        vals = torch.where(near < _KEY_INF, torch.remainder(near, N), 0)
+        vals = self.keys.index(near)
         out[rows[done], :kk] = vals[done]
         pending[rows[done]] = False
         # the rest: the finest level whose box of at most w_cap cells reaches the radius found, or
@@ -404,9 +458,13 @@ def _batches(sizes: list[int], budget: int):
         i = j
 
 
-def _fps_loop(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int, res: float):
-    """The plain farthest-point loop: m steps of one distance row each."""
+def _fps_loop(
+    group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int, res: float, rows: Tensor | None = None
+):
+    """The plain farthest-point loop: m steps of one distance row each.  ``rows`` (Bg, m, N): filled
+    with each step's row as ``_Keys.buckets`` (what the neighbour search ranks those queries by)."""
     Bg, N = mask.shape
+    keys = _Keys(res, N)
     arange = torch.arange(Bg, device=mask.device)
     # min_dist: rounded distance to the chosen set; -1 marks padding (never the farthest)
     dtype = elems.dtype if elems.is_floating_point() else orbits.dtype
@@ -415,14 +473,17 @@ def _fps_loop(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: i
     ok = mask.any(1)
     chosen, chosen_ok = [], []
     inv_step = None
-    for _ in range(m):
+    for t in range(m):
         chosen.append(current)
         chosen_ok.append(ok)
         d = group.elem_distance(elems, elems[arange, current][:, None], orbits, orbits[arange, current][:, None])
         if inv_step is None:  # an invariant per-example scale: the largest distance from the start
-            scale = d.masked_fill(~mask, 0).amax(1, keepdim=True).clamp(min=torch.finfo(d.dtype).tiny)
-            inv_step = 1.0 / (scale * res)
-        min_dist = torch.fmin(min_dist, torch.round(d * inv_step).to(dtype))  # fmin: NaN at padding ignored
+            inv_step = _inv_step(d, mask, res)[:, None]
+        r = torch.round(d * inv_step)
+        # NaN (only at padding, whose minimum is -1) ignored; torch.minimum is vectorised, fmin is not
+        min_dist = torch.minimum(min_dist, r.nan_to_num(nan=-1.0))
+        if rows is not None:
+            rows[:, t] = keys.clamp_(r)
         min_dist[arange, current] = 0.0
         best, current = min_dist.max(dim=1)  # first index among equal maxima
         ok = best > 0  # a real point not chosen before
@@ -443,8 +504,8 @@ def _random_keys(generator, Bg: int, start: int, stop: int, k_max: int, device) 
 
 @torch.no_grad()
 def farthest_point_indices(
-    group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int, *, prune: bool = True
-) -> tuple[Tensor, Tensor]:
+    group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int, *, prune: bool = True, keep_rows: bool = False
+) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor | None]:
     """Farthest-point subsampling on the group distance.
 
     Starts at the first real point of each example (an index-based, hence equivariant, choice),
@@ -461,6 +522,9 @@ def farthest_point_indices(
     within r).  ``prune=False`` updates every point (one cell per example): the same result.
 
     Small clouds (``N <= _FPS_LOOP_POINTS``) and ``prune=False`` run the plain loop itself.
+    ``keep_rows``: also return the loop's distance rows, rounded as the neighbour search rounds
+    them, (Bg, m, N) int (``neighborhood_indices(..., query_rows=)`` then computes no distance), or
+    None where they are not kept (the pruned passes, or more than ``_ROWS_ELEMENTS`` entries).
 
     Shapes: elems (Bg, N, E), orbits (Bg, N, q), mask (Bg, N) -> idx (Bg, m) long, mask (Bg, m) bool.
     """
@@ -469,7 +533,20 @@ def farthest_point_indices(
     res = _resolution(elems, orbits)
     pe, pq = elems, orbits
     if not prune or N <= _FPS_LOOP_POINTS:
-        return _fps_loop(group, pe, pq, mask, m, res)
+        rows = None
+        if keep_rows and 0 < Bg * m * N <= _ROWS_ELEMENTS:
+            rows = torch.empty(Bg, m, N, dtype=_Keys(res, N).dtype, device=dev)
+        idx, ok = _fps_loop(group, pe, pq, mask, m, res, rows)
+        return (idx, ok, rows) if keep_rows else (idx, ok)
+    idx, ok = _fps_pruned(group, pe, pq, mask, m, res)
+    return (idx, ok, None) if keep_rows else (idx, ok)
+
+
+def _fps_pruned(group: LieGroup, pe: Tensor, pq: Tensor, mask: Tensor, m: int, res: float) -> tuple[Tensor, Tensor]:
+    """Farthest-point sampling in passes of several points, updating the minima through a cell list
+    (see ``farthest_point_indices``)."""
+    Bg, N = mask.shape
+    dev = mask.device
     chosen = torch.zeros(Bg, m, dtype=torch.long, device=dev)
     chosen_ok = torch.zeros(Bg, m, dtype=torch.bool, device=dev)
     if m == 0 or Bg == 0 or N == 0:
@@ -477,8 +554,7 @@ def farthest_point_indices(
     ar = torch.arange(Bg, device=dev)
     first = mask.to(torch.uint8).argmax(1)  # the first real point (0 if none)
     d = group.elem_distance(pe, pe[ar, first][:, None], pq, pq[ar, first][:, None])
-    scale = d.masked_fill(~mask, 0).amax(1).clamp(min=torch.finfo(d.dtype).tiny)  # invariant
-    inv_step = 1.0 / (scale * res)  # (Bg,)
+    inv_step = _inv_step(d, mask, res)  # (Bg,)
     # min_dist: rounded distance to the chosen set; -1 marks padding (never the farthest)
     min_dist = torch.full((Bg, N), math.inf, dtype=torch.float64, device=dev).masked_fill(~mask, -1.0)
     min_dist = torch.fmin(min_dist, torch.round(d * inv_step[:, None]))  # fmin: NaN at padding ignored
@@ -487,7 +563,7 @@ def farthest_point_indices(
     count = torch.ones(Bg, dtype=torch.long, device=dev)
     flat_min = min_dist.view(-1)
     pe_cm, pq_cm = pe.flatten(0, 1).T.contiguous(), pq.flatten(0, 1).T.contiguous()  # coordinate-major
-    x = _grid_coords(group, pe, pq, prune)
+    x = _grid_coords(group, pe, pq, True)
     if x is None:
         x = pe.new_zeros(Bg, N, 0)
     x_f = x.flatten(0, 1)
@@ -585,6 +661,7 @@ def neighborhood_indices(
     knn: bool = False,
     generator: torch.Generator | None = None,
     prune: bool = True,
+    query_rows: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Monte-Carlo neighbourhoods of the queries among all points.
 
@@ -595,6 +672,9 @@ def neighborhood_indices(
     When the neighbourhood is every real point (``num_nbhd >= n_b`` and the ball holds them all)
     they are listed in index order and no distance is computed.  Masked slots hold index 0.
     ``prune=False`` compares every pair (the reference for the exact pruning; same result).
+    ``query_rows`` (Bg, m, N): the queries' rounded distances to every point, when the queries are
+    farthest points of these points (``farthest_point_indices(..., keep_rows=True)``): the same
+    numbers the search would compute, so it only ranks them (same result).
 
     Shapes: queries (Bg, m, E)/(Bg, m, q)/(Bg, m); points (Bg, N, E)/(Bg, N, q)/(Bg, N)
         -> nbhd_idx (Bg, m, K) long, nbhd_mask (Bg, m, K) bool with K = min(num_nbhd, N).
@@ -618,8 +698,9 @@ def neighborhood_indices(
         return torch.where(ok, order[:, None, :], 0), ok
     res = _resolution(elems, orbits)
     pe, pq, qe, qq = elems, orbits, query_elems, query_orbits
-    step = _example_scale(group, pe, pq, mask) * res
-    nearest = _Nearest(group, qe, qq, query_mask, pe, pq, mask, step, allin, k_max, prune)
+    inv_step = _example_inv_step(group, pe, pq, mask, res) if query_rows is None else None
+    keys = _Keys(res, N)
+    nearest = _Nearest(group, qe, qq, query_mask, pe, pq, mask, inv_step, allin, k_max, prune, keys, query_rows)
     chunk = max(1, _CHUNK_ELEMENTS // max(1, Bg * k_max))
     nbhd_idx = torch.empty(Bg, m, K, dtype=torch.long, device=dev)
     nbhd_mask = torch.empty(Bg, m, K, dtype=torch.bool, device=dev)

@@ -125,7 +125,7 @@ class SE2(LieGroup):
         phi = wrap_angle(u[..., 0] - v[..., 0])
         half = phi * 0.5
         sh = torch.sin(half)  # not torch.sinc: unvectorised on CPU, 7x slower than sin
-        inv_s = torch.where(sh == 0, 1.0, half / sh)  # 1 / sinc(phi / 2); sh = 0 only at phi = 0
+        inv_s = (half / sh).nan_to_num_(nan=1.0)  # 1 / sinc(phi / 2); 0 / 0 only at phi = 0
         d1, d2 = u[..., 1] - v[..., 1], u[..., 2] - v[..., 2]  # no .sum over a size-2 axis: slow on CPU
         return torch.sqrt(phi * phi + (d1 * d1 + d2 * d2) * (inv_s * inv_s))
 

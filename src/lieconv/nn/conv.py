@@ -106,17 +106,20 @@ class LieConv(nn.Module):
         """Queries kept from ``n`` real points: ceil(ds_frac * n) (n itself when ds_frac = 1)."""
         return n if self.ds_frac >= 1 else max(1, math.ceil(self.ds_frac * n))
 
-    def subsample(self, x: Lifted) -> tuple[Tensor | None, Tensor, Tensor, Tensor]:
-        """Farthest-point query points: (query_idx or None, elems, orbits, mask) of the queries.
+    def subsample(self, x: Lifted) -> tuple[Tensor | None, Tensor, Tensor, Tensor, Tensor | None]:
+        """Farthest-point query points: (query_idx or None, elems, orbits, mask, rows) of the queries,
+        ``rows`` the sampling's rounded distances from each query to every point or None
+        (``farthest_point_indices(..., keep_rows=True)``; the neighbour search then reuses them).
 
         The number of queries comes from the largest count of *real* points in the batch, so
         padding an example with masked points changes nothing.
         """
         if self.ds_frac >= 1:
-            return None, x.elems, x.orbits, x.mask
+            return None, x.elems, x.orbits, x.mask, None
         m = self.num_queries(int(x.mask.sum(1).max()))
-        idx, qmask = farthest_point_indices(self.group, x.elems, x.orbits, x.mask, m)
-        return idx, gather_points(x.elems, idx), gather_points(x.orbits, idx), qmask
+        keep = not self.covers_all(x.mask.shape[1])
+        idx, qmask, rows = farthest_point_indices(self.group, x.elems, x.orbits, x.mask, m, keep_rows=keep)
+        return idx, gather_points(x.elems, idx), gather_points(x.orbits, idx), qmask, rows
 
     def covers_all(self, n: int) -> bool:
         """True when every neighbourhood holds every real point of an ``n``-point input
@@ -132,7 +135,7 @@ class LieConv(nn.Module):
         index order): the same sets as the search would choose, without searching.
         """
         generator = resolve_generator(generator, self.training)
-        qidx, qe, qq, qmask = self.subsample(x)
+        qidx, qe, qq, qmask, rows = self.subsample(x)
         if self.covers_all(x.mask.shape[1]):
             return Selection(qidx, qmask, *full_neighborhoods(qmask, x.mask), full=True)
         nidx, nmask = neighborhood_indices(
@@ -147,6 +150,7 @@ class LieConv(nn.Module):
             fill=self.fill,
             knn=self.knn,
             generator=generator,
+            query_rows=rows,
         )
         return Selection(qidx, qmask, nidx, nmask)
 
