@@ -17,7 +17,8 @@ with ``OMP_WAIT_POLICY=PASSIVE`` and the thread count forced through ``OMP_NUM_T
 ``git worktree`` of REV is created and every repeat of every case runs alternately for the working
 tree (``PYTHONPATH=<tree>/src``) and for REV (``PYTHONPATH=<worktree of REV>/src``) — the *script*
 always comes from the working tree, only the library differs — and the table shows the medians over
-the repeats and the ratios new / baseline.  Interleaving matters on a shared machine: absolute
+the repeats and the ratios new / baseline.  A case process calls ``lieconv.runtime.reuse_freed_memory``
+when the library has it, as the ``lieconv`` command does (``LIECONV_REUSE_MEMORY=0`` to measure without).  Interleaving matters on a shared machine: absolute
 seconds drift by 2-3x over a day, ratios of interleaved medians do not.
 """
 
@@ -140,7 +141,12 @@ def main_cases(
         import torch
 
         torch.set_num_threads(args.threads)
-        result = dict(run_case(args.one, args))
+        try:  # what the lieconv command does (LIECONV_REUSE_MEMORY=0: off); absent in older revisions
+            from lieconv.runtime import reuse_freed_memory
+        except ImportError:
+            reuse_freed_memory = None
+        reused = bool(reuse_freed_memory and reuse_freed_memory())
+        result = dict(run_case(args.one, args), reuse_freed_memory=reused)
         missing = {"step_s", "peak_rss_gb"} - set(result)
         if missing:
             raise RuntimeError(f"run_case({args.one!r}) returned no {sorted(missing)}")
