@@ -137,8 +137,8 @@ class _Recomputed(torch.autograd.Function):
             gy = torch.ops.aten.silu_backward(g, y)
             del y
             targets = leaves + (list(stats) if stats is not None else [])
-            if targets:
-                outs = torch.autograd.grad((weight, bias), targets, (gy.t() @ xi, gy.sum(0)), allow_unused=True)
+            if targets:  # (x^T g_y)^T: MKL is ~7x slower on g_y^T x when x is narrow (the first layer)
+                outs = torch.autograd.grad((weight, bias), targets, ((xi.t() @ gy).t(), gy.sum(0)), allow_unused=True)
                 grads.update((p, gp) for p, gp in zip(leaves, outs) if gp is not None)
             if i == 0:
                 break
