@@ -277,3 +277,31 @@ def test_search_on_farthest_point_rows_equals_search_from_scratch(name, dtype):
         got = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(5), query_rows=rows)
         ref = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(5), prune=False)
         assert torch.equal(got[1], ref[1]) and torch.equal(got[0], ref[0]), (name, knn, fill)
+
+
+@pytest.mark.parametrize("name", ["T2", "SE2", "SO3"])
+def test_a_subsampling_layer_passes_its_farthest_order_on_without_changing_the_next_choice(name):
+    """The next layer's farthest points are a prefix of the previous ones and its rows a gather of
+    theirs: the same selection as sampling and searching from scratch."""
+    from lieconv import LieConv
+
+    G = get_group(name)
+    ns = 2 if G.stabilizer_dim else 1
+    gen = torch.Generator().manual_seed(6)
+    coords = _clustered_cloud(G, 3, 90, gen, torch.float64)
+    mask = torch.ones(3, 90, dtype=torch.bool)
+    mask[2, 40:] = False  # fewer real points than queries in later layers: masked repeats
+    x = lift(Points.from_coords(coords, mask=mask), G, ns, generator=gen)
+    convs = [LieConv(1, 1, group=G, num_nbhd=6, fill=0.2, ds_frac=0.6).double() for _ in range(3)]
+    with torch.no_grad():
+        for i, conv in enumerate(convs):
+            sel = conv.select(x, torch.Generator().manual_seed(i))
+            ref = conv.select(x.replace(farthest=None), torch.Generator().manual_seed(i))
+            assert (x.farthest is not None) == (i > 0)
+            assert torch.equal(sel.query_mask, ref.query_mask)
+            ok = sel.query_mask
+            assert torch.equal(sel.query_idx[ok], ref.query_idx[ok])
+            assert torch.equal(sel.nbhd_mask, ref.nbhd_mask) and torch.equal(sel.nbhd_idx, ref.nbhd_idx)
+            if i == 1:
+                assert sel.queries.rows is not None  # the search ranked gathered rows
+            x = conv(x, sel)

@@ -10,24 +10,28 @@
     mask   (Bg, N) bool,
     group  the ``LieGroup`` the data was lifted to (None for a hand-made ``Lifted``: layers then
     check only the element and orbit sizes),
+    farthest  None, or ``FarthestOrder``: the points are in farthest-point order (set by a
+    subsampling LieConv layer; the next layer's subsampling is then a prefix, see below),
     with N = n * num_samples.  ``Bg`` is either ``B`` (every example has its own geometry) or ``1``
     (*shared geometry*: every example of the batch sits on the same points, e.g. images on a pixel
     grid).  Layers broadcast the geometry over the batch in the second case, which is the fixed-grid
     fast path.
 
-Both are frozen dataclasses with ``.replace(**fields)``.
+Both are frozen dataclasses with ``.replace(**fields)``; a ``replace`` of elems, orbits or mask drops
+``farthest`` (it describes those points).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 __all__ = [
+    "FarthestOrder",
     "Points",
     "Lifted",
     "check_points",
@@ -84,6 +88,23 @@ class Points:
         return points_to_ragged(self)
 
 
+class FarthestOrder(NamedTuple):
+    """What a subsampling layer knows of the points it outputs (its farthest-point queries).
+
+    The points are in farthest-point order of *themselves*: starting at the first real point, each
+    real point is the farthest (rounded distance, then lowest index) from those before it, as
+    ``lieconv.neighbors.farthest_point_indices`` orders them, real points first.  Farthest-point
+    sampling of these points is then their first m points: each c_t was the farthest among a superset
+    holding all of them, and the rounding scale (the largest distance from the first point, reached
+    at the second) is the same.  ``rows`` (Bg, m, N_prev) int, ``cols`` (Bg, m) long, or both None:
+    ``rows[b, i, cols[b, j]]`` is the rounded distance between points i and j (``_Keys.buckets``),
+    what the next neighbour search would compute.
+    """
+
+    rows: Tensor | None = None
+    cols: Tensor | None = None
+
+
 @dataclass(frozen=True)
 class Lifted:
     elems: Tensor
@@ -91,8 +112,11 @@ class Lifted:
     values: Tensor
     mask: Tensor
     group: Any = None
+    farthest: FarthestOrder | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def replace(self, **fields) -> Lifted:
+        if "farthest" not in fields and any(k in fields for k in ("elems", "orbits", "mask")):
+            fields["farthest"] = None  # it described the old points
         return dataclasses.replace(self, **fields)
 
     @property

@@ -33,13 +33,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import Tensor
 
 from . import random as _random
 from .groups.base import LieGroup
+
+if TYPE_CHECKING:
+    from .data import FarthestOrder
 
 __all__ = ["Selection", "farthest_point_indices", "neighborhood_indices", "full_neighborhoods", "gather_points"]
 
@@ -62,6 +65,8 @@ class Selection(NamedTuple):
     query_mask (Bg, m) bool, nbhd_idx (Bg, m, K) long, nbhd_mask (Bg, m, K) bool.
     ``full``: every query's neighbourhood is all N points in index order (``K = N``,
     ``nbhd_idx[b, i, j] = j``), so a layer may skip the gathers (see ``full_neighborhoods``).
+    ``queries``: a ``lieconv.data.FarthestOrder`` when the queries are in farthest-point order (the
+    layer's output then carries it), else None.
     """
 
     query_idx: Tensor | None
@@ -69,6 +74,7 @@ class Selection(NamedTuple):
     nbhd_idx: Tensor
     nbhd_mask: Tensor
     full: bool = False
+    queries: FarthestOrder | None = None
 
 
 def gather_points(x: Tensor, idx: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_fraction, check_int
-from ..data import Lifted
+from ..data import FarthestOrder, Lifted
 from ..groups.base import LieGroup
 from ..neighbors import Selection, farthest_point_indices, full_neighborhoods, gather_points, neighborhood_indices
 from ..random import resolve_generator
@@ -106,20 +106,34 @@ class LieConv(nn.Module):
         """Queries kept from ``n`` real points: ceil(ds_frac * n) (n itself when ds_frac = 1)."""
         return n if self.ds_frac >= 1 else max(1, math.ceil(self.ds_frac * n))
 
-    def subsample(self, x: Lifted) -> tuple[Tensor | None, Tensor, Tensor, Tensor, Tensor | None]:
-        """Farthest-point query points: (query_idx or None, elems, orbits, mask, rows) of the queries,
-        ``rows`` the sampling's rounded distances from each query to every point or None
-        (``farthest_point_indices(..., keep_rows=True)``; the neighbour search then reuses them).
+    def subsample(self, x: Lifted) -> tuple[Tensor | None, Tensor, Tensor, Tensor, FarthestOrder | None]:
+        """Farthest-point query points: (query_idx or None, elems, orbits, mask, order) of the queries.
+
+        ``order``: a ``FarthestOrder`` (the queries are in farthest-point order; its ``rows``, the
+        sampling's rounded distances from each query to every point (Bg, m, N), or None, are reused by
+        the neighbour search and passed on with the output), or None (no subsampling).
 
         The number of queries comes from the largest count of *real* points in the batch, so
-        padding an example with masked points changes nothing.
+        padding an example with masked points changes nothing.  Points already in farthest-point
+        order (``x.farthest``, the output of a subsampling layer) give their first m points and the
+        rows from theirs: the same choice without sampling again (see ``lieconv.data.FarthestOrder``).
         """
         if self.ds_frac >= 1:
             return None, x.elems, x.orbits, x.mask, None
         m = self.num_queries(int(x.mask.sum(1).max()))
         keep = not self.covers_all(x.mask.shape[1])
-        idx, qmask, rows = farthest_point_indices(self.group, x.elems, x.orbits, x.mask, m, keep_rows=keep)
-        return idx, gather_points(x.elems, idx), gather_points(x.orbits, idx), qmask, rows
+        if x.farthest is None:
+            idx, qmask, rows = farthest_point_indices(self.group, x.elems, x.orbits, x.mask, m, keep_rows=keep)
+            order = FarthestOrder(rows, None if rows is None else idx)
+            return idx, gather_points(x.elems, idx), gather_points(x.orbits, idx), qmask, order
+        Bg, N = x.mask.shape
+        idx = torch.arange(m, device=x.mask.device).expand(Bg, m)
+        rows = None
+        if keep and x.farthest.rows is not None:
+            prev, cols = x.farthest
+            rows = prev[:, :m].gather(2, cols[:, None, :].expand(Bg, m, N))  # (Bg, m, N)
+        order = FarthestOrder(rows, None if rows is None else idx)
+        return idx, x.elems[:, :m], x.orbits[:, :m], x.mask[:, :m], order
 
     def covers_all(self, n: int) -> bool:
         """True when every neighbourhood holds every real point of an ``n``-point input
@@ -135,9 +149,9 @@ class LieConv(nn.Module):
         index order): the same sets as the search would choose, without searching.
         """
         generator = resolve_generator(generator, self.training)
-        qidx, qe, qq, qmask, rows = self.subsample(x)
+        qidx, qe, qq, qmask, order = self.subsample(x)
         if self.covers_all(x.mask.shape[1]):
-            return Selection(qidx, qmask, *full_neighborhoods(qmask, x.mask), full=True)
+            return Selection(qidx, qmask, *full_neighborhoods(qmask, x.mask), full=True, queries=order)
         nidx, nmask = neighborhood_indices(
             self.group,
             qe,
@@ -150,9 +164,9 @@ class LieConv(nn.Module):
             fill=self.fill,
             knn=self.knn,
             generator=generator,
-            query_rows=rows,
+            query_rows=None if order is None else order.rows,
         )
-        return Selection(qidx, qmask, nidx, nmask)
+        return Selection(qidx, qmask, nidx, nmask, queries=order)
 
     # ------------------------------------------------------------- kernel
     def kernel_inputs(self, x: Lifted, sel: Selection) -> Tensor:
@@ -240,9 +254,14 @@ class LieConv(nn.Module):
         s = self.kernel(a, sel.nbhd_mask)  # zero at masked pairs
         h = self.aggregate(x.values, s, sel, features)
         if sel.query_idx is None:
-            return x.replace(values=h, mask=sel.query_mask)
+            return x.replace(values=h, mask=sel.query_mask, farthest=x.farthest)
         return Lifted(
-            gather_points(x.elems, sel.query_idx), gather_points(x.orbits, sel.query_idx), h, sel.query_mask, x.group
+            gather_points(x.elems, sel.query_idx),
+            gather_points(x.orbits, sel.query_idx),
+            h,
+            sel.query_mask,
+            x.group,
+            sel.queries,
         )
 
 
