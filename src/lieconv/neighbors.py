@@ -145,7 +145,7 @@ class _Keys:
 
     def keys(self, buckets: Tensor, j: Tensor) -> Tensor:
         """bucket * N + j (j broadcast, local indices)."""
-        return buckets * self.N + j.to(self.dtype)
+        return torch.add(j.to(self.dtype), buckets, alpha=self.N)  # one pass, not two
 
     def index(self, key: Tensor) -> Tensor:
         """The point index j of a key, 0 for padding, as int64."""

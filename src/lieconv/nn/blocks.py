@@ -10,6 +10,7 @@ from ..data import Lifted
 from ..neighbors import gather_points
 from .conv import LieConv, zero_masked
 from .norm import MaskBatchNorm
+from .packing import RowPacking
 
 __all__ = ["BottleneckBlock", "GlobalPool", "PointwiseNormAct"]
 
@@ -23,10 +24,16 @@ class PointwiseNormAct(nn.Module):
         self.act = nn.SiLU()
 
     def forward(self, x: Lifted) -> Lifted:
+        return x.replace(values=self.rows(x.values, x.mask))
+
+    def rows(self, values: Tensor, mask: Tensor | None) -> Tensor:
+        """The same on values (..., c) with ``mask`` (None: every row is real, e.g. packed rows)."""
         if self.norm is None:
-            return x.replace(values=self.act(x.values))
-        scale, shift = self.norm.affine(x.values, x.mask)
-        return x.replace(values=zero_masked(affine_silu(x.values, scale, shift), x.mask))
+            return self.act(values)
+        if mask is None:
+            mask = values.new_ones(values.shape[:-1], dtype=torch.bool)
+        scale, shift = self.norm.affine(values, mask)
+        return zero_masked(affine_silu(values, scale, shift), mask)
 
 
 def affine_silu(x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
@@ -106,30 +113,33 @@ class BottleneckBlock(nn.Module):
         self.shortcut = nn.Linear(chin, chout) if chout < chin else None
 
     def conv_input(self, x: Lifted) -> Lifted:
-        """The pointwise half before the convolution: BN, Swish, Linear(chin -> chin/4), BN, Swish."""
-        h = self.pre(x)
-        return self.mid(h.replace(values=self.down(h.values)))
+        """The pointwise half before the convolution: BN, Swish, Linear(chin -> chin/4), BN, Swish
+        (on the real rows only, ``RowPacking``)."""
+        p = RowPacking(x.mask, x.values.shape[0])
+        v = self.mid.rows(self.down(self.pre.rows(p.pack(x.values), p.mask)), p.mask)
+        return x.replace(values=p.unpack(v))
 
     def point_features(self, x: Lifted) -> Tensor:
         """``conv.point_features`` of ``conv_input(x)``: everything before the kernel that depends on
         the values alone (full neighbourhoods), (B, N * kernel_out, chout / 4)."""
-        return self.conv.point_features(self.conv_input(x).values)
+        return self.conv.point_features(self.conv_input(x).values, x.mask)
 
     def forward(self, x: Lifted, generator: torch.Generator | None = None, features: Tensor | None = None) -> Lifted:
         """``features``: ``point_features(x)`` computed beforehand (e.g. once for many calls with the
         same values and other coordinates), so only the geometry-dependent part runs."""
         sel = self.conv.select(x, generator)
         h = x if features is not None else self.conv_input(x)
-        h = self.post(self.conv(h, sel, features=features))
-        out = self.up(h.values)
-        skip = x.values if sel.query_idx is None else gather_points(x.values, sel.query_idx)
+        h = self.conv(h, sel, features=features)
+        p = RowPacking(h.mask, h.values.shape[0])  # the pointwise half after it on real rows only
+        out = self.up(self.post.rows(p.pack(h.values), p.mask))
+        skip = p.pack(x.values if sel.query_idx is None else gather_points(x.values, sel.query_idx))
         if self.shortcut is not None:
             out = out + self.shortcut(skip)
         elif self.chout == self.chin:
             out = out + skip
         else:
             out = torch.cat([out[..., : self.chin] + skip, out[..., self.chin :]], dim=-1)
-        return h.replace(values=zero_masked(out, h.mask))
+        return h.replace(values=p.unpack(out) if p.active else zero_masked(out, h.mask))
 
 
 class GlobalPool(nn.Module):

@@ -14,6 +14,7 @@ from ..groups.base import LieGroup
 from ..neighbors import Selection, farthest_point_indices, full_neighborhoods, gather_points, neighborhood_indices
 from ..random import resolve_generator
 from .kernels import KernelMLP
+from .packing import RowPacking
 
 __all__ = ["LieConv", "KERNEL_INPUTS", "gather_contract", "zero_masked"]
 
@@ -123,7 +124,11 @@ class LieConv(nn.Module):
         m = self.num_queries(int(x.mask.sum(1).max()))
         keep = not self.covers_all(x.mask.shape[1])
         if x.farthest is None:
-            idx, qmask, rows = farthest_point_indices(self.group, x.elems, x.orbits, x.mask, m, keep_rows=keep)
+            idx, qmask, rows = (
+                farthest_point_indices(self.group, x.elems, x.orbits, x.mask, m, keep_rows=True)
+                if keep
+                else (*farthest_point_indices(self.group, x.elems, x.orbits, x.mask, m), None)
+            )
             order = FarthestOrder(rows, None if rows is None else idx)
             return idx, gather_points(x.elems, idx), gather_points(x.orbits, idx), qmask, order
         Bg, N = x.mask.shape
@@ -183,13 +188,18 @@ class LieConv(nn.Module):
             parts += [qq.unsqueeze(2).expand_as(nq), nq]
         return torch.cat(parts, dim=-1)
 
-    def point_features(self, values: Tensor) -> Tensor:
+    def point_features(self, values: Tensor, mask: Tensor | None = None) -> Tensor:
         """``W_h f_j`` for every point j and kernel channel h, with ``W_h = W[:, (c, h)]``: the pointwise
-        half of a full-neighbourhood aggregation.  values (B, N, chin) -> (B, N * kernel_out, chout)."""
+        half of a full-neighbourhood aggregation.  values (B, N, chin) -> (B, N * kernel_out, chout);
+        with ``mask`` (Bg, N) computed on the real points only (``RowPacking``; zeros at padding, which
+        the kernel weighs by 0 anyway)."""
         B, N, c = values.shape
         o, h = self.chout, self.kernel_out
         w = self.linear.weight.view(o, c, h).permute(1, 2, 0).reshape(c, h * o)
-        return (values @ w).view(B, N * h, o)
+        p = RowPacking(mask, B) if mask is not None else None
+        if p is None or not p.active:
+            return (values @ w).view(B, N * h, o)
+        return p.unpack(p.pack(values) @ w).view(B, N * h, o)
 
     def aggregate(
         self, values: Tensor | None, weights: Tensor, sel: Selection, features: Tensor | None = None
@@ -219,7 +229,7 @@ class LieConv(nn.Module):
         if sel.full:
             # every point is a neighbour, in index order: h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b, with
             # W_h f_j computed once per point (point_features), no gather, no (m, c*h) intermediate
-            g = self.point_features(values) if features is None else features  # (B, N*h, o)
+            g = self.point_features(values, sel.nbhd_mask.any(1)) if features is None else features  # (B, N*h, o)
             out = torch.addcmul(b, torch.matmul(weights.reshape(Bg, m, N * h), g), scale)
         elif Bg == 1 and B > 1:  # shared geometry
             rows = values.transpose(0, 1).reshape(N, B * c)
