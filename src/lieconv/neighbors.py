@@ -53,6 +53,7 @@ _MAX_RUNS = 125  # a box of more runs (cell rows) than this scans the whole exam
 _SLACK_EPS = 64  # safety margin of the pruning tests, in units of the dtype's epsilon
 _DENSE_FRACTION = 0.1  # the neighbourhood search compares every pair when boxes hold more
 _KEY_INF = torch.iinfo(torch.int64).max
+_KEY_MIN = torch.iinfo(torch.int64).min  # the key of a non-candidate (hash keys are > this)
 
 
 class Selection(NamedTuple):
@@ -89,10 +90,17 @@ def gather_points(x: Tensor, idx: Tensor) -> Tensor:
     return out.reshape(B, *idx.shape[1:], *feat)
 
 
-#: Relative resolution at which distances count as equal: exact ties of the maths (the stabilizer
-#: samples of one point, pixel grids) come out of the arithmetic in either order, so distances are
-#: rounded to this fraction of a per-example scale and equal ones are ordered by index.
+#: Relative resolution at which distances count as equal, keyed on the dtype of the *inputs*: exact
+#: ties of the maths (the stabilizer samples of one point, pixel grids) come out of the arithmetic in
+#: either order, so distances are rounded to this fraction of a per-example scale and equal ones are
+#: ordered by index.  The distances themselves are computed in float64 (see ``_precise``), but a tie
+#: of the maths between float32 inputs is only a tie up to the rounding of those inputs (g x rounded
+#: to float32 moves a distance by ~1e-7 of the scale), so the resolution must stay well above the
+#: input's own precision, not the arithmetic's: float32 inputs keep 1e-4.
 TIE_RESOLUTION = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
+
+#: Input dtypes whose selection runs on float64 copies of the elements and orbits.
+_UPCAST = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _resolution(elems: Tensor, orbits: Tensor) -> float:
@@ -100,12 +108,40 @@ def _resolution(elems: Tensor, orbits: Tensor) -> float:
     return TIE_RESOLUTION.get(dtype, 1e-4)
 
 
+def _precise(t: Tensor) -> Tensor:
+    """``t`` in float64 when it is of lower precision (float32 / float16 / bfloat16), else itself.
+
+    The selection only compares distances and returns indices (no gradient, nothing downstream sees
+    the dtype), and a choice flips when two distances are nearly tied and the arithmetic moves them
+    past each other.  In float32 the distance chain (angle wrap, sin / sinc, atan2, sqrt of sums)
+    errs by several ulps, in float16 by much more; in float64 what remains is the rounding of the
+    inputs themselves.  Devices without float64 (MPS) keep the input dtype.
+    """
+    if t.dtype in _UPCAST and t.device.type != "mps":
+        return t.to(torch.float64)
+    return t
+
+
 def _example_scale(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor) -> Tensor:
     """The largest distance from each example's first real point (an invariant scale): (Bg,)."""
     ar = torch.arange(mask.shape[0], device=mask.device)
     first = mask.to(torch.uint8).argmax(1)
     d = group.elem_distance(elems, elems[ar, first][:, None], orbits, orbits[ar, first][:, None])
+    return _max_distance(d, mask)
+
+
+def _max_distance(d: Tensor, mask: Tensor) -> Tensor:
     return d.masked_fill(~mask, 0).amax(1).clamp(min=torch.finfo(d.dtype).tiny)
+
+
+def _tie_step(scale: Tensor, res: float) -> Tensor:
+    """The rounding step of the distances: the power of two nearest to ``scale * res`` (in log scale).
+
+    A power of two, not ``scale * res`` itself, so that the rounding error of the scale (the same
+    input rounding that moves every distance) does not also move every rounding boundary: the step
+    is the same for f(x) and f(g x) unless ``scale * res`` lies within that error of a boundary
+    2^(k + 1/2), and d / step is exact."""
+    return torch.exp2(torch.round(torch.log2(scale * res)))
 
 
 # ----------------------------------------------------------------------------- cell list
@@ -420,8 +456,7 @@ def _fps_loop(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: i
         chosen_ok.append(ok)
         d = group.elem_distance(elems, elems[arange, current][:, None], orbits, orbits[arange, current][:, None])
         if inv_step is None:  # an invariant per-example scale: the largest distance from the start
-            scale = d.masked_fill(~mask, 0).amax(1, keepdim=True).clamp(min=torch.finfo(d.dtype).tiny)
-            inv_step = 1.0 / (scale * res)
+            inv_step = 1.0 / _tie_step(_max_distance(d, mask), res)[:, None]
         min_dist = torch.fmin(min_dist, torch.round(d * inv_step).to(dtype))  # fmin: NaN at padding ignored
         min_dist[arange, current] = 0.0
         best, current = min_dist.max(dim=1)  # first index among equal maxima
@@ -432,13 +467,20 @@ def _fps_loop(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: i
     return torch.stack(chosen, 1), torch.stack(chosen_ok, 1)
 
 
-def _random_keys(generator, Bg: int, start: int, stop: int, k_max: int, device) -> Tensor:
-    """Uniform keys (Bg, stop - start, k_max) of the Monte-Carlo draw for queries ``start:stop``.
+def _random_keys(generator, start: int, near: Tensor) -> Tensor:
+    """Random int64 keys of the Monte-Carlo draw for the candidates ``near`` (Bg, mc, k) (local
+    point indices) of queries ``start:start + mc``: one uniform seed per query from ``generator``
+    (None / torch.Generator: ``torch.rand``, chunks drawn in order; ``lieconv.random.ExampleRandom``:
+    keyed by example and query index), hashed with each candidate's point index (splitmix64).
 
-    ``generator``: None / torch.Generator (``torch.rand``, chunks drawn in order) or a
-    ``lieconv.random.ExampleRandom`` (keyed by example, query index and candidate rank).
+    A key belongs to a (query, point) pair, not to a rank in the distance order, so the points
+    drawn depend only on which points are candidates: two nearly tied candidates that swap places
+    (the rounding of g x can do that) change nothing.  Only the edge of the ball matters.
     """
-    return _random.uniform((Bg, stop - start, k_max), generator, device=device, start=(0, start, 0))
+    Bg, mc, _ = near.shape
+    u = _random.uniform((Bg, mc), generator, dtype=torch.float64, device=near.device, start=(0, start))
+    seed = (u * 2.0**53).long()  # 53 random bits per query
+    return _random.hash_pairs(seed[..., None], near)
 
 
 @torch.no_grad()
@@ -467,7 +509,7 @@ def farthest_point_indices(
     Bg, N = mask.shape
     dev = mask.device
     res = _resolution(elems, orbits)
-    pe, pq = elems, orbits
+    pe, pq = _precise(elems), _precise(orbits)
     if not prune or N <= _FPS_LOOP_POINTS:
         return _fps_loop(group, pe, pq, mask, m, res)
     chosen = torch.zeros(Bg, m, dtype=torch.long, device=dev)
@@ -477,8 +519,7 @@ def farthest_point_indices(
     ar = torch.arange(Bg, device=dev)
     first = mask.to(torch.uint8).argmax(1)  # the first real point (0 if none)
     d = group.elem_distance(pe, pe[ar, first][:, None], pq, pq[ar, first][:, None])
-    scale = d.masked_fill(~mask, 0).amax(1).clamp(min=torch.finfo(d.dtype).tiny)  # invariant
-    inv_step = 1.0 / (scale * res)  # (Bg,)
+    inv_step = 1.0 / _tie_step(_max_distance(d, mask), res)  # (Bg,), invariant
     # min_dist: rounded distance to the chosen set; -1 marks padding (never the farthest)
     min_dist = torch.full((Bg, N), math.inf, dtype=torch.float64, device=dev).masked_fill(~mask, -1.0)
     min_dist = torch.fmin(min_dist, torch.round(d * inv_step[:, None]))  # fmin: NaN at padding ignored
@@ -617,8 +658,8 @@ def neighborhood_indices(
         ok = (ranks_all[:K] < k_cand[:, None])[:, None, :] & query_mask[..., None]
         return torch.where(ok, order[:, None, :], 0), ok
     res = _resolution(elems, orbits)
-    pe, pq, qe, qq = elems, orbits, query_elems, query_orbits
-    step = _example_scale(group, pe, pq, mask) * res
+    pe, pq, qe, qq = (_precise(t) for t in (elems, orbits, query_elems, query_orbits))
+    step = _tie_step(_example_scale(group, pe, pq, mask), res)
     nearest = _Nearest(group, qe, qq, query_mask, pe, pq, mask, step, allin, k_max, prune)
     chunk = max(1, _CHUNK_ELEMENTS // max(1, Bg * k_max))
     nbhd_idx = torch.empty(Bg, m, K, dtype=torch.long, device=dev)
@@ -630,10 +671,10 @@ def neighborhood_indices(
         if knn or k_max <= K:
             ranks = ranks_all[:K].expand(Bg, e - s, K)
             ok = in_cand[..., :K].expand(Bg, e - s, K)
-        else:
-            keys = _random_keys(generator, Bg, s, e, k_max, dev).masked_fill(~in_cand, -1.0)
+        else:  # K of the candidates, uniformly: the K largest of their keys
+            keys = _random_keys(generator, s, near).masked_fill(~in_cand, _KEY_MIN)
             kv, ranks = torch.topk(keys, K, dim=-1)
-            ok = kv >= 0
+            ok = kv > _KEY_MIN
         ok = ok & query_mask[:, s:e, None]
         nbhd_idx[:, s:e] = torch.where(ok, torch.gather(near, -1, ranks), 0)
         nbhd_mask[:, s:e] = ok

@@ -88,6 +88,13 @@ def _mix_int(x: int) -> int:
     return _i64(x ^ (x >> 31))
 
 
+def hash_pairs(seed: Tensor, j: Tensor) -> Tensor:
+    """Random int64 words keyed by a random ``seed`` and an integer ``j`` (broadcast together):
+    ``splitmix64(splitmix64(seed) ^ (j C1 + 1))``, never ``int64`` min."""
+    h = _mix(_mix(seed) ^ (j * _C1 + 1))
+    return h.masked_fill(h == torch.iinfo(torch.int64).min, torch.iinfo(torch.int64).max)
+
+
 class ExampleRandom:
     """A per-example, counter-based random source, accepted wherever a ``generator`` is.
 
