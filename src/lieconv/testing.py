@@ -7,6 +7,12 @@ runs on both inputs with generators in the same state, so every Monte-Carlo choi
 samples, neighbourhood samples) is the same in both calls.  For groups whose lift is unique
 (stabilizer_dim == 0) the check can instead transform the raw points (``transform="points"``),
 needing no shared lift.
+
+The group element is drawn in float64 and g x is computed in float64 and rounded once to the input
+dtype.  In float32 that rounding is the one difference between the inputs: the selection computes
+its distances in float64, but a nearly tied farthest-point or ball-edge choice can still flip
+(about 1 random 24-point SE(2) cloud in 1,700, see ``lieconv.neighbors``), and then the error is
+far above ``TOL[float32]``.  float64 checks are not affected in practice.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ __all__ = [
 ]
 
 #: Default tolerance on the scale-adjusted error (see ``relative_error``), by dtype.  float64 is
-#: used for correctness checks, float32 for smoke tests of the same maths.
+#: used for correctness checks, float32 for smoke tests of the same maths (module docstring: the
+#: rare float32 flips at near-ties).
 TOL: dict[torch.dtype, float] = {torch.float64: 1e-9, torch.float32: 1e-4}
 
 
