@@ -6,6 +6,8 @@ a fresh network (its own weights) and a fresh random group element; the check ru
 largest error per group and model.  Run with the library under test first on the path:
 
     PYTHONPATH=src python benchmarks/f32_equivariance.py --draws 200
+    PYTHONPATH=src python benchmarks/f32_equivariance.py --selection 20000   # selection flips only
+    PYTHONPATH=src python benchmarks/f32_equivariance.py --cost   # what the float64 distances cost
 """
 
 from __future__ import annotations
@@ -77,6 +79,49 @@ def selection_flips(name: str, examples: int, n: int, seed: int = 0, chunk: int 
     return flips
 
 
+def selection_cost(group: str, liftsamples: int, repeats: int = 3) -> dict[str, float]:
+    """Seconds (median of ``repeats``) of ``LieConv.select`` over every layer's input of the
+    ``bench_step.py`` per-example network, with the float64 distances and with float32 arithmetic
+    (``neighbors._precise`` the identity), interleaved in this process."""
+    import statistics
+    import sys
+    from pathlib import Path
+
+    import lieconv.neighbors as nb
+    from lieconv.models.image import ImageLieResNet
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_step import distinct_clouds
+
+    torch.manual_seed(0)
+    model = ImageLieResNet(
+        1, 10, group=group, k=128, total_ds=0.1, fill=0.1, nbhd=25, num_layers=6, liftsamples=liftsamples
+    )
+    g = torch.Generator().manual_seed(1)
+    grid = model.to_points(torch.rand(25, 1, 28, 28, generator=g))
+    mask = torch.ones(25, grid.coords.shape[1], dtype=torch.bool)
+    pts = Points(distinct_clouds(model.coords, 25, g), grid.values, mask)
+    inputs, select = [], LieConv.select
+    LieConv.select = lambda self, x, generator=None: inputs.append((self, x)) or select(self, x, generator)
+    try:
+        with torch.no_grad():
+            model.net(pts)
+    finally:
+        LieConv.select = select
+    precise, times = nb._precise, {"float64": [], "float32": []}
+    try:
+        for _ in range(repeats):
+            for mode in times:
+                nb._precise = precise if mode == "float64" else (lambda t: t)
+                t0 = time.perf_counter()
+                for conv, x in inputs:
+                    conv.select(x, torch.Generator().manual_seed(0))
+                times[mode].append(time.perf_counter() - t0)
+    finally:
+        nb._precise = precise
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--draws", type=int, default=200)
@@ -85,8 +130,17 @@ def main() -> None:
     p.add_argument("--groups", nargs="+", default=["SO2", "SE2", "RxSO2", "SO3", "SE3", "T3"])
     p.add_argument("--models", nargs="+", default=["resnet1", "resnet2"])
     p.add_argument("--selection", type=int, default=0, help="count first-layer selection flips over N examples")
+    p.add_argument("--cost", action="store_true", help="time the selection of bench_step.py's per-example network")
     a = p.parse_args()
     torch.set_num_threads(1)
+    if a.cost:
+        print("| case | select, float64 distances (s) | float32 arithmetic (s) | ratio |")
+        print("| --- | --- | --- | --- |")
+        for group, ls in (("SE2", 2), ("T2", 1)):
+            t = selection_cost(group, ls)
+            f64, f32 = t["float64"], t["float32"]
+            print(f"| {group}x{ls}-per-example | {f64:.3f} | {f32:.3f} | {f64 / f32:.2f} |")
+        return
     if a.selection:
         print(f"| group | examples with a selection flip / {a.selection} (n={a.points}) | seconds |")
         print("| --- | --- | --- |")

@@ -36,7 +36,7 @@ when a distance lies that close to another one or to a rounding boundary at a pl
 depends on it: the argmax of a farthest-point step, or the edge of a ball (the Monte-Carlo keys
 belong to (query, point) pairs, so the order inside the ball does not matter).  Measured on random
 24-point float32 clouds with 3 lift samples (``benchmarks/f32_equivariance.py --selection``): about
-1 example in 1,700 for SE(2), fewer for the other groups; the rate scales with the input precision.
+1 example in 1,600 for SE(2), fewer for the other groups; the rate scales with the input precision.
 """
 
 from __future__ import annotations

@@ -89,9 +89,9 @@ def _mix_int(x: int) -> int:
 
 
 def hash_pairs(seed: Tensor, j: Tensor) -> Tensor:
-    """Random int64 words keyed by a random ``seed`` and an integer ``j`` (broadcast together):
-    ``splitmix64(splitmix64(seed) ^ (j C1 + 1))``, never ``int64`` min."""
-    h = _mix(_mix(seed) ^ (j * _C1 + 1))
+    """Random int64 words keyed by a random ``seed`` and an integer ``j >= 0`` (broadcast together):
+    output j + 1 of the splitmix64 sequence with state ``seed``, never ``int64`` min."""
+    h = _mix(seed + j * _GOLDEN)
     return h.masked_fill(h == torch.iinfo(torch.int64).min, torch.iinfo(torch.int64).max)
 
 

@@ -11,7 +11,7 @@ needing no shared lift.
 The group element is drawn in float64 and g x is computed in float64 and rounded once to the input
 dtype.  In float32 that rounding is the one difference between the inputs: the selection computes
 its distances in float64, but a nearly tied farthest-point or ball-edge choice can still flip
-(about 1 random 24-point SE(2) cloud in 1,700, see ``lieconv.neighbors``), and then the error is
+(about 1 random 24-point SE(2) cloud in 1,600, see ``lieconv.neighbors``), and then the error is
 far above ``TOL[float32]``.  float64 checks are not affected in practice.
 """
 
