@@ -81,8 +81,8 @@ def selection_flips(name: str, examples: int, n: int, seed: int = 0, chunk: int 
 
 def selection_cost(group: str, liftsamples: int, repeats: int = 3) -> dict[str, float]:
     """Seconds (median of ``repeats``) of ``LieConv.select`` over every layer's input of the
-    ``bench_step.py`` per-example network, with the float64 distances and with float32 arithmetic
-    (``neighbors._precise`` the identity), interleaved in this process."""
+    ``bench_step.py`` per-example network, with float64 distances (float32 inputs upcast by
+    ``neighbors._precise``) and with float32 arithmetic (the library's choice), interleaved."""
     import statistics
     import sys
     from pathlib import Path
@@ -109,10 +109,14 @@ def selection_cost(group: str, liftsamples: int, repeats: int = 3) -> dict[str, 
     finally:
         LieConv.select = select
     precise, times = nb._precise, {"float64": [], "float32": []}
+
+    def upcast(t):
+        return t.double() if t.dtype == torch.float32 else precise(t)
+
     try:
         for _ in range(repeats):
             for mode in times:
-                nb._precise = precise if mode == "float64" else (lambda t: t)
+                nb._precise = upcast if mode == "float64" else precise
                 t0 = time.perf_counter()
                 for conv, x in inputs:
                     conv.select(x, torch.Generator().manual_seed(0))

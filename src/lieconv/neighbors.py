@@ -29,14 +29,15 @@ and on random draws only through ``generator`` (with shapes that depend only on 
 so f(x) and f(g x) with the same generator state choose the same indices: the selection is exactly
 equivariant in exact arithmetic.
 
-Precision.  Distances are computed in float64 whatever the input dtype (``_precise``), so the only
-difference between the selections of x and g x is the rounding of g x to the input dtype: half an
-ulp per coordinate, which moves a distance by ~1e-8 of the scale in float32.  A choice still flips
-when a distance lies that close to another one or to a rounding boundary at a place where the choice
-depends on it: the argmax of a farthest-point step, or the edge of a ball (the Monte-Carlo keys
-belong to (query, point) pairs, so the order inside the ball does not matter).  Measured on random
-24-point float32 clouds with 3 lift samples (``benchmarks/f32_equivariance.py --selection``): about
-1 example in 1,600 for SE(2), fewer for the other groups; the rate scales with the input precision.
+Precision.  The selections of x and g x differ only through the rounding of g x to the input
+dtype (half an ulp per coordinate: ~1e-8 of the scale in float32) and the arithmetic of the
+distances (float32: about as large; half precision is selected on float64 distances, ``_precise``).
+A choice flips when a distance lies that close to another one or to a rounding boundary where the
+choice depends on it: the argmax of a farthest-point step, or the edge of a ball (the Monte-Carlo
+keys belong to (query, point) pairs, so the order inside the ball does not matter, and the rounding
+step is a power of two, so the scale's own rounding moves no boundary).  Measured on random 24-point
+float32 clouds with 3 lift samples (``benchmarks/f32_equivariance.py --selection``): about 1 example
+in 1,500 for SE(2), fewer for the other groups; the rate scales with the input precision.
 """
 
 from __future__ import annotations
@@ -103,14 +104,15 @@ def gather_points(x: Tensor, idx: Tensor) -> Tensor:
 #: Relative resolution at which distances count as equal, keyed on the dtype of the *inputs*: exact
 #: ties of the maths (the stabilizer samples of one point, pixel grids) come out of the arithmetic in
 #: either order, so distances are rounded to this fraction of a per-example scale and equal ones are
-#: ordered by index.  The distances themselves are computed in float64 (see ``_precise``), but a tie
-#: of the maths between float32 inputs is only a tie up to the rounding of those inputs (g x rounded
-#: to float32 moves a distance by up to ~1e-7 of the scale), so the resolution must stay well above the
-#: input's own precision, not the arithmetic's: float32 inputs keep 1e-4.
+#: ordered by index.  Keyed on the input, not on the arithmetic (float16 inputs are selected on
+#: float64 distances, see ``_precise``): a tie of the maths between rounded inputs is only a tie up
+#: to the rounding of those inputs (g x rounded to float32 moves a distance by up to ~1e-7 of the
+#: scale), so the resolution must stay well above the input's own precision: float32 keeps 1e-4.
 TIE_RESOLUTION = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
 
-#: Input dtypes whose selection runs on float64 copies of the elements and orbits.
-_UPCAST = (torch.float32, torch.float16, torch.bfloat16)
+#: Input dtypes whose selection runs on float64 copies of the elements and orbits (not float32:
+#: see ``_precise``).
+_UPCAST = (torch.float16, torch.bfloat16)
 
 
 def _resolution(elems: Tensor, orbits: Tensor) -> float:
@@ -119,15 +121,17 @@ def _resolution(elems: Tensor, orbits: Tensor) -> float:
 
 
 def _precise(t: Tensor) -> Tensor:
-    """``t`` in float64 when it is of lower precision (float32 / float16 / bfloat16), else itself.
+    """``t`` in float64 when it is float16 / bfloat16 (``_UPCAST``), else itself.
 
     The selection only compares distances and returns indices (no gradient, nothing downstream sees
     the dtype), and a choice flips when two distances are nearly tied and the arithmetic moves them
-    past each other.  In float32 the distance chain (angle wrap, sinc, atan2, sqrt of sums) errs by
-    up to ~3 eps (d + 1) (RxSQ's log: ~17), about as much as the rounding of g x itself moves a
-    distance, in float16 by much more; in float64 only the rounding of the inputs remains, so the
-    selection is a function of the input numbers alone.  Devices without float64 (MPS) keep the
-    input dtype.
+    past each other.  In half precision the distance chain errs by ~1e-3, next to the 1e-2 tie
+    resolution, so half inputs are selected on float64 distances.  float32 is not upcast: its
+    distance chain (angle wrap, sinc, atan2, sqrt of sums) errs by up to ~3 eps (d + 1) (RxSQ's
+    log: ~17), about as much as the rounding of g x itself moves a distance, and float64 distances
+    for float32 inputs changed no measurable rate (``benchmarks/f32_equivariance.py --selection``:
+    SE(2) 38 vs 39 flips per 60000 clouds) while costing about a third of the selection time.
+    Devices without float64 (MPS) keep the input dtype.
     """
     if t.dtype in _UPCAST and t.device.type != "mps":
         return t.to(torch.float64)
@@ -502,8 +506,8 @@ def farthest_point_indices(
     """Farthest-point subsampling on the group distance.
 
     Starts at the first real point of each example (an index-based, hence equivariant, choice),
-    then repeatedly adds the real point farthest from those chosen (distances in float64, rounded
-    to ``TIE_RESOLUTION`` of the largest distance from the start, ties going to the lowest index).
+    then repeatedly adds the real point farthest from those chosen (distances rounded to
+    ``TIE_RESOLUTION`` of the largest distance from the start, ties going to the lowest index).
     An example with fewer than ``m`` real points repeats points, and the repeats are masked out.
 
     The result is that of the plain loop (choose the argmax of the running minimum, lower the
@@ -646,7 +650,7 @@ def neighborhood_indices(
     scale, ties going to the lowest index); ``num_nbhd`` of them are drawn uniformly without
     replacement (all of them when fewer): the largest random keys of ``_random_keys``, one per
     (query, point) pair, so the draw depends on the candidate set, not on its distance order.
-    ``knn=True`` takes the ``num_nbhd`` nearest instead.  Distances are computed in float64.
+    ``knn=True`` takes the ``num_nbhd`` nearest instead.
     When the neighbourhood is every real point (``num_nbhd >= n_b`` and the ball holds them all)
     they are listed in index order and no distance is computed.  Masked slots hold index 0.
     ``prune=False`` compares every pair (the reference for the exact pruning; same result).

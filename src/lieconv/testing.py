@@ -9,10 +9,10 @@ samples, neighbourhood samples) is the same in both calls.  For groups whose lif
 needing no shared lift.
 
 The group element is drawn in float64 and g x is computed in float64 and rounded once to the input
-dtype.  In float32 that rounding is the one difference between the inputs: the selection computes
-its distances in float64, but a nearly tied farthest-point or ball-edge choice can still flip
-(about 1 random 24-point SE(2) cloud in 1,600, see ``lieconv.neighbors``), and then the error is
-far above ``TOL[float32]``.  float64 checks are not affected in practice.
+dtype.  In float32 that rounding is the one difference between the inputs, but it (with the float32
+distances) can still flip a nearly tied farthest-point or ball-edge choice (about 1 random 24-point
+SE(2) cloud in 1,500, see ``lieconv.neighbors``), and then the error is far above
+``TOL[float32]``.  float64 checks are not affected in practice.
 """
 
 from __future__ import annotations
