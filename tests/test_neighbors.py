@@ -185,7 +185,8 @@ def _reference_fps(group, elems, orbits, mask, m):
         chosen_ok.append(ok)
         d = group.elem_distance(elems, elems[ar, current][:, None], orbits, orbits[ar, current][:, None])
         if inv is None:
-            inv = 1.0 / (d.masked_fill(~mask, 0).amax(1, keepdim=True) * res)
+            step = d.masked_fill(~mask, 0).amax(1, keepdim=True) * res
+            inv = 2.0 ** -torch.round(torch.log2(step))  # the nearest power of two (log scale)
         min_dist = torch.fmin(min_dist, torch.round(d * inv))
         min_dist[ar, current] = 0.0
         best, current = min_dist.max(1)

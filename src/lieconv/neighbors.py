@@ -23,10 +23,21 @@ typical query (e.g. SE(3), whose nearest distances are dominated by the rotation
 comparing every pair is cheaper than the pruning, and gives the same result.
 
 Distances are rounded to ``TIE_RESOLUTION`` of an invariant per-example scale (the largest
-distance from the example's first real point), so exact ties of the maths are ordered by index.  Both depend on the
-coordinates only through invariant distances and on random draws only through ``generator``
-(with shapes that depend only on the tensor sizes), so f(x) and f(g x) with the same generator
-state choose the same indices: the selection is exactly equivariant.
+distance from the example's first real point; the step is the nearest power of two), so exact ties
+of the maths are ordered by index.  Both depend on the coordinates only through invariant distances
+and on random draws only through ``generator`` (with shapes that depend only on the tensor sizes),
+so f(x) and f(g x) with the same generator state choose the same indices: the selection is exactly
+equivariant in exact arithmetic.
+
+Precision.  The selections of x and g x differ only through the rounding of g x to the input
+dtype (half an ulp per coordinate: ~1e-8 of the scale in float32) and the arithmetic of the
+distances (float32: about as large; half precision is selected on float64 distances, ``_precise``).
+A choice flips when a distance lies that close to another one or to a rounding boundary where the
+choice depends on it: the argmax of a farthest-point step, or the edge of a ball (the Monte-Carlo
+keys belong to (query, point) pairs, so the order inside the ball does not matter, and the rounding
+step is a power of two, so the scale's own rounding moves no boundary).  Measured on random 24-point
+float32 clouds with 3 lift samples (``benchmarks/f32_equivariance.py --selection``): about 1 example
+in 1,500 for SE(2), fewer for the other groups; the rate scales with the input precision.
 """
 
 from __future__ import annotations
@@ -56,6 +67,7 @@ _MAX_RUNS = 125  # a box of more runs (cell rows) than this scans the whole exam
 _SLACK_EPS = 64  # safety margin of the pruning tests, in units of the dtype's epsilon
 _DENSE_FRACTION = 0.1  # the neighbourhood search compares every pair when boxes hold more
 _ROWS_ELEMENTS = 1 << 25  # farthest-point rows kept for the neighbour search (Bg * m * N) at most
+_KEY_MIN = torch.iinfo(torch.int64).min  # the random key of a non-candidate (hash keys are > this)
 
 
 class Selection(NamedTuple):
@@ -95,15 +107,41 @@ def gather_points(x: Tensor, idx: Tensor) -> Tensor:
     return out.reshape(B, *idx.shape[1:], *feat)
 
 
-#: Relative resolution at which distances count as equal: exact ties of the maths (the stabilizer
-#: samples of one point, pixel grids) come out of the arithmetic in either order, so distances are
-#: rounded to this fraction of a per-example scale and equal ones are ordered by index.
+#: Relative resolution at which distances count as equal, keyed on the dtype of the *inputs*: exact
+#: ties of the maths (the stabilizer samples of one point, pixel grids) come out of the arithmetic in
+#: either order, so distances are rounded to this fraction of a per-example scale and equal ones are
+#: ordered by index.  Keyed on the input, not on the arithmetic (float16 inputs are selected on
+#: float64 distances, see ``_precise``): a tie of the maths between rounded inputs is only a tie up
+#: to the rounding of those inputs (g x rounded to float32 moves a distance by up to ~1e-7 of the
+#: scale), so the resolution must stay well above the input's own precision: float32 keeps 1e-4.
 TIE_RESOLUTION = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
+
+#: Input dtypes whose selection runs on float64 copies of the elements and orbits (not float32:
+#: see ``_precise``).
+_UPCAST = (torch.float16, torch.bfloat16)
 
 
 def _resolution(elems: Tensor, orbits: Tensor) -> float:
     dtype = elems.dtype if elems.is_floating_point() else orbits.dtype
     return TIE_RESOLUTION.get(dtype, 1e-4)
+
+
+def _precise(t: Tensor) -> Tensor:
+    """``t`` in float64 when it is float16 / bfloat16 (``_UPCAST``), else itself.
+
+    The selection only compares distances and returns indices (no gradient, nothing downstream sees
+    the dtype), and a choice flips when two distances are nearly tied and the arithmetic moves them
+    past each other.  In half precision the distance chain errs by ~1e-3, next to the 1e-2 tie
+    resolution, so half inputs are selected on float64 distances.  float32 is not upcast: its
+    distance chain (angle wrap, sinc, atan2, sqrt of sums) errs by up to ~3 eps (d + 1) (RxSQ's
+    log: ~17), about as much as the rounding of g x itself moves a distance, and float64 distances
+    for float32 inputs changed no measurable rate (``benchmarks/f32_equivariance.py --selection``:
+    SE(2) 38 vs 39 flips per 60000 clouds) while costing about a third of the selection time.
+    Devices without float64 (MPS) keep the input dtype.
+    """
+    if t.dtype in _UPCAST and t.device.type != "mps":
+        return t.to(torch.float64)
+    return t
 
 
 def _example_inv_step(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, res: float) -> Tensor:
@@ -115,23 +153,29 @@ def _example_inv_step(group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tens
 
 
 def _inv_step(d: Tensor, mask: Tensor, res: float) -> Tensor:
-    """1 / (scale * res) with scale the largest of the distances d (Bg, N) from an example's first
-    real point (an invariant scale): (Bg,).  Farthest-point sampling and the neighbour search both
-    round with it, so a farthest-point row is exactly what the search would compute."""
+    """1 / step, the step the power of two nearest to scale * res (in log scale), with scale the
+    largest of the distances d (Bg, N) from an example's first real point (an invariant scale): (Bg,).
+    Farthest-point sampling and the neighbour search both round with it, so a farthest-point row is
+    exactly what the search would compute.
+
+    A power of two, not ``scale * res`` itself, so that the rounding error of the scale (the same
+    input rounding that moves every distance) does not also move every rounding boundary: the step
+    is the same for f(x) and f(g x) unless ``scale * res`` lies within that error of a boundary
+    2^(k + 1/2), and d / step is exact."""
     scale = d.masked_fill(~mask, 0).amax(1).clamp(min=torch.finfo(d.dtype).tiny)
-    return 1.0 / (scale * res)
+    return 1.0 / torch.exp2(torch.round(torch.log2(scale * res)))
 
 
 class _Keys:
-    """How distances become sort keys: ``bucket = min(round(d * inv_step), cap)`` (``inv_step`` =
-    1 / (scale * resolution), per example), ``key = bucket * N + j`` for point j, so sorting keys
-    orders by rounded distance, then index.  Distances beyond ``cap`` (4 scales) share the last
-    bucket; NaN goes there too.  Keys are int32 whenever they fit (cheaper to build than int64).
+    """How distances become sort keys: ``bucket = min(round(d * inv_step), cap)`` (``_inv_step``, per
+    example), ``key = bucket * N + j`` for point j, so sorting keys orders by rounded distance, then
+    index.  Distances beyond ``cap`` (at least 4 scales) share the last bucket; NaN goes there too.
+    Keys are int32 whenever they fit (cheaper to build than int64).
     """
 
     def __init__(self, res: float, N: int):
         self.N = N
-        self.cap = math.ceil(4 / res)
+        self.cap = math.ceil(6 / res)  # the step is within sqrt(2) of scale * res
         self.dtype = torch.int32 if (self.cap + 1) * N < 2**31 - 1 else torch.int64
         self.inf = torch.iinfo(self.dtype).max  # the key of a padding slot: after every real point
 
@@ -499,13 +543,20 @@ def _fps_loop(
     return torch.stack(chosen, 1), torch.stack(chosen_ok, 1)
 
 
-def _random_keys(generator, Bg: int, start: int, stop: int, k_max: int, device) -> Tensor:
-    """Uniform keys (Bg, stop - start, k_max) of the Monte-Carlo draw for queries ``start:stop``.
+def _random_keys(generator, start: int, near: Tensor) -> Tensor:
+    """Random int64 keys of the Monte-Carlo draw for the candidates ``near`` (Bg, mc, k) (local
+    point indices) of queries ``start:start + mc``: one uniform seed per query from ``generator``
+    (None / torch.Generator: ``torch.rand``, chunks drawn in order; ``lieconv.random.ExampleRandom``:
+    keyed by example and query index), hashed with each candidate's point index (splitmix64).
 
-    ``generator``: None / torch.Generator (``torch.rand``, chunks drawn in order) or a
-    ``lieconv.random.ExampleRandom`` (keyed by example, query index and candidate rank).
+    A key belongs to a (query, point) pair, not to a rank in the distance order, so the points
+    drawn depend only on which points are candidates: two nearly tied candidates that swap places
+    (the rounding of g x can do that) change nothing.  Only the edge of the ball matters.
     """
-    return _random.uniform((Bg, stop - start, k_max), generator, device=device, start=(0, start, 0))
+    Bg, mc, _ = near.shape
+    u = _random.uniform((Bg, mc), generator, dtype=torch.float64, device=near.device, start=(0, start))
+    seed = (u * 2.0**53).long()  # 53 random bits per query
+    return _random.hash_pairs(seed[..., None], near)
 
 
 @torch.no_grad()
@@ -537,7 +588,7 @@ def farthest_point_indices(
     Bg, N = mask.shape
     dev = mask.device
     res = _resolution(elems, orbits)
-    pe, pq = elems, orbits
+    pe, pq = _precise(elems), _precise(orbits)
     if not prune or N <= _FPS_LOOP_POINTS:
         rows = None
         if keep_rows and 0 < Bg * m * N <= _ROWS_ELEMENTS:
@@ -560,7 +611,7 @@ def _fps_pruned(group: LieGroup, pe: Tensor, pq: Tensor, mask: Tensor, m: int, r
     ar = torch.arange(Bg, device=dev)
     first = mask.to(torch.uint8).argmax(1)  # the first real point (0 if none)
     d = group.elem_distance(pe, pe[ar, first][:, None], pq, pq[ar, first][:, None])
-    inv_step = _inv_step(d, mask, res)  # (Bg,)
+    inv_step = _inv_step(d, mask, res)  # (Bg,), invariant
     # min_dist: rounded distance to the chosen set; -1 marks padding (never the farthest)
     min_dist = torch.full((Bg, N), math.inf, dtype=torch.float64, device=dev).masked_fill(~mask, -1.0)
     min_dist = torch.fmin(min_dist, torch.round(d * inv_step[:, None]))  # fmin: NaN at padding ignored
@@ -674,7 +725,9 @@ def neighborhood_indices(
     For query i of example b the candidate set is the ``ceil(fill * n_b)`` nearest real points
     (n_b real points in example b; distances rounded to ``TIE_RESOLUTION`` of the example's
     scale, ties going to the lowest index); ``num_nbhd`` of them are drawn uniformly without
-    replacement (all of them when fewer).  ``knn=True`` takes the ``num_nbhd`` nearest instead.
+    replacement (all of them when fewer): the largest random keys of ``_random_keys``, one per
+    (query, point) pair, so the draw depends on the candidate set, not on its distance order.
+    ``knn=True`` takes the ``num_nbhd`` nearest instead.
     When the neighbourhood is every real point (``num_nbhd >= n_b`` and the ball holds them all)
     they are listed in index order and no distance is computed.  Masked slots hold index 0.
     ``prune=False`` compares every pair (the reference for the exact pruning; same result).
@@ -703,7 +756,7 @@ def neighborhood_indices(
         ok = (ranks_all[:K] < k_cand[:, None])[:, None, :] & query_mask[..., None]
         return torch.where(ok, order[:, None, :], 0), ok
     res = _resolution(elems, orbits)
-    pe, pq, qe, qq = elems, orbits, query_elems, query_orbits
+    pe, pq, qe, qq = (_precise(t) for t in (elems, orbits, query_elems, query_orbits))
     inv_step = _example_inv_step(group, pe, pq, mask, res) if query_rows is None else None
     keys = _Keys(res, N)
     nearest = _Nearest(group, qe, qq, query_mask, pe, pq, mask, inv_step, allin, k_max, prune, keys, query_rows)
@@ -717,10 +770,10 @@ def neighborhood_indices(
         if knn or k_max <= K:
             ranks = ranks_all[:K].expand(Bg, e - s, K)
             ok = in_cand[..., :K].expand(Bg, e - s, K)
-        else:
-            keys = _random_keys(generator, Bg, s, e, k_max, dev).masked_fill(~in_cand, -1.0)
+        else:  # K of the candidates, uniformly: the K largest of their keys
+            keys = _random_keys(generator, s, near).masked_fill(~in_cand, _KEY_MIN)
             kv, ranks = torch.topk(keys, K, dim=-1)
-            ok = kv >= 0
+            ok = kv > _KEY_MIN
         ok = ok & query_mask[:, s:e, None]
         nbhd_idx[:, s:e] = torch.where(ok, torch.gather(near, -1, ranks), 0)
         nbhd_mask[:, s:e] = ok

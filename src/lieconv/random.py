@@ -88,6 +88,13 @@ def _mix_int(x: int) -> int:
     return _i64(x ^ (x >> 31))
 
 
+def hash_pairs(seed: Tensor, j: Tensor) -> Tensor:
+    """Random int64 words keyed by a random ``seed`` and an integer ``j >= 0`` (broadcast together):
+    output j + 1 of the splitmix64 sequence with state ``seed``, never ``int64`` min."""
+    h = _mix(seed + j * _GOLDEN)
+    return h.masked_fill(h == torch.iinfo(torch.int64).min, torch.iinfo(torch.int64).max)
+
+
 class ExampleRandom:
     """A per-example, counter-based random source, accepted wherever a ``generator`` is.
 
