@@ -354,8 +354,8 @@ class _Nearest:
             self.h0 = _cell_size(x, mask, radius / _BOX)
         self.grids: dict[int, _Grid] = {}
         self.width = max(group.elem_dim, group.q_dim, 1)
-        # coordinate-major copies: a gather gives contiguous planes per coordinate
-        self.pe_cm, self.pq_cm = pe.flatten(0, 1).T.contiguous(), pq.flatten(0, 1).T.contiguous()
+        if xq is not None:  # coordinate-major copies for the cell-list gathers (contiguous planes)
+            self.pe_cm, self.pq_cm = pe.flatten(0, 1).T.contiguous(), pq.flatten(0, 1).T.contiguous()
 
     def grid(self, level: int) -> _Grid:
         if level not in self.grids:
@@ -509,12 +509,14 @@ def _batches(sizes: list[int], budget: int):
 
 
 def _fps_loop(
-    group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int, res: float, rows: Tensor | None = None
-):
-    """The plain farthest-point loop: m steps of one distance row each.  ``rows`` (Bg, m, N): filled
-    with each step's row as ``_Keys.buckets`` (what the neighbour search ranks those queries by)."""
+    group: LieGroup, elems: Tensor, orbits: Tensor, mask: Tensor, m: int, res: float, keep_rows: bool = False
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The plain farthest-point loop: m steps of one distance row each -> (idx, ok, rows).  ``rows``
+    (Bg, m, N) when ``keep_rows``: each step's row as ``_Keys.buckets`` (what the neighbour search
+    ranks those queries by), else None."""
     Bg, N = mask.shape
     keys = _Keys(res, N)
+    rows = torch.empty(Bg, m, N, dtype=keys.dtype, device=mask.device) if keep_rows else None
     arange = torch.arange(Bg, device=mask.device)
     # min_dist: rounded distance to the chosen set; -1 marks padding (never the farthest)
     dtype = elems.dtype if elems.is_floating_point() else orbits.dtype
@@ -539,8 +541,8 @@ def _fps_loop(
         ok = best > 0  # a real point not chosen before
     if not chosen:
         z = torch.zeros(Bg, 0, dtype=torch.long, device=mask.device)
-        return z, z.bool()
-    return torch.stack(chosen, 1), torch.stack(chosen_ok, 1)
+        return z, z.bool(), rows
+    return torch.stack(chosen, 1), torch.stack(chosen_ok, 1), rows
 
 
 def _random_keys(generator, start: int, near: Tensor) -> Tensor:
@@ -586,14 +588,10 @@ def farthest_point_indices(
     Shapes: elems (Bg, N, E), orbits (Bg, N, q), mask (Bg, N) -> idx (Bg, m) long, mask (Bg, m) bool.
     """
     Bg, N = mask.shape
-    dev = mask.device
     res = _resolution(elems, orbits)
     pe, pq = _precise(elems), _precise(orbits)
     if not prune or N <= _FPS_LOOP_POINTS:
-        rows = None
-        if keep_rows and 0 < Bg * m * N <= _ROWS_ELEMENTS:
-            rows = torch.empty(Bg, m, N, dtype=_Keys(res, N).dtype, device=dev)
-        idx, ok = _fps_loop(group, pe, pq, mask, m, res, rows)
+        idx, ok, rows = _fps_loop(group, pe, pq, mask, m, res, keep_rows and 0 < Bg * m * N <= _ROWS_ELEMENTS)
         return (idx, ok, rows) if keep_rows else (idx, ok)
     idx, ok = _fps_pruned(group, pe, pq, mask, m, res)
     return (idx, ok, None) if keep_rows else (idx, ok)

@@ -48,8 +48,8 @@ def _mallopt() -> bool:
         return False
     try:
         libc = ctypes.CDLL(name)
-        gnu = libc.gnu_get_libc_version  # only glibc has mallopt with these parameters
-    except (OSError, AttributeError):
+    except OSError:
         return False
-    del gnu
+    if not hasattr(libc, "gnu_get_libc_version"):  # only glibc has mallopt with these parameters
+        return False
     return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))

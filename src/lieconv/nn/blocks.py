@@ -112,10 +112,10 @@ class BottleneckBlock(nn.Module):
         self.up = nn.Linear(chout // 4, chout)
         self.shortcut = nn.Linear(chin, chout) if chout < chin else None
 
-    def conv_input(self, x: Lifted) -> Lifted:
+    def conv_input(self, x: Lifted, packing: RowPacking | None = None) -> Lifted:
         """The pointwise half before the convolution: BN, Swish, Linear(chin -> chin/4), BN, Swish
-        (on the real rows only, ``RowPacking``)."""
-        p = RowPacking(x.mask, x.values.shape[0])
+        (on the real rows only: ``packing``, by default ``RowPacking`` of x's mask)."""
+        p = RowPacking(x.mask, x.values.shape[0]) if packing is None else packing
         v = self.mid.rows(self.down(self.pre.rows(p.pack(x.values), p.mask)), p.mask)
         return x.replace(values=p.unpack(v))
 
@@ -128,9 +128,11 @@ class BottleneckBlock(nn.Module):
         """``features``: ``point_features(x)`` computed beforehand (e.g. once for many calls with the
         same values and other coordinates), so only the geometry-dependent part runs."""
         sel = self.conv.select(x, generator)
-        h = x if features is not None else self.conv_input(x)
+        p = RowPacking(x.mask, x.values.shape[0])
+        h = x if features is not None else self.conv_input(x, p)
         h = self.conv(h, sel, features=features)
-        p = RowPacking(h.mask, h.values.shape[0])  # the pointwise half after it on real rows only
+        if sel.query_idx is not None:  # the pointwise half after it: on the queries' real rows
+            p = RowPacking(h.mask, h.values.shape[0])
         out = self.up(self.post.rows(p.pack(h.values), p.mask))
         skip = p.pack(x.values if sel.query_idx is None else gather_points(x.values, sel.query_idx))
         if self.shortcut is not None:

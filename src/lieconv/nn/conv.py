@@ -122,23 +122,20 @@ class LieConv(nn.Module):
         if self.ds_frac >= 1:
             return None, x.elems, x.orbits, x.mask, None
         m = self.num_queries(int(x.mask.sum(1).max()))
-        keep = not self.covers_all(x.mask.shape[1])
+        keep = not self.covers_all(x.mask.shape[1])  # the search will rank rows
         if x.farthest is None:
-            idx, qmask, rows = (
-                farthest_point_indices(self.group, x.elems, x.orbits, x.mask, m, keep_rows=True)
-                if keep
-                else (*farthest_point_indices(self.group, x.elems, x.orbits, x.mask, m), None)
-            )
-            order = FarthestOrder(rows, None if rows is None else idx)
-            return idx, gather_points(x.elems, idx), gather_points(x.orbits, idx), qmask, order
-        Bg, N = x.mask.shape
-        idx = torch.arange(m, device=x.mask.device).expand(Bg, m)
-        rows = None
-        if keep and x.farthest.rows is not None:
-            prev, cols = x.farthest
-            rows = prev[:, :m].gather(2, cols[:, None, :].expand(Bg, m, N))  # (Bg, m, N)
-        order = FarthestOrder(rows, None if rows is None else idx)
-        return idx, x.elems[:, :m], x.orbits[:, :m], x.mask[:, :m], order
+            idx, qmask, *kept = farthest_point_indices(self.group, x.elems, x.orbits, x.mask, m, keep_rows=keep)
+            rows = kept[0] if kept else None
+            qe, qq = gather_points(x.elems, idx), gather_points(x.orbits, idx)
+        else:
+            Bg, N = x.mask.shape
+            idx = torch.arange(m, device=x.mask.device).expand(Bg, m)
+            qe, qq, qmask = x.elems[:, :m], x.orbits[:, :m], x.mask[:, :m]
+            rows = None
+            if keep and x.farthest.rows is not None:
+                prev, cols = x.farthest
+                rows = prev[:, :m].gather(2, cols[:, None, :].expand(Bg, m, N))  # (Bg, m, N)
+        return idx, qe, qq, qmask, FarthestOrder(rows, None if rows is None else idx)
 
     def covers_all(self, n: int) -> bool:
         """True when every neighbourhood holds every real point of an ``n``-point input

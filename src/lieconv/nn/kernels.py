@@ -107,7 +107,7 @@ class _Recomputed(torch.autograd.Function):
         was = mlp.training
         mlp.train(ctx.training)
         try:
-            folds = []  # (folded weight, bias, differentiable leaves, their owners) per layer
+            folds = []  # per layer: (folded weight, bias, parameter leaves, differentiable (S_x, G) or None)
             with torch.enable_grad():
                 for i, lin in enumerate(mlp.linears):
                     leaves = [p for p in lin.parameters() if p.requires_grad]
