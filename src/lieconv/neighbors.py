@@ -61,9 +61,12 @@ _CHUNK_ELEMENTS = 1 << 22  # elements of the largest temporary in a distance chu
 _SEARCH_ELEMENTS = 1 << 20  # pairs x width per batch of the pruned search (cache-sized)
 _GRID_DIMS = 3  # cell-list dimensions (leading coordinates of the lower-bound embedding)
 _MAX_CELLS = 1 << 16  # cells per grid dimension at most (linear cell ids stay in int64)
-_BOX = 2  # a query's first box reaches this many cells beyond its own
+_BOX = 2  # farthest-point sampling: a new point's box reaches this many cells beyond its own
+_CELL_FRACTION = 4  # the search's finest cells: a typical k-th nearest distance / this
+_COUNT_MARGIN = 1.25  # a first box should hold this many times the needed points in its inscribed ball
+_SAT_CELLS = 1 << 24  # cells of a level's prefix-count table at most (else its first boxes are fixed)
 _FPS_LOOP_POINTS = 4096  # farthest-point sampling of at most this many points: the plain loop
-_MAX_RUNS = 125  # a box of more runs (cell rows) than this scans the whole example
+_MAX_RUNS = 289  # a box of more runs (cell rows) than this scans the whole example
 _SLACK_EPS = 64  # safety margin of the pruning tests, in units of the dtype's epsilon
 _DENSE_FRACTION = 0.1  # the neighbourhood search compares every pair when boxes hold more
 _ROWS_ELEMENTS = 1 << 25  # farthest-point rows kept for the neighbour search (Bg * m * N) at most
@@ -87,6 +90,19 @@ class Selection(NamedTuple):
     nbhd_mask: Tensor
     full: bool = False
     queries: FarthestOrder | None = None
+
+
+def _take(planes: Tensor, idx: Tensor) -> Tensor:
+    """``planes[..., idx]`` for coordinate-major planes (E, M) (or one plane (M,)) and any index
+    shape: (E, *idx.shape) (or idx.shape), one 1-D ``index_select`` per plane (several times faster
+    on CPU than advanced indexing).  ``out.movedim(0, -1)`` views it as points (..., E)."""
+    flat = idx.reshape(-1)
+    if planes.dim() == 1:
+        return planes.index_select(0, flat).view(idx.shape)
+    out = planes.new_empty(planes.shape[0], flat.shape[0])
+    for i in range(planes.shape[0]):
+        torch.index_select(planes[i], 0, flat, out=out[i])
+    return out.view(planes.shape[0], *idx.shape)
 
 
 def gather_points(x: Tensor, idx: Tensor) -> Tensor:
@@ -264,12 +280,18 @@ class _Grid:
         zhi = (zc + w[:, None]).clamp(0, self.G[-1] - 1)
         ok &= (zc + w[:, None] >= 0) & (zc - w[:, None] <= self.G[-1] - 1)
         lead = lead.clamp(min=0).minimum(Gl - 1)
-        bb = b[:, None]
-        lo_id = self.ids(bb, torch.cat([lead, zlo[..., None]], -1))
-        hi_id = self.ids(bb, torch.cat([lead, zhi[..., None]], -1))
+        row = b[:, None].expand(lead.shape[:-1])
+        for d in range(s - 1):
+            row = row * self.G[d] + lead[..., d]
+        lo_id, hi_id = row * self.G[-1] + zlo, row * self.G[-1] + zhi
         ok &= ~whole[:, None]
-        start = torch.searchsorted(self.sorted_ids, lo_id)
-        length = torch.where(ok, torch.searchsorted(self.sorted_ids, hi_id, right=True) - start, 0)
+        first = self.cell_starts()
+        if first is None:
+            start = torch.searchsorted(self.sorted_ids, lo_id)
+            end = torch.searchsorted(self.sorted_ids, hi_id, right=True)
+        else:
+            start, end = _take(first, lo_id), _take(first, hi_id + 1)
+        length = torch.where(ok, end - start, 0)
         if bool(whole.any()):
             cells = math.prod(self.G)
             first = torch.searchsorted(self.sorted_ids, (b * cells).contiguous())
@@ -279,17 +301,65 @@ class _Grid:
         return start, length
 
     def gather(self, start: Tensor, length: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Concatenate the runs of each tile: flat point indices (T, C) (b N + j), valid (T, C),
-        and the count per tile (T,)."""
+        """Concatenate the runs of each tile: positions in the sorted order (T, C), valid (T, C), and
+        the count per tile (T,).  (``perm`` maps a position to the flat point index b N + j.)"""
+        T, R = length.shape
         total = length.sum(1)
         C = max(1, int(total.max())) if total.numel() else 1
         ends = length.cumsum(1)  # (T, R)
-        pos = torch.arange(C, device=start.device).expand(start.shape[0], C)
-        run = torch.searchsorted(ends, pos.contiguous(), right=True).clamp(max=length.shape[1] - 1)
-        sorted_pos = start.gather(1, run) + pos - (ends - length).gather(1, run)
+        # the run of position p is the number of runs ending at or before p: marks, then a running sum
+        marks = torch.zeros(T, C + 1, dtype=torch.long, device=start.device)
+        marks.scatter_add_(1, ends.clamp(max=C), torch.ones_like(ends))
+        run = marks[:, :C].cumsum_(1).clamp_(max=R - 1)
+        pos = torch.arange(C, device=start.device)
+        sorted_pos = (start - (ends - length)).gather(1, run).add_(pos)
         valid = pos < total[:, None]
-        flat = self.perm[sorted_pos.clamp(0, self.perm.numel() - 1)]
-        return torch.where(valid, flat, 0), valid, total
+        return sorted_pos.clamp_(0, self.perm.numel() - 1), valid, total
+
+    def cell_starts(self) -> Tensor | None:
+        """The position in the sorted order of each cell's first point, (Bg * cells + 1,) long (the
+        last entry: the number of real points), or None when there would be more than ``_SAT_CELLS``
+        cells (boxes then search the sorted ids)."""
+        if not hasattr(self, "_starts"):
+            cells = self.Bg * math.prod(self.G)
+            self._starts = None
+            if cells <= _SAT_CELLS:
+                ids = self.sorted_ids[self.sorted_ids < cells]
+                per = torch.bincount(ids, minlength=cells)
+                self._starts = torch.nn.functional.pad(per.cumsum(0), (1, 0))
+        return self._starts
+
+    def counts(self) -> Tensor | None:
+        """Prefix counts of the real points per cell, (Bg, G0 + 1, ..., G(s-1) + 1) long (a leading
+        zero plane per axis), or None when the table would exceed ``_SAT_CELLS`` cells."""
+        if not hasattr(self, "_sat"):
+            shape = [g + 1 for g in self.G]
+            self._sat = None
+            if self.Bg * math.prod(shape) <= _SAT_CELLS:
+                cells = math.prod(self.G)
+                ids = self.sorted_ids[self.sorted_ids < self.Bg * cells]
+                c = torch.bincount(ids, minlength=self.Bg * cells).view(self.Bg, *self.G)
+                for d in range(self.s):
+                    c = c.cumsum(d + 1)
+                self._sat = torch.nn.functional.pad(c, (1, 0) * self.s)
+        return self._sat
+
+    def box_count(self, b: Tensor, c: Tensor, w: Tensor) -> Tensor:
+        """The number of real points in cells c +- w of example b (b (n,), c (n, s), w (n,)), from
+        the prefix counts (``counts()`` must not be None): (n,) long."""
+        sat = self._sat
+        G = torch.tensor(self.G, dtype=torch.long, device=c.device)
+        lo = (c - w[:, None]).clamp(min=0)  # first cell of the box per axis
+        hi = torch.minimum(c + w[:, None], G - 1) + 1  # one past the last
+        strides = sat.stride()
+        total = torch.zeros_like(w)
+        for corner in itertools.product((0, 1), repeat=self.s):
+            idx = b * strides[0]
+            for d, up in enumerate(corner):
+                idx = idx + (hi[:, d] if up else lo[:, d]) * strides[d + 1]
+            sign = (-1) ** (self.s - sum(corner))
+            total = total + sign * sat.flatten()[idx]
+        return total
 
     def gather_flat(self, start: Tensor, length: Tensor) -> tuple[Tensor, Tensor]:
         """All points of the runs, unpadded: (tile of each (L,), flat point index (L,))."""
@@ -323,13 +393,18 @@ def _cell_size(coords: Tensor, mask: Tensor, radius: Tensor) -> Tensor:
 class _Nearest:
     """The k nearest real points (rounded distance, then index) of every query, exactly.
 
-    Built once per call; ``__call__(s, e, k)`` answers the queries s:e of every example:
-    (Bg, e - s, k) local point indices in order, 0 where fewer real points exist.  ``allin`` (Bg,)
-    examples order their points by index only (every point is taken anyway).
+    Built once per call; ``__call__(s, e, k, ordered)`` answers the queries s:e of every example:
+    (Bg, e - s, k) local point indices, nearest first (``ordered=False``: the same k in any order),
+    0 where fewer real points exist.  ``allin`` (Bg,) examples order their points by index only (every
+    point is taken anyway).
 
-    Cell lists at sides h0 2^l (built when first needed); a query starts at level 0 with the box of
-    +-_BOX cells.  If the box held enough points, their need-th distance bounds the answer's radius
-    and the next box is the smallest (level, width) reaching that far; otherwise the next level up.
+    Cell lists at sides h0 2^l (built when first needed), h0 a typical k-th nearest distance /
+    ``_CELL_FRACTION``.  A query's first box is the smallest box of cells c +- w around its own
+    cell c (at the finest level where w stays within the run limit) whose inscribed ball should hold
+    ``_COUNT_MARGIN`` times the needed points if the density were even: the points a box holds come
+    from prefix counts per cell, with no distance computed.  The box's need-th rounded distance r
+    then bounds the answer's radius: the query is done when everything outside the box is provably
+    farther (rounded) than r, else its next box is the smallest one reaching r (one more round).
     """
 
     def __init__(self, group, qe, qq, qmask, pe, pq, mask, inv_step, allin, k, prune, keys, rows=None):
@@ -351,16 +426,26 @@ class _Nearest:
             self.h0 = pe.new_ones(Bg)
         else:
             self.x, self.xq = x, xq
-            self.h0 = _cell_size(x, mask, radius / _BOX)
+            self.h0 = _cell_size(x, mask, radius / _CELL_FRACTION)
         self.grids: dict[int, _Grid] = {}
+        self.sorted: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
         self.width = max(group.elem_dim, group.q_dim, 1)
-        if xq is not None:  # coordinate-major copies for the cell-list gathers (contiguous planes)
-            self.pe_cm, self.pq_cm = pe.flatten(0, 1).T.contiguous(), pq.flatten(0, 1).T.contiguous()
 
     def grid(self, level: int) -> _Grid:
         if level not in self.grids:
             self.grids[level] = _Grid(self.x, self.mask, self.h0 * 2.0**level, self.xq, self.qmask)
         return self.grids[level]
+
+    def sorted_points(self, level: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The points in the cell order of ``grid(level)``: coordinate-major elements (E, Bg N) and
+        orbits (q, Bg N) and local indices j (Bg N,), so a box's candidates are contiguous runs."""
+        if level not in self.sorted:
+            perm = self.grid(level).perm
+            N = self.mask.shape[1]
+            pe_s = self.pe.flatten(0, 1)[perm].T.contiguous()
+            pq_s = self.pq.flatten(0, 1)[perm].T.contiguous()
+            self.sorted[level] = (pe_s, pq_s, torch.remainder(perm, N))
+        return self.sorted[level]
 
     def _radius_estimate(self, k: int, samples: int = 32) -> Tensor:
         """A typical k-th nearest distance per example, from a few queries (only sets the cell
@@ -387,7 +472,7 @@ class _Nearest:
         frac = torch.where(torch.isfinite(radius), frac.nan_to_num(0.0), 1.0)
         return float(frac.amax()) if frac.numel() else 0.0
 
-    def _dense(self, s: int, e: int, k: int) -> Tensor:
+    def _dense(self, s: int, e: int, k: int, ordered: bool) -> Tensor:
         """One cell per example: every query against every point, in chunks of queries (the
         farthest-point rows ``rows`` when given: no distance is computed again)."""
         Bg, N = self.mask.shape
@@ -409,14 +494,14 @@ class _Nearest:
                 key = torch.where(self.allin[:, None, None], j.to(key.dtype), key)
             if not self.all_real:
                 key = key.masked_fill(~self.mask[:, None, :], self.keys.inf)
-            near = torch.topk(key, min(k, N), dim=-1, largest=False, sorted=True).values
+            near = torch.topk(key, min(k, N), dim=-1, largest=False, sorted=ordered).values
             near = torch.where(self.qmask[:, a:z, None], self.keys.index(near), 0)
             out.append(torch.nn.functional.pad(near, (0, k - near.shape[-1])))
         return torch.cat(out, 1)
 
-    def __call__(self, s: int, e: int, k: int) -> Tensor:
+    def __call__(self, s: int, e: int, k: int, ordered: bool = True) -> Tensor:
         if self.x.shape[-1] == 0:
-            return self._dense(s, e, k)
+            return self._dense(s, e, k, ordered)
         Bg = self.mask.shape[0]
         mc = e - s
         dev = self.mask.device
@@ -424,19 +509,66 @@ class _Nearest:
         b_of = torch.arange(Bg, device=dev).repeat_interleave(mc)  # (Bg*mc,)
         q_of = torch.arange(s, e, device=dev).repeat(Bg)
         pending = self.qmask[:, s:e].reshape(-1).clone()
-        w = torch.full((Bg * mc,), _BOX, dtype=torch.long, device=dev)
-        level = torch.zeros(Bg * mc, dtype=torch.long, device=dev)
+        w, level = self._first_boxes(b_of, q_of, pending)
         while bool(pending.any()):
             rows = pending.nonzero().squeeze(1)
-            for lv in level[rows].unique().tolist():
-                rl = rows[level[rows] == lv]
-                self._round(self.grid(lv), rl, b_of, q_of, w, level, out, pending, k)
+            # one pass per (level, box width): a box's runs are as many as its width needs
+            lw = level[rows] * (int(w[rows].max()) + 1) + w[rows]
+            for key in lw.unique().tolist():
+                rl = rows[lw == key]
+                self._round(int(level[rl[0]]), rl, b_of, q_of, w, level, out, pending, k, ordered)
         return out.view(Bg, mc, k)
 
-    def _round(self, g, rows, b_of, q_of, w, level, out, pending, k):
-        """One pass over the pending queries ``rows`` of one level: a tile is the queries sharing
-        a cell and a box width; each query row holds its tile's candidates (padded to the batch's
-        widest)."""
+    def _first_boxes(self, b_of: Tensor, q_of: Tensor, pending: Tensor) -> tuple[Tensor, Tensor]:
+        """Each query's first box (w, level): at the finest level, the smallest w whose box holds
+        every real point of the example or whose inscribed ball (radius w h) would hold
+        ``_COUNT_MARGIN`` times the needed points at the box's mean density (a binary search on
+        the prefix counts; counts grow with w).  Queries that no box of the run limit satisfies
+        try the next level; a level without prefix counts gives its queries boxes of ``_BOX``."""
+        n = b_of.shape[0]
+        dev = b_of.device
+        w = torch.full((n,), _BOX, dtype=torch.long, device=dev)
+        level = torch.zeros(n, dtype=torch.long, device=dev)
+        todo = pending.nonzero().squeeze(1)
+        lv = 0
+        while todo.numel():
+            g = self.grid(lv)
+            if g.counts() is None:
+                level[todo] = lv
+                break
+            b, c = b_of[todo], g.extra_cells[b_of[todo], q_of[todo]]
+            lo = torch.ones_like(b)
+            hi = torch.full_like(b, max(1, min(g.w_cap, max(g.G))))
+            fits = self._box_holds(g, b, c, hi)
+            while bool((lo < hi).any()):  # smallest w in [lo, hi] whose box holds enough
+                mid = (lo + hi) // 2
+                good = self._box_holds(g, b, c, mid)
+                hi = torch.where(good, mid, hi)
+                lo = torch.where(good, lo, mid + 1)
+            sel = todo[fits]
+            w[sel], level[sel] = lo[fits], lv
+            todo = todo[~fits]
+            if max(g.G) <= 1:  # one cell: nothing coarser exists
+                w[todo], level[todo] = 1, lv
+                break
+            lv += 1
+        return w, level
+
+    def _box_holds(self, g: _Grid, b: Tensor, c: Tensor, w: Tensor) -> Tensor:
+        """Whether the box of cells c +- w of example b holds every real point of it, or enough
+        that its inscribed ball (radius w h, volume fraction V_s w^s / (2w + 1)^s of the box) would
+        hold ``_COUNT_MARGIN`` times the needed points at the box's mean density: (n,) bool."""
+        cnt = g.box_count(b, c, w)
+        wd = w.to(torch.float64)
+        unit = math.pi ** (g.s / 2) / math.gamma(g.s / 2 + 1)  # volume of the unit s-ball
+        ball = cnt.to(torch.float64) * unit * (wd / (2 * wd + 1)) ** g.s
+        return (cnt >= self.n_real[b]) | (ball >= _COUNT_MARGIN * self.need[b])
+
+    def _round(self, lv, rows, b_of, q_of, w, level, out, pending, k, ordered):
+        """One pass over the pending queries ``rows`` of level ``lv`` (of one box width): a tile is
+        the queries sharing a cell; each query row holds its tile's candidates (padded to the
+        batch's widest)."""
+        g = self.grid(lv)
         cells = g.extra_cells[b_of[rows], q_of[rows]]
         tile_key = torch.stack([b_of[rows], w[rows]] + list(cells.unbind(-1)), -1)
         uniq, inv = torch.unique(tile_key, dim=0, return_inverse=True)
@@ -448,32 +580,40 @@ class _Nearest:
         budget = max(1, _SEARCH_ELEMENTS // self.width)
         for i, j in _batches(total[inv].tolist(), budget):
             tiles, tile_of = torch.unique(inv[i:j], return_inverse=True)
-            self._batch(g, rows[i:j], tiles, tile_of, start, length, total, b_of, q_of, w, level, out, pending, k)
+            self._batch(
+                lv, rows[i:j], tiles, tile_of, start, length, total, b_of, q_of, w, level, out, pending, k, ordered
+            )
 
-    def _batch(self, g, rows, tiles, tile_of, start, length, total, b_of, q_of, w, level, out, pending, k):
-        N = self.mask.shape[1]
-        cand, cok, _ = g.gather(start[tiles], length[tiles])  # (T', C)
-        cand, cok = cand[tile_of], cok[tile_of]  # (nq, C)
+    def _batch(self, lv, rows, tile, b_of, q_of, w, level, out, pending, k, ordered):
+        g = self.grid(lv)
+        tiles, tile_of, start, length, total = tile
+        pe_s, pq_s, j_s = self.sorted_points(lv)
+        pos, cok, _ = g.gather(start[tiles], length[tiles])  # (T', C)
+        pos, cok = pos.index_select(0, tile_of), cok.index_select(0, tile_of)  # (nq, C)
         b, qi = b_of[rows], q_of[rows]  # (nq,)
         have = total[tiles][tile_of]
         d = self.group.elem_distance(
-            self.pe_cm[:, cand].movedim(0, -1),
+            _take(pe_s, pos).movedim(0, -1),
             self.qe[b, qi][:, None],
-            self.pq_cm[:, cand].movedim(0, -1),
+            _take(pq_s, pos).movedim(0, -1),
             self.qq[b, qi][:, None],
         )  # (nq, C)
-        j = cand - b[:, None] * N  # local index
+        j = _take(j_s, pos)  # local index
         inv_step = self.inv_step[b]
         step = 1 / inv_step
         key = self.keys.keys(self.keys.buckets(d, inv_step[:, None]), j)
-        key = torch.where(self.allin[b][:, None], j.to(key.dtype), key)
-        key = key.masked_fill(~cok, self.keys.inf)
+        if self.any_allin:
+            key = torch.where(self.allin[b][:, None], j.to(key.dtype), key)
+        key = key.masked_fill_(~cok, self.keys.inf)
         kk = min(k, key.shape[-1])
-        near = torch.topk(key, kk, dim=-1, largest=False, sorted=True).values  # (nq, kk)
+        near = torch.topk(key, kk, dim=-1, largest=False, sorted=ordered).values  # (nq, kk)
         # done: the box holds every real point, or the need-th rounded distance r found keeps
         # everything outside the box (farther than w h) at a rounded distance > r
         need = self.need[b]
-        kth = near.gather(-1, (need - 1).clamp(0, kk - 1)[:, None]).squeeze(-1)
+        if ordered:
+            kth = near.gather(-1, (need - 1).clamp(0, kk - 1)[:, None]).squeeze(-1)
+        else:  # the largest of the kk nearest; it bounds the radius only when need == kk
+            kth = near.amax(-1)
         kb = self.keys.bucket_of(kth)
         r = kb.to(d.dtype)
         h = g.h[b] * (1 - g.slack)
@@ -481,18 +621,25 @@ class _Nearest:
         radius = (r + 2) * step * (1 + g.slack) + g.abs_slack[b]
         # enough points for a radius (the last bucket holds every farther distance: it gives none)
         enough = (have >= need) & ~self.allin[b] & (kb < self.keys.cap)
+        if not ordered:
+            enough &= need == kk
         done = (have >= self.n_real[b]) | (enough & (radius <= reach))
         vals = self.keys.index(near)
         out[rows[done], :kk] = vals[done]
         pending[rows[done]] = False
         # the rest: the finest level whose box of at most w_cap cells reaches the radius found, or
         # the next level up when the box held too few points
-        lv = level[rows]
-        wide = float(max(1, min(g.w_cap, 1 << 20) - 2))
-        up = lv + torch.ceil(torch.log2(radius / (h * wide))).nan_to_num(0, 0, 0).long()
-        up = up.clamp(min=0)
-        new_lv = torch.where(enough, up, lv + 1)
-        new_w = torch.where(enough, torch.ceil(radius / (h * 2.0 ** (new_lv - lv))).long() + 1, w[rows])
+        lvl = level[rows]
+        need_reach = (radius + g.abs_slack[b]) / h  # in cells of this level
+        cap = float(max(1, min(g.w_cap, 1 << 20)))
+        up = (lvl + torch.ceil(torch.log2(need_reach / cap)).nan_to_num(0, 0, 0).long()).clamp(min=0)
+        new_w = torch.ceil(need_reach / 2.0 ** (up - lvl).double()).long().clamp(min=1)
+        stall = (up == lvl) & (new_w <= w[rows])  # the division rounded to the failed box: widen it
+        new_w = torch.where(stall, w[rows] + 1, new_w)
+        up = torch.where(new_w > cap, up + 1, up)  # rounding at the edge: one level more
+        new_w = torch.where(new_w > cap, torch.ceil(new_w / 2.0).long(), new_w)
+        new_lv = torch.where(enough, up, lvl + 1)
+        new_w = torch.where(enough, new_w, w[rows])
         again = rows[~done]
         level[again] = new_lv[~done]
         w[again] = new_w[~done]
@@ -678,7 +825,9 @@ def _fps_pruned(group: LieGroup, pe: Tensor, pq: Tensor, mask: Tensor, m: int, r
                 n, j = n + sizes[j], j + 1
             tile, cand = grid.gather_flat(start[i:j], length[i:j])  # (L,), (L,)
             src = new[i:j][tile]
-            dn = group.elem_distance(pe_cm[:, cand].T, pe_cm[:, src].T, pq_cm[:, cand].T, pq_cm[:, src].T)
+            dn = group.elem_distance(
+                _take(pe_cm, cand).T, _take(pe_cm, src).T, _take(pq_cm, cand).T, _take(pq_cm, src).T
+            )
             flat_min.scatter_reduce_(0, cand, torch.round(dn * inv_step[bi[i:j]][tile]).to(flat_min.dtype), "amin")
             i = j
         flat_min[new] = 0.0
@@ -758,12 +907,15 @@ def neighborhood_indices(
     inv_step = _example_inv_step(group, pe, pq, mask, res) if query_rows is None else None
     keys = _Keys(res, N)
     nearest = _Nearest(group, qe, qq, query_mask, pe, pq, mask, inv_step, allin, k_max, prune, keys, query_rows)
+    # a Monte-Carlo draw among all k_max candidates of every query depends on the candidate set only
+    # (the random keys belong to (query, point) pairs): their distance order is not needed
+    ordered = knn or k_max <= K or not bool(((k_cand == k_max) | (n_real == 0)).all())
     chunk = max(1, _CHUNK_ELEMENTS // max(1, Bg * k_max))
     nbhd_idx = torch.empty(Bg, m, K, dtype=torch.long, device=dev)
     nbhd_mask = torch.empty(Bg, m, K, dtype=torch.bool, device=dev)
     for s in range(0, m, chunk):
         e = min(m, s + chunk)
-        near = nearest(s, e, k_max)  # (Bg, mc, k_max)
+        near = nearest(s, e, k_max, ordered)  # (Bg, mc, k_max)
         in_cand = ranks_all < k_cand[:, None, None]  # (Bg, 1, k_max)
         if knn or k_max <= K:
             ranks = ranks_all[:K].expand(Bg, e - s, K)
