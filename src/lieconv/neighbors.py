@@ -580,9 +580,8 @@ class _Nearest:
         budget = max(1, _SEARCH_ELEMENTS // self.width)
         for i, j in _batches(total[inv].tolist(), budget):
             tiles, tile_of = torch.unique(inv[i:j], return_inverse=True)
-            self._batch(
-                lv, rows[i:j], tiles, tile_of, start, length, total, b_of, q_of, w, level, out, pending, k, ordered
-            )
+            tile = (tiles, tile_of, start, length, total)
+            self._batch(lv, rows[i:j], tile, b_of, q_of, w, level, out, pending, k, ordered)
 
     def _batch(self, lv, rows, tile, b_of, q_of, w, level, out, pending, k, ordered):
         g = self.grid(lv)
@@ -592,12 +591,8 @@ class _Nearest:
         pos, cok = pos.index_select(0, tile_of), cok.index_select(0, tile_of)  # (nq, C)
         b, qi = b_of[rows], q_of[rows]  # (nq,)
         have = total[tiles][tile_of]
-        d = self.group.elem_distance(
-            _take(pe_s, pos).movedim(0, -1),
-            self.qe[b, qi][:, None],
-            _take(pq_s, pos).movedim(0, -1),
-            self.qq[b, qi][:, None],
-        )  # (nq, C)
+        u, q_u = _take(pe_s, pos).movedim(0, -1), _take(pq_s, pos).movedim(0, -1)  # (nq, C, E), (nq, C, q)
+        d = self.group.elem_distance(u, self.qe[b, qi][:, None], q_u, self.qq[b, qi][:, None])  # (nq, C)
         j = _take(j_s, pos)  # local index
         inv_step = self.inv_step[b]
         step = 1 / inv_step
