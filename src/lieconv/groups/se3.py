@@ -8,7 +8,6 @@ from torch import Tensor
 from ._common import expand_samples
 from ._quaternion import (
     matrix_to_quat,
-    quat_angle,
     quat_conj,
     quat_log,
     quat_mul,
@@ -16,7 +15,7 @@ from ._quaternion import (
     quat_rotate,
     quat_to_matrix,
 )
-from ._series import cosc_sq, half_cot_sq, sinc3_sq, vinv3_sq
+from ._series import cosc_sq, sinc3_sq, vinv3_sq
 from .base import LieGroup
 from .so3 import so3_exp, so3_hat, so3_log, so3_vee
 
@@ -127,20 +126,28 @@ class SE3(LieGroup):
 
     def elem_distance(self, u: Tensor, v: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:
         """||log(v^-1 u)|| without rotating the translation:  with p = q_u conj(q_v) (world axis
-        k, angle th) and d = t_u - t_v, ``||log||^2 = th^2 + |d|^2 + (h^2 + th^2/4 - 1) |d_perp|^2``,
-        h = (th/2) cot(th/2), d_perp the part of d orthogonal to k (V^-1 fixes the axis and acts
-        as the scaled rotation [[h, th/2], [-th/2, h]] across it)."""
-        p = quat_mul(u[..., :4], quat_conj(v[..., :4]))
-        th = quat_angle(p)
-        th2 = th * th
-        h = half_cot_sq(th2)
-        d = u[..., 4:] - v[..., 4:]
-        d2 = (d * d).sum(-1)
-        pv = p[..., 1:]
-        pv2 = (pv * pv).sum(-1)
-        along2 = (pv * d).sum(-1) ** 2 / pv2.clamp_min(torch.finfo(pv2.dtype).tiny)
-        perp2 = (d2 - along2).clamp_min(0)
-        return torch.sqrt(th2 + d2 + (h * h + th2 / 4 - 1) * perp2)
+        k, angle th, |p_vec| = sin(th/2)) and d = t_u - t_v,
+        ``||log||^2 = th^2 + |d|^2 + ((th/2)^2 / sin(th/2)^2 - 1) |d_perp|^2``, d_perp the part
+        of d orthogonal to k (V^-1 fixes the axis and acts as the scaled rotation
+        [[h, th/2], [-th/2, h]] across it, h = (th/2) cot(th/2), so h^2 + (th/2)^2 - 1 is that
+        coefficient).  Computed coordinate by coordinate (no stacked quaternion products and no
+        sums over short last axes: several times faster on CPU; no gradients, selection only)."""
+        aw, ax, ay, az = (u[..., i] for i in range(4))
+        bw, bx, by, bz = (v[..., i] for i in range(4))
+        pw = aw * bw + ax * bx + ay * by + az * bz
+        px = ax * bw - aw * bx + az * by - ay * bz
+        py = ay * bw - aw * by + ax * bz - az * bx
+        pz = az * bw - aw * bz + ay * bx - ax * by
+        pv2 = px * px + py * py + pz * pz
+        dx, dy, dz = (u[..., i] - v[..., i] for i in (4, 5, 6))
+        d2 = dx * dx + dy * dy + dz * dz
+        along = px * dx + py * dy + pz * dz
+        inv = 1 / pv2.clamp_min(torch.finfo(pv2.dtype).tiny)
+        half = torch.atan2(torch.sqrt(pv2), pw.abs())  # th / 2
+        half2 = half * half
+        perp2 = (d2 - along * along * inv).clamp_min(0)
+        coef = (half2 * inv - 1).clamp_min(0)  # (th/2)^2 / sin(th/2)^2 - 1 >= 0; 0 at th = 0
+        return torch.sqrt(4 * half2 + d2 + coef * perp2)
 
     def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor:
         """E = (t, R / sqrt(2)) (3 + 9 coordinates, R the rotation matrix of the quaternion).
