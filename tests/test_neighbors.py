@@ -159,6 +159,40 @@ def test_pruned_selection_equals_brute_force(name, dtype, monkeypatch):
     assert math.prod(near.grid(0).G) > 8
 
 
+@pytest.mark.parametrize("name", ["T3", "T2", "SE2", "Tx"])
+@pytest.mark.parametrize(
+    "knobs",
+    [{}, {"_SAT_CELLS": 0}, {"_COUNT_MARGIN": 0.2}, {"_COUNT_MARGIN": 0.2, "_MAX_RUNS": 9}],
+    ids=["counts", "no-counts", "second-rounds", "coarser-levels"],
+)
+def test_pruned_search_of_whole_candidate_sets_equals_brute_force(name, knobs, monkeypatch):
+    """Every example fully real: the Monte-Carlo draw takes candidate sets in any order (unsorted
+    top-k).  First boxes from prefix counts, fixed first boxes (no count table), boxes too small
+    on purpose (second rounds) and a low run limit (coarser levels) all choose what brute force does."""
+    monkeypatch.setattr(nb, "_DENSE_FRACTION", 1.0)
+    for attr, value in knobs.items():
+        monkeypatch.setattr(nb, attr, value)
+    G = get_group(name)
+    ns = 2 if G.stabilizer_dim else 1
+    gen = torch.Generator().manual_seed(8)
+    x = lift(Points.from_coords(_clustered_cloud(G, 2, 400, gen, torch.float64)), G, ns, generator=gen)
+    qidx = torch.arange(1, x.mask.shape[1], 2)[None].expand(2, -1)
+    q = (nb.gather_points(x.elems, qidx), nb.gather_points(x.orbits, qidx), nb.gather_points(x.mask, qidx))
+    for fill in (0.03, 0.1):
+        args = (G, *q, x.elems, x.orbits, x.mask)
+        kw = dict(num_nbhd=6, fill=fill)
+        pruned = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(5))
+        brute = nb.neighborhood_indices(*args, **kw, generator=torch.Generator().manual_seed(5), prune=False)
+        assert torch.equal(pruned[1], brute[1]) and torch.equal(pruned[0], brute[0]), (name, fill)
+        assert bool(pruned[1].all())
+    # the unordered search returns the same k nearest as the ordered one, as sets
+    inv_step = nb._example_inv_step(G, x.elems, x.orbits, x.mask, 1e-9)
+    near = nb._Nearest(*args, inv_step, torch.zeros(2, dtype=torch.bool), 30, True, nb._Keys(1e-9, x.mask.shape[1]))
+    assert near.x.shape[-1] > 0  # a real cell list
+    a, b = near(0, qidx.shape[1], 30, True), near(0, qidx.shape[1], 30, False)
+    assert torch.equal(a.sort(-1).values, b.sort(-1).values)
+
+
 def test_pruned_selection_with_exact_ties_on_a_pixel_grid():
     G = get_group("T2")
     ij = torch.stack(torch.meshgrid(torch.arange(30.0), torch.arange(30.0), indexing="ij"), -1).reshape(1, -1, 2)
