@@ -13,9 +13,12 @@ layers compute kernel inputs with gradients only for the chosen (query, neighbou
 
 Exact pruning.  A group may give a Euclidean embedding E with d(u, v) >= ||E(u) - E(v)||
 (``LieGroup.distance_lower_bound_coords``).  The points are binned in a cell list on the leading
-(up to 3) coordinates of E; a query compares itself only with the points of the cells around its
-own, and widens the box until the k-th nearest rounded distance found is provably below the
-distance to anything outside the box.  The result is identical to comparing every pair (same
+(up to 3) coordinates of E, cells of about a quarter of a typical k-th nearest distance; a query
+compares itself only with the points of a box of cells around its own, sized before any distance
+is computed from prefix counts of the points per cell (the smallest box whose inscribed ball
+should hold the k needed points), and widens the box once more only if the k-th nearest rounded
+distance found is not provably below the distance to anything outside it.  About 3 k candidates
+per query, nearly all in one round: the search costs O(m k), whatever N.  The result is identical to comparing every pair (same
 rounding, same lowest-index tie breaking, same random keys): ``prune=False`` does exactly that
 (one cell per example) and the tests compare the two.  Groups without a bound use one cell, and
 so does a search whose boxes would hold more than ``_DENSE_FRACTION`` of an example around a
