@@ -18,12 +18,13 @@ compares itself only with the points of a box of cells around its own, sized bef
 is computed from prefix counts of the points per cell (the smallest box whose inscribed ball
 should hold the k needed points), and widens the box once more only if the k-th nearest rounded
 distance found is not provably below the distance to anything outside it.  About 3 k candidates
-per query, nearly all in one round: the search costs O(m k), whatever N.  The result is identical to comparing every pair (same
-rounding, same lowest-index tie breaking, same random keys): ``prune=False`` does exactly that
-(one cell per example) and the tests compare the two.  Groups without a bound use one cell, and
-so does a search whose boxes would hold more than ``_DENSE_FRACTION`` of an example around a
-typical query (e.g. SE(3), whose nearest distances are dominated by the rotation part): there
-comparing every pair is cheaper than the pruning, and gives the same result.
+per query, nearly all in one round: the search costs O(m k), whatever N.  The result is
+identical to comparing every pair (same rounding, same lowest-index tie breaking, same random
+keys): ``prune=False`` does exactly that (one cell per example) and the tests compare the two.
+Groups without a bound use one cell, and so does a search whose boxes would hold more than
+``_DENSE_FRACTION`` of an example around a typical query (e.g. SE(3), whose nearest distances are
+dominated by the rotation part): there comparing every pair is cheaper than the pruning, and
+gives the same result.
 
 Distances are rounded to ``TIE_RESOLUTION`` of an invariant per-example scale (the largest
 distance from the example's first real point; the step is the nearest power of two), so exact ties
@@ -67,7 +68,7 @@ _MAX_CELLS = 1 << 16  # cells per grid dimension at most (linear cell ids stay i
 _BOX = 2  # farthest-point sampling: a new point's box reaches this many cells beyond its own
 _CELL_FRACTION = 4  # the search's finest cells: a typical k-th nearest distance / this
 _COUNT_MARGIN = 1.25  # a first box should hold this many times the needed points in its inscribed ball
-_SAT_CELLS = 1 << 24  # cells of a level's prefix-count table at most (else its first boxes are fixed)
+_SAT_CELLS = 1 << 22  # cells of a level's count tables at most (int32; a finer level has none)
 _FPS_LOOP_POINTS = 4096  # farthest-point sampling of at most this many points: the plain loop
 _MAX_RUNS = 289  # a box of more runs (cell rows) than this scans the whole example
 _SLACK_EPS = 64  # safety margin of the pruning tests, in units of the dtype's epsilon
@@ -293,7 +294,7 @@ class _Grid:
             start = torch.searchsorted(self.sorted_ids, lo_id)
             end = torch.searchsorted(self.sorted_ids, hi_id, right=True)
         else:
-            start, end = _take(first, lo_id), _take(first, hi_id + 1)
+            start, end = _take(first, lo_id).long(), _take(first, hi_id + 1).long()
         length = torch.where(ok, end - start, 0)
         if bool(whole.any()):
             cells = math.prod(self.G)
@@ -320,7 +321,7 @@ class _Grid:
         return sorted_pos.clamp_(0, self.perm.numel() - 1), valid, total
 
     def cell_starts(self) -> Tensor | None:
-        """The position in the sorted order of each cell's first point, (Bg * cells + 1,) long (the
+        """The position in the sorted order of each cell's first point, (Bg * cells + 1,) int32 (the
         last entry: the number of real points), or None when there would be more than ``_SAT_CELLS``
         cells (boxes then search the sorted ids)."""
         if not hasattr(self, "_starts"):
@@ -329,11 +330,11 @@ class _Grid:
             if cells <= _SAT_CELLS:
                 ids = self.sorted_ids[self.sorted_ids < cells]
                 per = torch.bincount(ids, minlength=cells)
-                self._starts = torch.nn.functional.pad(per.cumsum(0), (1, 0))
+                self._starts = torch.nn.functional.pad(per.cumsum(0), (1, 0)).to(torch.int32)
         return self._starts
 
     def counts(self) -> Tensor | None:
-        """Prefix counts of the real points per cell, (Bg, G0 + 1, ..., G(s-1) + 1) long (a leading
+        """Prefix counts of the real points per cell, (Bg, G0 + 1, ..., G(s-1) + 1) int32 (a leading
         zero plane per axis), or None when the table would exceed ``_SAT_CELLS`` cells."""
         if not hasattr(self, "_sat"):
             shape = [g + 1 for g in self.G]
@@ -344,7 +345,7 @@ class _Grid:
                 c = torch.bincount(ids, minlength=self.Bg * cells).view(self.Bg, *self.G)
                 for d in range(self.s):
                     c = c.cumsum(d + 1)
-                self._sat = torch.nn.functional.pad(c, (1, 0) * self.s)
+                self._sat = torch.nn.functional.pad(c, (1, 0) * self.s).to(torch.int32)
         return self._sat
 
     def box_count(self, b: Tensor, c: Tensor, w: Tensor) -> Tensor:
@@ -361,7 +362,7 @@ class _Grid:
             for d, up in enumerate(corner):
                 idx = idx + (hi[:, d] if up else lo[:, d]) * strides[d + 1]
             sign = (-1) ** (self.s - sum(corner))
-            total = total + sign * sat.flatten()[idx]
+            total = total + sign * _take(sat.flatten(), idx)
         return total
 
     def gather_flat(self, start: Tensor, length: Tensor) -> tuple[Tensor, Tensor]:
@@ -527,7 +528,7 @@ class _Nearest:
         every real point of the example or whose inscribed ball (radius w h) would hold
         ``_COUNT_MARGIN`` times the needed points at the box's mean density (a binary search on
         the prefix counts; counts grow with w).  Queries that no box of the run limit satisfies
-        try the next level; a level without prefix counts gives its queries boxes of ``_BOX``."""
+        try the next level, and so do all queries while a level has too many cells for the counts."""
         n = b_of.shape[0]
         dev = b_of.device
         w = torch.full((n,), _BOX, dtype=torch.long, device=dev)
@@ -536,9 +537,12 @@ class _Nearest:
         lv = 0
         while todo.numel():
             g = self.grid(lv)
-            if g.counts() is None:
-                level[todo] = lv
-                break
+            if g.counts() is None:  # too many cells for the count table: a coarser level
+                if max(g.G) <= 1:
+                    level[todo] = lv
+                    break
+                lv += 1
+                continue
             b, c = b_of[todo], g.extra_cells[b_of[todo], q_of[todo]]
             lo = torch.ones_like(b)
             hi = torch.full_like(b, max(1, min(g.w_cap, max(g.G))))
