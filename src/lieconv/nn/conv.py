@@ -13,6 +13,7 @@ from ..data import FarthestOrder, Lifted
 from ..groups.base import LieGroup
 from ..neighbors import Selection, farthest_point_indices, full_neighborhoods, gather_points, neighborhood_indices
 from ..random import resolve_generator
+from .functional import contract
 from .kernels import KernelMLP
 from .packing import RowPacking
 
@@ -227,7 +228,8 @@ class LieConv(nn.Module):
             # every point is a neighbour, in index order: h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b, with
             # W_h f_j computed once per point (point_features), no gather, no (m, c*h) intermediate
             g = self.point_features(values, sel.nbhd_mask.any(1)) if features is None else features  # (B, N*h, o)
-            out = torch.addcmul(b, torch.matmul(weights.reshape(Bg, m, N * h), g), scale)
+            s = weights.reshape(Bg, m, N * h).expand(B, m, N * h)
+            out = torch.addcmul(b, contract(s, g), scale)
         elif Bg == 1 and B > 1:  # shared geometry
             rows = values.transpose(0, 1).reshape(N, B * c)
             z = gather_contract(rows, sel.nbhd_idx.reshape(-1), weights[0]).view(m, B, c * h)  # (m, B, c*h)
