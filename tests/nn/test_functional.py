@@ -85,3 +85,40 @@ def test_training_gradients_equal_plain_autograd(group, monkeypatch):
     assert len(lean) == len(plain) > 10
     for a, b in zip(lean, plain):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("Bs", [3, 1])
+def test_point_contract_is_contract_of_the_point_features_and_twice_differentiable(Bs, monkeypatch):
+    import lieconv.nn.functional as fn
+
+    monkeypatch.setattr(fn, "_CHUNK", 2 * 5 * 4)  # chunks of 2 examples (of 3): the loops run
+    s0 = torch.randn(Bs, 2, 6, **F64, requires_grad=True)  # N = 3 points, h = 2 kernel channels
+    f = torch.randn(3, 3, 4, **F64, requires_grad=True)
+    w = torch.randn(4, 2 * 5, **F64, requires_grad=True)  # o = 5
+
+    def pc(s0, f, w):
+        return fn.point_contract(s0.expand(3, 2, 6), f, w)
+
+    ref = torch.matmul(s0, (f.reshape(9, 4) @ w).view(3, 6, 5))
+    torch.testing.assert_close(pc(s0, f, w), ref)
+    assert torch.autograd.gradcheck(pc, (s0, f, w))
+    assert torch.autograd.gradgradcheck(pc, (s0, f, w))
+
+
+def test_point_contract_second_pass_through_both_nodes(monkeypatch):
+    """A loss of the output and of its first derivative (as in training through dV/dq): the terms
+    through g handed from the derivative's node to the forward node give autograd's gradients."""
+    import lieconv.nn.functional as fn
+
+    monkeypatch.setattr(fn, "_CHUNK", 2 * 5 * 4)
+    s = torch.randn(3, 2, 6, **F64, requires_grad=True)
+    f = torch.randn(3, 3, 4, **F64, requires_grad=True)
+    w = torch.randn(4, 10, **F64, requires_grad=True)
+    G = torch.randn(3, 2, 5, **F64)
+    res = []
+    for pc in (fn.point_contract, lambda s, f, w: torch.bmm(s, (f.reshape(9, 4) @ w).view(3, 6, 5))):
+        o = pc(s, f, w)
+        ds, df = torch.autograd.grad(o, (s, f), G, create_graph=True)
+        loss = o.pow(2).sum() + ds.pow(2).sum() + (df * f).sum()
+        res.append(torch.autograd.grad(loss, (s, f, w)))
+    torch.testing.assert_close(res[0], res[1], rtol=1e-12, atol=1e-12)
