@@ -222,11 +222,16 @@ class _PointContract(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: Tensor, f: Tensor, weight: Tensor) -> Tensor:
         B, N, c = f.shape
-        h = s.shape[2] // N
-        g = (f.reshape(B * N, c) @ weight).view(B, N * h, weight.shape[1] // h)
+        P = s.shape[2]
+        O = weight.shape[1] * N // P
+        g = f.new_empty(B, P, O)
+        out = f.new_empty(B, s.shape[1], O)
+        for b0, b1 in _chunks(B, P * O):  # each chunk of g is contracted while it is in cache
+            torch.mm(f[b0:b1].reshape(-1, c), weight, out=g[b0:b1].view(-1, weight.shape[1]))
+            torch.bmm(s[b0:b1], g[b0:b1], out=out[b0:b1])
         ctx.save_for_backward(s, f, weight, g)
         ctx.calls, ctx.stash = 0, []
-        return torch.bmm(s, g)
+        return out
 
     @staticmethod
     def backward(ctx, G: Tensor):
