@@ -211,7 +211,9 @@ class LieConv(nn.Module):
 
         Full neighbourhoods (``sel.full``): ``h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b``, the
         ``point_features`` ``W_h f_j`` (or ``features``, precomputed by the caller, ``values``
-        then unused) contracted with the kernel by one matmul per example.
+        then unused) contracted with the kernel by one matmul per example
+        (``lieconv.nn.functional.point_contract`` / ``contract``: twice differentiable with a small
+        graph, for networks trained through their gradient such as ``HLieResNet``).
 
         The neighbour values are gathered as rows and contracted with the kernel by one batched
         matmul (``gather_contract``, whose backward gathers again instead of storing the (pairs, c)
