@@ -75,7 +75,10 @@ def _training_grads(group):
     z0 = 0.5 * torch.randn(4, 24, generator=g, **F64)
     sp = torch.stack([0.1 + torch.rand(4, 6, generator=g, **F64), torch.rand(4, 6, generator=g, **F64)], -1)
     loss = model(z0, 0.05 * torch.arange(3, **F64), sp).pow(2).mean()
-    return [loss.detach(), *torch.autograd.grad(loss, list(model.parameters()), allow_unused=True, materialize_grads=True)]
+    return [
+        loss.detach(),
+        *torch.autograd.grad(loss, list(model.parameters()), allow_unused=True, materialize_grads=True),
+    ]
 
 
 @pytest.mark.parametrize("group", ["SO2*", "T2"])

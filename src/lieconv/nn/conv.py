@@ -191,7 +191,7 @@ class LieConv(nn.Module):
         half of a full-neighbourhood aggregation.  values (B, N, chin) -> (B, N * kernel_out, chout);
         with ``mask`` (Bg, N) computed on the real points only (``RowPacking``; zeros at padding, which
         the kernel weighs by 0 anyway)."""
-        B, N, c = values.shape
+        B, N, _ = values.shape
         o, h = self.chout, self.kernel_out
         w = self._feature_weight()
         p = RowPacking(mask, B) if mask is not None else None
