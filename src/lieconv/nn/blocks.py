@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from ..data import Lifted
 from ..neighbors import gather_points
 from .conv import LieConv, zero_masked
+from .functional import silu, silu_grad
 from .norm import MaskBatchNorm
 from .packing import RowPacking
 
@@ -16,12 +17,13 @@ __all__ = ["BottleneckBlock", "GlobalPool", "PointwiseNormAct"]
 
 
 class PointwiseNormAct(nn.Module):
-    """Optional masked batch norm then Swish, applied to the values of a ``Lifted``."""
+    """Optional masked batch norm then Swish, applied to the values of a ``Lifted``.
+
+    Swish is ``lieconv.nn.functional.silu`` (twice differentiable with a small graph)."""
 
     def __init__(self, channels: int, *, bn: bool):
         super().__init__()
         self.norm = MaskBatchNorm(channels) if bn else None
-        self.act = nn.SiLU()
 
     def forward(self, x: Lifted) -> Lifted:
         return x.replace(values=self.rows(x.values, x.mask))
@@ -29,7 +31,7 @@ class PointwiseNormAct(nn.Module):
     def rows(self, values: Tensor, mask: Tensor | None) -> Tensor:
         """The same on values (..., c) with ``mask`` (None: every row is real, e.g. packed rows)."""
         if self.norm is None:
-            return self.act(values)
+            return silu(values)
         if mask is None:
             mask = values.new_ones(values.shape[:-1], dtype=torch.bool)
         scale, shift = self.norm.affine(values, mask)
@@ -52,11 +54,8 @@ class _AffineSiLU(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         x, scale, shift = ctx.saved_tensors
         y = torch.addcmul(shift, x, scale)
-        if torch.is_grad_enabled():  # create_graph: aten's fused silu_backward has no derivative
-            sig = torch.sigmoid(y)
-            dy = grad * sig * (1 + y * (1 - sig))
-        else:
-            dy = torch.ops.aten.silu_backward(grad, y)
+        # create_graph: silu_grad is twice differentiable (aten's fused silu_backward is not)
+        dy = silu_grad(grad, y) if torch.is_grad_enabled() else torch.ops.aten.silu_backward(grad, y)
         dims = tuple(range(x.dim() - 1))
         grad_x = dy * scale if ctx.needs_input_grad[0] else None
         grad_scale = (dy * x).sum(dims) if ctx.needs_input_grad[1] else None

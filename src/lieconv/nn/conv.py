@@ -13,6 +13,7 @@ from ..data import FarthestOrder, Lifted
 from ..groups.base import LieGroup
 from ..neighbors import Selection, farthest_point_indices, full_neighborhoods, gather_points, neighborhood_indices
 from ..random import resolve_generator
+from .functional import contract, point_contract
 from .kernels import KernelMLP
 from .packing import RowPacking
 
@@ -190,13 +191,18 @@ class LieConv(nn.Module):
         half of a full-neighbourhood aggregation.  values (B, N, chin) -> (B, N * kernel_out, chout);
         with ``mask`` (Bg, N) computed on the real points only (``RowPacking``; zeros at padding, which
         the kernel weighs by 0 anyway)."""
-        B, N, c = values.shape
+        B, N, _ = values.shape
         o, h = self.chout, self.kernel_out
-        w = self.linear.weight.view(o, c, h).permute(1, 2, 0).reshape(c, h * o)
+        w = self._feature_weight()
         p = RowPacking(mask, B) if mask is not None else None
         if p is None or not p.active:
             return (values @ w).view(B, N * h, o)
         return p.unpack(p.pack(values) @ w).view(B, N * h, o)
+
+    def _feature_weight(self) -> Tensor:
+        """``W`` as the (chin, kernel_out * chout) matrix of ``point_features``: column (h, o) holds W_h[o, :]."""
+        o, c, h = self.chout, self.chin, self.kernel_out
+        return self.linear.weight.view(o, c, h).permute(1, 2, 0).reshape(c, h * o)
 
     def aggregate(
         self, values: Tensor | None, weights: Tensor, sel: Selection, features: Tensor | None = None
@@ -205,7 +211,9 @@ class LieConv(nn.Module):
 
         Full neighbourhoods (``sel.full``): ``h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b``, the
         ``point_features`` ``W_h f_j`` (or ``features``, precomputed by the caller, ``values``
-        then unused) contracted with the kernel by one matmul per example.
+        then unused) contracted with the kernel by one matmul per example
+        (``lieconv.nn.functional.point_contract`` / ``contract``: twice differentiable with a small
+        graph, for networks trained through their gradient such as ``HLieResNet``).
 
         The neighbour values are gathered as rows and contracted with the kernel by one batched
         matmul (``gather_contract``, whose backward gathers again instead of storing the (pairs, c)
@@ -225,9 +233,14 @@ class LieConv(nn.Module):
         W, b = self.linear.weight, self.linear.bias  # W z / n + b: the 1/n_i on the (small) output side
         if sel.full:
             # every point is a neighbour, in index order: h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b, with
-            # W_h f_j computed once per point (point_features), no gather, no (m, c*h) intermediate
-            g = self.point_features(values, sel.nbhd_mask.any(1)) if features is None else features  # (B, N*h, o)
-            out = torch.addcmul(b, torch.matmul(weights.reshape(Bg, m, N * h), g), scale)
+            # W_h f_j computed once per point, no gather, no (m, c*h) intermediate
+            s = weights.reshape(Bg, m, N * h).expand(B, m, N * h)
+            packed = features is None and RowPacking(sel.nbhd_mask.any(1), B).active
+            if features is None and not packed:  # W_h f_j made inside, its derivatives chunk by chunk
+                z = point_contract(s, values, self._feature_weight())
+            else:  # precomputed features, or W_h f_j on the real rows only (a padded batch)
+                z = contract(s, self.point_features(values, sel.nbhd_mask.any(1)) if packed else features)
+            out = torch.addcmul(b, z, scale)
         elif Bg == 1 and B > 1:  # shared geometry
             rows = values.transpose(0, 1).reshape(N, B * c)
             z = gather_contract(rows, sel.nbhd_idx.reshape(-1), weights[0]).view(m, B, c * h)  # (m, B, c*h)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from .functional import silu
 from .norm import MaskBatchNorm
 
 __all__ = ["KernelMLP"]
@@ -58,7 +59,7 @@ class KernelMLP(nn.Module):
                 weight, bias = lin.weight, lin.bias
             else:  # the first input (log coordinates, orbits) may have any offset: centre its Gram matrix
                 weight, bias = self.norms[i].fold_linear(lin, x, w, count, center=i == 0, update_stats=update_stats)
-            x = F.silu(torch.addmm(bias, x, weight.t()))
+            x = silu(torch.addmm(bias, x, weight.t()))
             if w is not None:
                 x = x * w
         return x

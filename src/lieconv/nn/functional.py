@@ -1,0 +1,304 @@
+"""Twice-differentiable primitives with a lean backward graph, for training through ``∂V/∂q``.
+
+A Hamiltonian network is trained through the derivative of its output (``HLieResNet``: the loss
+sees ``∂V/∂q``, made with ``create_graph=True``), so every layer is differentiated twice and the
+graph of the first derivative is kept alive for all solver stages until the loss is
+differentiated.  Autograd's generic formulas make that graph large: the first derivative of
+``F.silu`` is built from ``sigmoid``, ``1 - s``, ``x (1 - s)``, ``1 + ...`` and two products, each
+of which keeps its inputs; a batched matmul's derivative reads transposed views, whose products
+and sums take slow strided paths.  The functions here compute the same values and derivatives
+(to rounding) with hand-written first *and* second derivatives:
+
+``silu(x)``            Swish ``x σ(x)``; its backward is ``silu_grad(g, x) = g σ(x)(1 + x(1 − σ(x)))``,
+                       itself a function that keeps only ``g`` and ``x`` (the first derivative's
+                       graph holds one tensor per activation, not six).
+``contract(s, g)``     ``torch.bmm(s, g)`` for s (B, m, P), g (B, P, o), whose first derivative
+                       ``(G gᵀ, sᵀ G)`` is one node that keeps only its inputs, computes only the
+                       gradients the running backward pass uses, and takes every product on
+                       contiguous operands.
+
+Higher derivatives (a third) are still correct: every backward is made of differentiable
+operations when grad mode is on.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+__all__ = ["silu", "silu_grad", "contract", "point_contract"]
+
+
+def _wanted(t: Tensor) -> bool:
+    """Inside a backward pass: will the engine use a gradient for ``t``?  (False for a parameter
+    while ``torch.autograd.grad(V, q)`` differentiates with respect to ``q`` only.)"""
+    if not t.requires_grad:
+        return False
+    try:
+        return bool(torch._C._will_engine_execute_node(torch.autograd.graph.get_gradient_edge(t).node))
+    except RuntimeError:  # not called from the engine: assume it is
+        return True
+
+
+# ---------------------------------------------------------------------------------------- SiLU
+def silu(x: Tensor) -> Tensor:
+    """Swish ``x σ(x)`` (the value of ``F.silu``), twice differentiable with a small graph.
+
+    Keeps only ``x`` for backward; the backward is :func:`silu_grad`.  Shapes: any -> the same.
+    """
+    return _SiLU.apply(x)
+
+
+def silu_grad(g: Tensor, x: Tensor) -> Tensor:
+    """``g · silu'(x)`` with ``silu'(x) = σ(x)(1 + x(1 − σ(x)))``, keeping only ``g`` and ``x``.
+
+    Its own derivatives: ``∂/∂g = silu'(x)``, ``∂/∂x = g · silu''(x)`` with
+    ``silu''(x) = σ(x)(1 − σ(x))(2 + x(1 − 2σ(x)))``.  Shapes: g and x the same.
+    """
+    return _SiLUGrad.apply(g, x)
+
+
+class _SiLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return F.silu(x)
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return _SiLUGrad.apply(g, x)
+        return torch.ops.aten.silu_backward(g, x)
+
+
+class _SiLUGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, g: Tensor, x: Tensor) -> Tensor:
+        ctx.save_for_backward(g, x)
+        return torch.ops.aten.silu_backward(g, x)
+
+    @staticmethod
+    def backward(ctx, gg: Tensor):
+        g, x = ctx.saved_tensors
+        grad_g = grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_g = silu_grad(gg, x) if torch.is_grad_enabled() else torch.ops.aten.silu_backward(gg, x)
+        if ctx.needs_input_grad[1]:
+            if torch.is_grad_enabled():  # a third derivative: plain differentiable operations
+                s = torch.sigmoid(x)
+                grad_x = gg * g * s * (1 - s) * (2 + x * (1 - 2 * s))
+            else:  # the same, in place on two temporaries
+                s = torch.sigmoid(x)
+                v = torch.mul(s, s).neg_().add_(s)  # s (1 - s)
+                grad_x = s.mul_(-2).add_(1).mul_(x).add_(2).mul_(v).mul_(g).mul_(gg)
+        return grad_g, grad_x
+
+
+# -------------------------------------------------------------------------------- contraction
+def contract(s: Tensor, g: Tensor) -> Tensor:
+    """``o = s @ g`` batched: s (B, m, P), g (B, P, o) -> (B, m, o) (the value of ``torch.bmm``).
+
+    Used by the dense (full-neighbourhood) LieConv aggregation, s the kernel values of the m
+    queries' P = N·h (neighbour, kernel channel) pairs and g the point features ``W_h f_j``.
+    The first derivative ``∂s = G gᵀ, ∂g = sᵀ G`` is one node keeping ``(G, s, g)`` (the tensors
+    the forward already keeps, plus G), and its derivative in turn is written out:
+    ``∂G = Ā g + s C̄``, ``∂s = G C̄ᵀ``, ``∂g = Āᵀ G`` (Ā, C̄: the gradients of ``∂s``, ``∂g``).
+    """
+    return _Contract.apply(s, g)
+
+
+def _ct(x: Tensor) -> Tensor:
+    """xᵀ over the last two axes, contiguous (for the small operands; bmm is slow on views)."""
+    return x.transpose(1, 2).contiguous()
+
+
+class _Contract(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, s: Tensor, g: Tensor) -> Tensor:
+        ctx.save_for_backward(s, g)
+        return torch.bmm(s, g)
+
+    @staticmethod
+    def backward(ctx, G: Tensor):
+        s, g = ctx.saved_tensors
+        want_s = ctx.needs_input_grad[0] and _wanted(s)
+        want_g = ctx.needs_input_grad[1] and _wanted(g)
+        if torch.is_grad_enabled() and (want_s or want_g):
+            ds, dg = _ContractGrad.apply(G, s, g, want_s, want_g)
+            return (ds if want_s else None), (dg if want_g else None)
+        ds = torch.bmm(G, g.transpose(1, 2)) if want_s else None
+        dg = torch.bmm(_ct(s), G) if want_g else None
+        return ds, dg
+
+
+class _ContractGrad(torch.autograd.Function):
+    """(A, C) = (G gᵀ, sᵀ G): the first derivative of ``contract``; an output not wanted is a
+    0-element placeholder."""
+
+    @staticmethod
+    def forward(ctx, G: Tensor, s: Tensor, g: Tensor, want_s: bool, want_g: bool):
+        ctx.save_for_backward(G, s, g)
+        ctx.set_materialize_grads(False)
+        A = torch.bmm(G, g.transpose(1, 2)) if want_s else G.new_empty(0)
+        C = torch.bmm(_ct(s), G) if want_g else G.new_empty(0)
+        if not want_s:
+            ctx.mark_non_differentiable(A)
+        if not want_g:
+            ctx.mark_non_differentiable(C)
+        return A, C
+
+    @staticmethod
+    def backward(ctx, gA: Tensor | None, gC: Tensor | None):
+        G, s, g = ctx.saved_tensors
+        if gA is not None and gA.numel() == 0:
+            gA = None
+        if gC is not None and gC.numel() == 0:
+            gC = None
+        dG = ds = dg = None
+        need_G, need_s, need_g = ctx.needs_input_grad[:3]
+        if need_G:
+            if gA is not None:
+                dG = torch.bmm(gA, g)
+            if gC is not None:
+                dG = torch.bmm(s, gC) if dG is None else torch.baddbmm(dG, s, gC)
+        if need_s and gC is not None:
+            ds = torch.bmm(G, gC.transpose(1, 2))
+        if need_g and gA is not None:
+            dg = torch.bmm(_ct(gA), G)
+        return dG, ds, dg, None, None
+
+
+# ------------------------------------------------------- contraction with the point features
+#: floats in one chunk of a (rows, h·o) intermediate of ``point_contract``'s derivatives (~1 MB in
+#: float32): the chunk stays in cache, and the full (B, N·h, o) tensor is never formed
+_CHUNK = 1 << 18
+
+
+def point_contract(s: Tensor, f: Tensor, weight: Tensor) -> Tensor:
+    """``o = s @ g`` with the point features ``g = (f @ weight).view(B, N·h, o)`` made inside.
+
+    s (B, m, N·h), f (B, N, c), weight (c, h·o) -> (B, m, o): the dense LieConv aggregation
+    ``o_i = Σ_{j,h} s_ijh (W_h f_j)`` (``LieConv.point_features`` then :func:`contract`).  Twice
+    differentiable; only ``g`` is kept (as by the forward anyway), and the derivatives are worked
+    out per chunk of examples (``_CHUNK``), so the other (B, N·h, o) products of the first and
+    second derivatives (``sᵀG``, its gradient, the gradient of g) never exist whole:
+
+    * first derivative (``G = ∂L/∂o``): ``∂s = G gᵀ``, ``∂f = (sᵀG) Wᵀ``, ``∂W = fᵀ (sᵀG)``;
+    * its derivative, given ``(Ā, F̄, D̄)`` for ``(∂s, ∂f, ∂W)``: with ``C = sᵀG`` and
+      ``C̄ = F̄ W + f D̄``: ``∂G = Ā g + s C̄``, ``∂s = G C̄ᵀ``, ``∂f = C D̄ᵀ + (ĀᵀG) Wᵀ``,
+      ``∂W = F̄ᵀ C + fᵀ (ĀᵀG)``.  The last terms go through ``g``; they are handed to the
+      forward node's backward of the same pass, which adds them to its own ``sᵀ Ḡ`` before one
+      product with ``W`` (two matmuls of the block's largest size instead of four).
+    """
+    return _PointContract.apply(s, f, weight)
+
+
+def _chunks(B: int, per_example: int):
+    step = max(1, _CHUNK // max(1, per_example))
+    return [(b0, min(B, b0 + step)) for b0 in range(0, B, step)]
+
+
+def _to_points(lhs: list[Tensor], rhs: list[Tensor], f: Tensor, weight: Tensor, want_f: bool, want_w: bool):
+    """``Σ_k lhs_kᵀ rhs_k`` (B, N·h, o), a gradient of g (or C), pulled back through ``g = f W``:
+    (``d f = dg Wᵀ`` (B, N, c), ``d W = fᵀ dg`` (c, h·o)), chunk by chunk (None where not wanted)."""
+    B, N, c = f.shape
+    L = _ct(torch.cat(lhs, 1) if len(lhs) > 1 else lhs[0])  # (B, N·h, k·m)
+    R = torch.cat(rhs, 1) if len(rhs) > 1 else rhs[0].contiguous()  # (B, k·m, o)
+    df = f.new_empty(B, N, c) if want_f else None
+    dw = weight.new_zeros(weight.shape) if want_w else None
+    for b0, b1 in _chunks(B, L.shape[1] * R.shape[2]):
+        dg = torch.bmm(L[b0:b1], R[b0:b1]).view((b1 - b0) * N, -1)  # (rows, h·o)
+        if want_f:
+            torch.mm(dg, weight.t(), out=df[b0:b1].view(-1, c))
+        if want_w:
+            dw.addmm_(f[b0:b1].reshape(-1, c).t(), dg)
+    return df, dw
+
+
+class _PointContract(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, s: Tensor, f: Tensor, weight: Tensor) -> Tensor:
+        B, N, c = f.shape
+        P = s.shape[2]
+        O = weight.shape[1] * N // P
+        g = f.new_empty(B, P, O)
+        out = f.new_empty(B, s.shape[1], O)
+        for b0, b1 in _chunks(B, P * O):  # each chunk of g is contracted while it is in cache
+            torch.mm(f[b0:b1].reshape(-1, c), weight, out=g[b0:b1].view(-1, weight.shape[1]))
+            torch.bmm(s[b0:b1], g[b0:b1], out=out[b0:b1])
+        ctx.save_for_backward(s, f, weight, g)
+        ctx.calls, ctx.stash = 0, []
+        return out
+
+    @staticmethod
+    def backward(ctx, G: Tensor):
+        s, f, weight, g = ctx.saved_tensors
+        ctx.calls += 1
+        want = [ctx.needs_input_grad[i] and _wanted(t) for i, t in enumerate((s, f, weight))]
+        stash, ctx.stash = ctx.stash, []
+        if torch.is_grad_enabled() and any(want):
+            outs = _PointContractGrad.apply(G, s, f, weight, g, ctx, *want)
+            return tuple(o if w else None for o, w in zip(outs, want))
+        ds = torch.bmm(G, g.transpose(1, 2)) if want[0] else None
+        df, dw = _to_points([s] + [a for a, _ in stash], [G] + [b for _, b in stash], f, weight, want[1], want[2])
+        return ds, df, dw
+
+
+class _PointContractGrad(torch.autograd.Function):
+    """(∂s, ∂f, ∂W) of ``point_contract`` for the output gradient G; an output not wanted is a
+    0-element placeholder."""
+
+    @staticmethod
+    def forward(ctx, G, s, f, weight, g, fwd, want_s: bool, want_f: bool, want_w: bool):
+        ctx.save_for_backward(G, s, f, weight, g)
+        ctx.fwd, ctx.fwd_calls = fwd, fwd.calls
+        ctx.set_materialize_grads(False)
+        A = torch.bmm(G, g.transpose(1, 2)) if want_s else G.new_empty(0)
+        df, dw = _to_points([s], [G], f, weight, want_f, want_w)
+        outs = [A, df if want_f else G.new_empty(0), dw if want_w else G.new_empty(0)]
+        ctx.mark_non_differentiable(*[o for o, w in zip(outs, (want_s, want_f, want_w)) if not w])
+        return tuple(outs)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gA, gF, gD):
+        G, s, f, weight, g = ctx.saved_tensors
+        gA, gF, gD = (None if t is None or t.numel() == 0 else t for t in (gA, gF, gD))
+        need_G, need_s, need_f, need_w = ctx.needs_input_grad[:4]
+        B, N, c = f.shape
+        P, O = g.shape[1], g.shape[2]
+        dG = torch.bmm(gA, g) if need_G and gA is not None else None
+        ds = df = dw = None
+        if gF is not None or gD is not None:  # through C = sᵀG, chunk by chunk
+            st = _ct(s)
+            ds = s.new_empty(B, s.shape[1], P) if need_s else None
+            df = f.new_zeros(f.shape) if need_f and gD is not None else None
+            dw = weight.new_zeros(weight.shape) if need_w and gF is not None else None
+            dG = (G.new_zeros(G.shape) if dG is None else dG) if need_G else None
+            for b0, b1 in _chunks(B, P * O):
+                C = torch.bmm(st[b0:b1], G[b0:b1]).view((b1 - b0) * N, -1)  # (rows, h·o)
+                gC = None if gF is None else gF[b0:b1].reshape(-1, c) @ weight
+                if gD is not None:
+                    fc = f[b0:b1].reshape(-1, c)
+                    gC = fc @ gD if gC is None else gC.addmm_(fc, gD)
+                    if df is not None:
+                        df[b0:b1].view(-1, c).addmm_(C, gD.t())
+                if dw is not None:
+                    dw.addmm_(gF[b0:b1].reshape(-1, c).t(), C)
+                gC = gC.view(b1 - b0, P, O)
+                if ds is not None:
+                    torch.bmm(G[b0:b1], gC.transpose(1, 2), out=ds[b0:b1])
+                if dG is not None:
+                    dG[b0:b1].baddbmm_(s[b0:b1], gC)
+        if gA is not None and (need_f or need_w):  # the terms through g: to the forward node if it runs next
+            fwd = ctx.fwd
+            if fwd.calls == ctx.fwd_calls and torch._C._will_engine_execute_node(fwd):
+                fwd.stash.append((gA, G))
+            else:
+                df2, dw2 = _to_points([gA], [G], f, weight, need_f, need_w)
+                df = df2 if df is None else (df + df2 if df2 is not None else df)
+                dw = dw2 if dw is None else (dw + dw2 if dw2 is not None else dw)
+        return dG, ds, df, dw, None, None, None, None, None
