@@ -96,6 +96,13 @@ class Selection(NamedTuple):
     queries: FarthestOrder | None = None
 
 
+def _planes(t: Tensor) -> Tensor:
+    """``t`` (..., E) as a view of coordinate-major storage: each ``t[..., i]`` is one contiguous
+    plane.  Same values; elementwise distance arithmetic on strided coordinate slices is 2-3x
+    slower on CPU (SE(3): 93 vs 48 ns per pair)."""
+    return t.movedim(-1, 0).contiguous().movedim(0, -1)
+
+
 def _take(planes: Tensor, idx: Tensor) -> Tensor:
     """``planes[..., idx]`` for coordinate-major planes (E, M) (or one plane (M,)) and any index
     shape: (E, *idx.shape) (or idx.shape), one 1-D ``index_select`` per plane (several times faster
@@ -431,6 +438,7 @@ class _Nearest:
         else:
             self.x, self.xq = x, xq
             self.h0 = _cell_size(x, mask, radius / _CELL_FRACTION)
+        self.pe_v, self.pq_v = (_planes(pe), _planes(pq)) if rows is None else (pe, pq)
         self.grids: dict[int, _Grid] = {}
         self.sorted: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
         self.width = max(group.elem_dim, group.q_dim, 1)
@@ -490,7 +498,7 @@ class _Nearest:
                 buckets = self.rows[:, a:z]
             else:
                 d = self.group.elem_distance(
-                    self.pe[:, None], self.qe[:, a:z, None], self.pq[:, None], self.qq[:, a:z, None]
+                    self.pe_v[:, None], self.qe[:, a:z, None], self.pq_v[:, None], self.qq[:, a:z, None]
                 )
                 buckets = self.keys.buckets(d, self.inv_step[:, None, None])
             key = self.keys.keys(buckets, j)
@@ -674,9 +682,7 @@ def _fps_loop(
     ok = mask.any(1)
     chosen, chosen_ok = [], []
     inv_step = None
-    # coordinate-major views (a contiguous plane per coordinate: elementwise ops on strided
-    # coordinate slices are several times slower)
-    e_cm, q_cm = elems.permute(2, 0, 1).contiguous().movedim(0, -1), orbits.permute(2, 0, 1).contiguous().movedim(0, -1)
+    e_cm, q_cm = _planes(elems), _planes(orbits)
     for t in range(m):
         chosen.append(current)
         chosen_ok.append(ok)
