@@ -126,8 +126,8 @@ class SE3(LieGroup):
 
     def elem_distance(self, u: Tensor, v: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:
         """||log(v^-1 u)|| without rotating the translation:  with p = q_u conj(q_v) (world axis
-        k, angle th, |p_vec| = sin(th/2)) and d = t_u - t_v,
-        ``||log||^2 = th^2 + |d|^2 + ((th/2)^2 / sin(th/2)^2 - 1) |d_perp|^2``, d_perp the part
+        k, angle th, ``|p_vec| = sin(th/2)``) and d = t_u - t_v,
+        ``||log||^2 = th^2 + |d|^2 + ((th/2)^2 / sin(th/2)^2 - 1) |d_perp|^2``, ``d_perp`` the part
         of d orthogonal to k (V^-1 fixes the axis and acts as the scaled rotation
         [[h, th/2], [-th/2, h]] across it, h = (th/2) cot(th/2), so h^2 + (th/2)^2 - 1 is that
         coefficient).  Computed coordinate by coordinate (no stacked quaternion products and no
