@@ -264,8 +264,9 @@ class _Grid:
         return c.masked_fill(~mask[..., None], 0).clamp(min=0)
 
     def ids(self, b: Tensor, c: Tensor) -> Tensor:
+        """Linear ids of cells c (..., t) of examples b over the first t <= s axes."""
         out = b.expand(c.shape[:-1]).clone()
-        for d in range(self.s):
+        for d in range(c.shape[-1]):
             out = out * self.G[d] + c[..., d]
         return out
 
@@ -291,9 +292,7 @@ class _Grid:
         zhi = (zc + w[:, None]).clamp(0, self.G[-1] - 1)
         ok &= (zc + w[:, None] >= 0) & (zc - w[:, None] <= self.G[-1] - 1)
         lead = lead.clamp(min=0).minimum(Gl - 1)
-        row = b[:, None].expand(lead.shape[:-1])
-        for d in range(s - 1):
-            row = row * self.G[d] + lead[..., d]
+        row = self.ids(b[:, None], lead)  # (T, R): the run's cell row over the first s - 1 axes
         lo_id, hi_id = row * self.G[-1] + zlo, row * self.G[-1] + zhi
         ok &= ~whole[:, None]
         first = self.cell_starts()
@@ -327,29 +326,32 @@ class _Grid:
         valid = pos < total[:, None]
         return sorted_pos.clamp_(0, self.perm.numel() - 1), valid, total
 
+    def _per_cell(self) -> Tensor | None:
+        """Real points per cell, (Bg * cells,) long, or None when there are more than
+        ``_SAT_CELLS`` cells."""
+        if not hasattr(self, "_cell_counts"):
+            cells = self.Bg * math.prod(self.G)
+            ids = self.sorted_ids[self.sorted_ids < cells]
+            self._cell_counts = torch.bincount(ids, minlength=cells) if cells <= _SAT_CELLS else None
+        return self._cell_counts
+
     def cell_starts(self) -> Tensor | None:
         """The position in the sorted order of each cell's first point, (Bg * cells + 1,) int32 (the
         last entry: the number of real points), or None when there would be more than ``_SAT_CELLS``
         cells (boxes then search the sorted ids)."""
         if not hasattr(self, "_starts"):
-            cells = self.Bg * math.prod(self.G)
-            self._starts = None
-            if cells <= _SAT_CELLS:
-                ids = self.sorted_ids[self.sorted_ids < cells]
-                per = torch.bincount(ids, minlength=cells)
-                self._starts = torch.nn.functional.pad(per.cumsum(0), (1, 0)).to(torch.int32)
+            per = self._per_cell()
+            self._starts = None if per is None else torch.nn.functional.pad(per.cumsum(0), (1, 0)).to(torch.int32)
         return self._starts
 
     def counts(self) -> Tensor | None:
         """Prefix counts of the real points per cell, (Bg, G0 + 1, ..., G(s-1) + 1) int32 (a leading
         zero plane per axis), or None when the table would exceed ``_SAT_CELLS`` cells."""
         if not hasattr(self, "_sat"):
-            shape = [g + 1 for g in self.G]
+            per = self._per_cell()
             self._sat = None
-            if self.Bg * math.prod(shape) <= _SAT_CELLS:
-                cells = math.prod(self.G)
-                ids = self.sorted_ids[self.sorted_ids < self.Bg * cells]
-                c = torch.bincount(ids, minlength=self.Bg * cells).view(self.Bg, *self.G)
+            if per is not None and self.Bg * math.prod(g + 1 for g in self.G) <= _SAT_CELLS:
+                c = per.view(self.Bg, *self.G)
                 for d in range(self.s):
                     c = c.cumsum(d + 1)
                 self._sat = torch.nn.functional.pad(c, (1, 0) * self.s).to(torch.int32)
