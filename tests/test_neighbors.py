@@ -120,17 +120,24 @@ def _clustered_cloud(G, B, n, gen, dtype):
     return x.to(dtype)
 
 
+def _lifted_cloud(G, B, n, seed, dtype=torch.float64, last_real=None):
+    """A lifted ``_clustered_cloud`` (2 lift samples where G has a stabilizer), the last example
+    holding only its first ``last_real`` points when given."""
+    gen = torch.Generator().manual_seed(seed)
+    coords = _clustered_cloud(G, B, n, gen, dtype)
+    mask = torch.ones(B, n, dtype=torch.bool)
+    if last_real is not None:
+        mask[-1, last_real:] = False
+    return lift(Points.from_coords(coords, mask=mask), G, 2 if G.stabilizer_dim else 1, generator=gen)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("name", BOUNDED)
 def test_pruned_selection_equals_brute_force(name, dtype, monkeypatch):
     monkeypatch.setattr(nb, "_DENSE_FRACTION", 1.0)  # the cell list even where all pairs would be cheaper
     G = get_group(name)
     ns = 2 if G.stabilizer_dim else 1
-    gen = torch.Generator().manual_seed(3)
-    coords = _clustered_cloud(G, 2, 300, gen, dtype)
-    mask = torch.ones(2, 300, dtype=torch.bool)
-    mask[1, 250:] = False
-    x = lift(Points.from_coords(coords, mask=mask), G, ns, generator=gen)
+    x = _lifted_cloud(G, 2, 300, 3, dtype, last_real=250)
     qidx = torch.arange(0, x.mask.shape[1], 3)[None].expand(2, -1)  # a subset as queries
     q = (nb.gather_points(x.elems, qidx), nb.gather_points(x.orbits, qidx), nb.gather_points(x.mask, qidx))
     for knn, fill, queries in [(False, 0.05, q), (True, 0.05, q), (False, 0.1, (x.elems, x.orbits, x.mask))]:
@@ -173,9 +180,7 @@ def test_pruned_search_of_whole_candidate_sets_equals_brute_force(name, knobs, m
     for attr, value in knobs.items():
         monkeypatch.setattr(nb, attr, value)
     G = get_group(name)
-    ns = 2 if G.stabilizer_dim else 1
-    gen = torch.Generator().manual_seed(8)
-    x = lift(Points.from_coords(_clustered_cloud(G, 2, 400, gen, torch.float64)), G, ns, generator=gen)
+    x = _lifted_cloud(G, 2, 400, 8)
     qidx = torch.arange(1, x.mask.shape[1], 2)[None].expand(2, -1)
     q = (nb.gather_points(x.elems, qidx), nb.gather_points(x.orbits, qidx), nb.gather_points(x.mask, qidx))
     for fill in (0.03, 0.1):
@@ -232,12 +237,7 @@ def _reference_fps(group, elems, orbits, mask, m):
 def test_fps_equals_the_plain_loop(name, monkeypatch):
     monkeypatch.setattr(nb, "_FPS_LOOP_POINTS", 0)  # the batched, pruned scheme even for small clouds
     G = get_group(name)
-    ns = 2 if G.stabilizer_dim else 1
-    gen = torch.Generator().manual_seed(4)
-    c = _clustered_cloud(G, 2, 150, gen, torch.float64)
-    mask = torch.ones(2, 150, dtype=torch.bool)
-    mask[1, 40:] = False  # fewer real points than queries in example 1
-    x = lift(Points.from_coords(c, mask=mask), G, ns, generator=gen)
+    x = _lifted_cloud(G, 2, 150, 4, last_real=40)  # fewer real points than queries in example 1
     for m in (20, 120):
         ref = _reference_fps(G, x.elems, x.orbits, x.mask, m)
         for prune in (True, False):
@@ -296,12 +296,7 @@ def test_search_falls_back_to_all_pairs_when_boxes_hold_much_of_the_cloud(monkey
 def test_search_on_farthest_point_rows_equals_search_from_scratch(name, dtype):
     """The rows kept by farthest-point sampling are the search's own numbers: same neighbourhoods."""
     G = get_group(name)
-    ns = 2 if G.stabilizer_dim else 1
-    gen = torch.Generator().manual_seed(4)
-    coords = _clustered_cloud(G, 3, 120, gen, dtype)
-    mask = torch.ones(3, 120, dtype=torch.bool)
-    mask[2, 90:] = False
-    x = lift(Points.from_coords(coords, mask=mask), G, ns, generator=gen)
+    x = _lifted_cloud(G, 3, 120, 4, dtype, last_real=90)
     idx, qmask, rows = nb.farthest_point_indices(G, x.elems, x.orbits, x.mask, 50, keep_rows=True)
     assert rows is not None and rows.shape == (3, 50, x.mask.shape[1])
     assert torch.equal(idx, nb.farthest_point_indices(G, x.elems, x.orbits, x.mask, 50)[0])
@@ -321,12 +316,7 @@ def test_a_subsampling_layer_passes_its_farthest_order_on_without_changing_the_n
     from lieconv import LieConv
 
     G = get_group(name)
-    ns = 2 if G.stabilizer_dim else 1
-    gen = torch.Generator().manual_seed(6)
-    coords = _clustered_cloud(G, 3, 90, gen, torch.float64)
-    mask = torch.ones(3, 90, dtype=torch.bool)
-    mask[2, 40:] = False  # fewer real points than queries in later layers: masked repeats
-    x = lift(Points.from_coords(coords, mask=mask), G, ns, generator=gen)
+    x = _lifted_cloud(G, 3, 90, 6, last_real=40)  # fewer real points than queries in later layers: masked repeats
     convs = [LieConv(1, 1, group=G, num_nbhd=6, fill=0.2, ds_frac=0.6).double() for _ in range(3)]
     with torch.no_grad():
         for i, conv in enumerate(convs):
