@@ -440,7 +440,8 @@ class _Nearest:
         else:
             self.x, self.xq = x, xq
             self.h0 = _cell_size(x, mask, radius / _CELL_FRACTION)
-        self.pe_v, self.pq_v = (_planes(pe), _planes(pq)) if rows is None else (pe, pq)
+        dense = xq is None and rows is None  # ``_dense`` computes distances: on coordinate planes
+        self.pe_v, self.pq_v = (_planes(pe), _planes(pq)) if dense else (None, None)
         self.grids: dict[int, _Grid] = {}
         self.sorted: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
         self.width = max(group.elem_dim, group.q_dim, 1)
