@@ -75,13 +75,22 @@ def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn, training, padd
         assert torch.allclose(b1, b2, atol=1e-12)
 
 
-def test_gather_contract_matches_bmm_of_gathered_rows_twice_differentiable():
+@pytest.mark.parametrize("chunk", [1 << 18, 45, 1])  # all 4 groups of 5 x 3 in one chunk; 3 and a ragged 1; 1 each
+def test_gather_contract_matches_bmm_of_gathered_rows_twice_differentiable(monkeypatch, chunk):
+    import lieconv.nn.conv as conv
+
+    monkeypatch.setattr(conv, "_GATHER_CHUNK", chunk)
     g = torch.Generator().manual_seed(0)
     rows = torch.randn(7, 3, dtype=torch.float64, generator=g, requires_grad=True)
     idx = torch.randint(0, 7, (4 * 5,), generator=g)
     weights = torch.randn(4, 5, 2, dtype=torch.float64, generator=g, requires_grad=True)
     ref = torch.bmm(rows[idx].view(4, 5, 3).transpose(1, 2), weights)
     assert torch.allclose(gather_contract(rows, idx, weights), ref, atol=1e-12)
+    G = torch.randn(4, 3, 2, dtype=torch.float64, generator=g)
+    got = torch.autograd.grad(gather_contract(rows, idx, weights), (rows, weights), G)
+    want = torch.autograd.grad(ref, (rows, weights), G)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=1e-12)
     assert torch.autograd.gradcheck(lambda r, w: gather_contract(r, idx, w), (rows, weights))
     assert torch.autograd.gradgradcheck(lambda r, w: gather_contract(r, idx, w), (rows, weights))
 

@@ -33,20 +33,44 @@ def test_pack_unpack_round_trip_and_activation_rule():
     assert not shared.active
 
 
-@pytest.mark.parametrize("fill, nbhd", [(1.0, 16), (0.5, 4)])  # full neighbourhoods / searched ones
-def test_packed_resnet_equals_padded_resnet_values_and_gradients(fill, nbhd, monkeypatch):
+@pytest.mark.parametrize(
+    "group, lifts, fill, nbhd, ds_frac",
+    [
+        ("T3", 1, 1.0, 16, 1.0),  # full neighbourhoods: the point features on the real rows
+        ("T3", 1, 0.5, 4, 1.0),  # searched neighbourhoods: the real queries as one example
+        ("T3", 1, 0.5, 4, 0.5),  # the same with farthest-point subsampled queries
+        ("SE3", 2, 0.5, 4, 1.0),  # lifted: 2 group elements per point
+    ],
+)
+def test_packed_resnet_equals_padded_resnet_values_and_gradients(group, lifts, fill, nbhd, ds_frac, monkeypatch):
+    from lieconv.nn.conv import LieConv
+
     pts = _padded_batch(1)
+    calls = []
+    pack_queries = LieConv.pack_queries
+
+    def counted(self, x, sel):
+        out = pack_queries(self, x, sel)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(LieConv, "pack_queries", counted)
 
     def run():
         torch.manual_seed(0)
-        net = LieResNet(5, 2, group="T3", k=16, num_layers=2, num_nbhd=nbhd, fill=fill).double()
+        net = LieResNet(
+            5, 2, group=group, k=16, num_layers=2, num_nbhd=nbhd, fill=fill, ds_frac=ds_frac, liftsamples=lifts
+        ).double()
         out = net(pts, generator=torch.Generator().manual_seed(3))
         out.square().sum().backward()
         return out, [q.grad for q in net.parameters()]
 
     packed, g1 = run()
+    assert any(calls) == (fill < 1)  # the searched layers packed their queries
     monkeypatch.setattr(packing, "MIN_PADDING", 2.0)  # never pack
+    calls.clear()
     padded, g2 = run()
+    assert not any(calls)
     assert torch.allclose(packed, padded, atol=1e-12)
     for a, b in zip(g1, g2):
         assert (a is None and b is None) or torch.allclose(a, b, atol=1e-10)

@@ -171,6 +171,41 @@ class LieConv(nn.Module):
         )
         return Selection(qidx, qmask, nidx, nmask, queries=order)
 
+    def pack_queries(self, x: Lifted, sel: Selection) -> tuple[Lifted, Selection, RowPacking] | None:
+        """The real queries of a padded batch as one example: (x', sel', packing) or None.
+
+        A batch whose examples have their own masks (molecules of 3-29 atoms padded to 29, ragged point
+        clouds) would evaluate the kernel MLP, the gather and the output Linear for padding queries,
+        whose result is thrown away.  x' is the batch as one example of ``B N`` points (x'.values
+        (1, B N, c)); sel' holds only the P real queries (query and neighbour indices into those
+        points, (1, P) and (1, P, K)); ``packing.unpack(h)`` puts the (P, chout) result back in
+        (B, m, chout), zeros at the padding.  The kernel's masked batch norm sees the same pairs (a
+        padding query has no neighbours), so the result is the same.  None (nothing to pack) when the
+        geometry is shared or less than ``MIN_PADDING`` of the queries is padding.
+        """
+        B, N = x.values.shape[0], x.mask.shape[1]
+        packing = RowPacking(sel.query_mask, B)
+        if not packing.active:
+            return None
+        m, K = sel.nbhd_idx.shape[1], sel.nbhd_idx.shape[2]
+        offsets = (torch.arange(B, device=x.mask.device) * N).view(B, 1)
+        qidx = torch.arange(m, device=x.mask.device).expand(B, m) if sel.query_idx is None else sel.query_idx
+        rows = packing.index
+        flat = sel._replace(
+            query_idx=(qidx + offsets).reshape(-1)[rows].view(1, -1),
+            query_mask=sel.query_mask.new_ones(1, rows.shape[0]),
+            nbhd_idx=(sel.nbhd_idx + offsets.unsqueeze(-1)).view(B * m, K)[rows].view(1, -1, K),
+            nbhd_mask=sel.nbhd_mask.view(B * m, K)[rows].view(1, -1, K),
+        )
+        xf = x.replace(
+            elems=x.elems.reshape(1, B * N, -1),
+            orbits=x.orbits.reshape(1, B * N, -1),
+            values=x.values.reshape(1, B * N, -1),
+            mask=x.mask.reshape(1, B * N),
+            farthest=None,
+        )
+        return xf, flat, packing
+
     # ------------------------------------------------------------- kernel
     def kernel_inputs(self, x: Lifted, sel: Selection) -> Tensor:
         """a_ij = [log(v_j^-1 u_i), q_i, q_j] for the chosen pairs: (Bg, m, K, lie_dim + 2 q_dim);
@@ -270,9 +305,13 @@ class LieConv(nn.Module):
         sel = self.select(x, generator) if selection is None else selection
         if features is not None and not sel.full:
             raise ValueError("features: precomputed point features need full neighbourhoods (covers_all)")
-        a = torch.where(sel.nbhd_mask.unsqueeze(-1), self.kernel_inputs(x, sel), 0.0)  # padding may be non-finite
-        s = self.kernel(a, sel.nbhd_mask)  # zero at masked pairs
-        h = self.aggregate(x.values, s, sel, features)
+        packed = None if sel.full else self.pack_queries(x, sel)
+        xs, ss = (x, sel) if packed is None else packed[:2]
+        a = torch.where(ss.nbhd_mask.unsqueeze(-1), self.kernel_inputs(xs, ss), 0.0)  # padding may be non-finite
+        s = self.kernel(a, ss.nbhd_mask)  # zero at masked pairs
+        h = self.aggregate(xs.values, s, ss, features)
+        if packed is not None:
+            h = packed[2].unpack(h[0])
         if sel.query_idx is None:
             return x.replace(values=h, mask=sel.query_mask, farthest=x.farthest)
         return Lifted(
@@ -290,34 +329,64 @@ def zero_masked(values: Tensor, mask: Tensor) -> Tensor:
     return values if bool(mask.all()) else values * mask.unsqueeze(-1).to(values.dtype)
 
 
+#: elements of one chunk of gathered neighbour rows in ``gather_contract`` on CPU (1 MB of float32: the
+#: chunk is contracted while it is in cache; gathering all (pairs, c) rows first and contracting them
+#: after is ~3x slower, from memory traffic); other devices take chunks 64x larger
+_GATHER_CHUNK = 1 << 18
+
+
 def gather_contract(rows: Tensor, idx: Tensor, weights: Tensor) -> Tensor:
     """z_g = f_g^T s_g with f_g the rows idx[g*K:(g+1)*K] of ``rows``: the PointConv contraction.
 
     rows (R, c), idx (G*K,) long, weights (G, K, h) -> (G, c, h).  Same value as
-    ``torch.bmm(rows[idx].view(G, K, c).transpose(1, 2), weights)``, but the gathered (G*K, c) rows
-    are not kept for backward: backward gathers them again (one ``index_select``, cheaper than the
-    memory).  Twice differentiable (backward is made of differentiable ops).
+    ``torch.bmm(rows[idx].view(G, K, c).transpose(1, 2), weights)``, computed chunk by chunk of
+    groups (``_GATHER_CHUNK`` gathered elements each): the (G*K, c) gathered rows never exist whole
+    and are not kept for backward, which gathers each chunk again for both gradients
+    (``dL/ds_g = f_g G_g`` and ``dL/drows += scatter(s_g G_g^T)``).  Twice differentiable (a backward
+    with ``create_graph`` is made of differentiable ops).
     """
     return _GatherContract.apply(rows, idx, weights)
+
+
+def _group_chunks(G: int, per_group: int, device: torch.device) -> list[tuple[int, int]]:
+    budget = _GATHER_CHUNK if device.type == "cpu" else _GATHER_CHUNK << 6
+    step = max(1, budget // max(1, per_group))
+    return [(g0, min(G, g0 + step)) for g0 in range(0, G, step)]
 
 
 class _GatherContract(torch.autograd.Function):
     @staticmethod
     def forward(ctx, rows: Tensor, idx: Tensor, weights: Tensor) -> Tensor:
-        G, K, _ = weights.shape
+        G, K, h = weights.shape
+        c = rows.shape[1]
         ctx.save_for_backward(rows, idx, weights)
-        f = rows.index_select(0, idx).view(G, K, rows.shape[1])
-        return torch.bmm(f.transpose(1, 2), weights)
+        out = weights.new_empty(G, c, h)
+        for g0, g1 in _group_chunks(G, K * c, rows.device):
+            f = rows.index_select(0, idx[g0 * K : g1 * K]).view(g1 - g0, K, c)
+            torch.bmm(f.transpose(1, 2), weights[g0:g1], out=out[g0:g1])
+        return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         rows, idx, weights = ctx.saved_tensors
-        G, K, _ = weights.shape
-        grad_rows = grad_weights = None
-        if ctx.needs_input_grad[2]:
-            f = rows.index_select(0, idx).view(G, K, rows.shape[1])
-            grad_weights = torch.bmm(f, grad)  # (G, K, h)
-        if ctx.needs_input_grad[0]:
-            gf = torch.bmm(weights, grad.transpose(1, 2)).reshape(G * K, rows.shape[1])  # (G*K, c)
-            grad_rows = torch.zeros_like(rows).index_add_(0, idx, gf)
+        G, K, h = weights.shape
+        c = rows.shape[1]
+        want_rows, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+        if torch.is_grad_enabled():  # create_graph: the same gradients from differentiable ops
+            grad_rows = grad_weights = None
+            if want_w:
+                grad_weights = torch.bmm(rows.index_select(0, idx).view(G, K, c), grad)
+            if want_rows:
+                gf = torch.bmm(weights, grad.transpose(1, 2)).reshape(G * K, c)
+                grad_rows = torch.zeros_like(rows).index_add(0, idx, gf)
+            return grad_rows, None, grad_weights
+        grad_rows = torch.zeros_like(rows) if want_rows else None
+        grad_weights = torch.empty_like(weights) if want_w else None
+        for g0, g1 in _group_chunks(G, K * c, rows.device):
+            i = idx[g0 * K : g1 * K]
+            if want_w:
+                f = rows.index_select(0, i).view(g1 - g0, K, c)
+                torch.bmm(f, grad[g0:g1], out=grad_weights[g0:g1])  # (g, K, h)
+            if want_rows:
+                grad_rows.index_add_(0, i, torch.bmm(weights[g0:g1], grad[g0:g1].transpose(1, 2)).view(-1, c))
         return grad_rows, None, grad_weights
