@@ -369,7 +369,7 @@ class _GatherContract(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         rows, idx, weights = ctx.saved_tensors
-        G, K, h = weights.shape
+        G, K, _ = weights.shape
         c = rows.shape[1]
         want_rows, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
         if torch.is_grad_enabled():  # create_graph: the same gradients from differentiable ops
