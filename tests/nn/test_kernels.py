@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from lieconv.nn import KernelMLP, MaskBatchNorm
-from lieconv.nn.conv import gather_contract
 
 
 def _rows(R=40, d=5, seed=0, offset=0.0):
@@ -75,24 +74,36 @@ def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn, training, padd
         assert torch.allclose(b1, b2, atol=1e-12)
 
 
-@pytest.mark.parametrize("chunk", [1 << 18, 45, 1])  # all 4 groups of 5 x 3 in one chunk; 3 and a ragged 1; 1 each
-def test_gather_contract_matches_bmm_of_gathered_rows_twice_differentiable(monkeypatch, chunk):
+@pytest.mark.parametrize(
+    "chunk, linear_rows, nb, steps",
+    [(1 << 18, 256, 1, None), (45, 3, 1, (3, 6)), (15, 1, 1, (1, 2)), (1, 1, 1, (1, 1)), (90, 2, 2, (3, 6))],
+)  # (groups per gather, per product with W): all in one chunk; 3 and 6 (ragged last chunks); 1 and 2; one
+# group at a time; two batches side by side (a shared geometry) in several chunks
+def test_gather_contract_linear_matches_gather_bmm_linear_twice_differentiable(monkeypatch, chunk, linear_rows, nb, steps):
     import lieconv.nn.conv as conv
 
     monkeypatch.setattr(conv, "_GATHER_CHUNK", chunk)
+    monkeypatch.setattr(conv, "_LINEAR_ROWS", linear_rows)
     g = torch.Generator().manual_seed(0)
-    rows = torch.randn(7, 3, dtype=torch.float64, generator=g, requires_grad=True)
-    idx = torch.randint(0, 7, (4 * 5,), generator=g)
-    weights = torch.randn(4, 5, 2, dtype=torch.float64, generator=g, requires_grad=True)
-    ref = torch.bmm(rows[idx].view(4, 5, 3).transpose(1, 2), weights)
-    assert torch.allclose(gather_contract(rows, idx, weights), ref, atol=1e-12)
-    G = torch.randn(4, 3, 2, dtype=torch.float64, generator=g)
-    got = torch.autograd.grad(gather_contract(rows, idx, weights), (rows, weights), G)
-    want = torch.autograd.grad(ref, (rows, weights), G)
+    G, K, c, h, o = 10, 5, 3, 2, 3
+    rows = torch.randn(7, nb * c, dtype=torch.float64, generator=g, requires_grad=True)
+    if steps is not None:
+        assert conv._GatherContractLinear._steps(rows, K, h) == steps
+    idx = torch.randint(0, 7, (G * K,), generator=g)
+    weights = torch.randn(G, K, h, dtype=torch.float64, generator=g, requires_grad=True)
+    W = torch.randn(o, c * h, dtype=torch.float64, generator=g, requires_grad=True)
+    z = torch.bmm(rows[idx].view(G, K, nb * c).transpose(1, 2), weights).reshape(G, nb, c * h)
+    ref = z @ W.t()
+    out = conv.gather_contract_linear(rows, idx, weights, W)
+    assert out.shape == (G, nb, o) and torch.allclose(out, ref, atol=1e-12)
+    grad = torch.randn(G, nb, o, dtype=torch.float64, generator=g)
+    got = torch.autograd.grad(out, (rows, weights, W), grad)
+    want = torch.autograd.grad(ref, (rows, weights, W), grad)
     for a, b in zip(got, want):
         assert torch.allclose(a, b, atol=1e-12)
-    assert torch.autograd.gradcheck(lambda r, w: gather_contract(r, idx, w), (rows, weights))
-    assert torch.autograd.gradgradcheck(lambda r, w: gather_contract(r, idx, w), (rows, weights))
+    fn = lambda r, w, lin: conv.gather_contract_linear(r, idx, w, lin)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (rows, weights, W))
+    assert torch.autograd.gradgradcheck(fn, (rows, weights, W))
 
 
 def test_affine_silu_matches_autograd_twice_differentiable():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_fraction, check_int
@@ -17,7 +16,7 @@ from .functional import contract, point_contract
 from .kernels import KernelMLP
 from .packing import RowPacking
 
-__all__ = ["LieConv", "KERNEL_INPUTS", "gather_contract", "zero_masked"]
+__all__ = ["LieConv", "KERNEL_INPUTS", "gather_contract_linear", "zero_masked"]
 
 #: ``kernel_input`` choices: the paper's log, or the group's continuous ``rel_embed``.
 KERNEL_INPUTS = ("log", "smooth")
@@ -250,10 +249,10 @@ class LieConv(nn.Module):
         (``lieconv.nn.functional.point_contract`` / ``contract``: twice differentiable with a small
         graph, for networks trained through their gradient such as ``HLieResNet``).
 
-        The neighbour values are gathered as rows and contracted with the kernel by one batched
-        matmul (``gather_contract``, whose backward gathers again instead of storing the (pairs, c)
-        rows); with a shared geometry the rows are point-major (N, B*c), so one kernel matrix serves
-        the whole batch.
+        Otherwise the neighbour values are gathered as rows, contracted with the kernel and multiplied
+        by W chunk by chunk (``gather_contract_linear``: neither the (pairs, c) rows nor the
+        (m, c*h) z_i are stored; backward makes each chunk again); with a shared geometry the rows
+        are point-major (N, B*c), so one kernel matrix serves the whole batch.
         """
         Bg, m, K, h = weights.shape
         if sel.full and features is not None:
@@ -278,14 +277,14 @@ class LieConv(nn.Module):
             out = torch.addcmul(b, z, scale)
         elif Bg == 1 and B > 1:  # shared geometry
             rows = values.transpose(0, 1).reshape(N, B * c)
-            z = gather_contract(rows, sel.nbhd_idx.reshape(-1), weights[0]).view(m, B, c * h)  # (m, B, c*h)
-            out = torch.addcmul(b, F.linear(z, W), scale[0].unsqueeze(1)).transpose(0, 1)  # (B, m, chout)
+            z = gather_contract_linear(rows, sel.nbhd_idx.reshape(-1), weights[0], W)  # (m, B, chout)
+            out = torch.addcmul(b, z, scale[0].unsqueeze(1)).transpose(0, 1)  # (B, m, chout)
         else:
             offsets = (torch.arange(B, device=values.device) * N).view(B, 1, 1)
-            z = gather_contract(
-                values.reshape(B * N, c), (sel.nbhd_idx + offsets).reshape(-1), weights.reshape(B * m, K, h)
+            z = gather_contract_linear(
+                values.reshape(B * N, c), (sel.nbhd_idx + offsets).reshape(-1), weights.reshape(B * m, K, h), W
             )
-            out = torch.addcmul(b, F.linear(z.view(B, m, c * h), W), scale)
+            out = torch.addcmul(b, z.view(B, m, self.chout), scale)
         return zero_masked(out, sel.query_mask)
 
     def forward(
@@ -329,64 +328,106 @@ def zero_masked(values: Tensor, mask: Tensor) -> Tensor:
     return values if bool(mask.all()) else values * mask.unsqueeze(-1).to(values.dtype)
 
 
-#: elements of one chunk of gathered neighbour rows in ``gather_contract`` on CPU (1 MB of float32: the
-#: chunk is contracted while it is in cache; gathering all (pairs, c) rows first and contracting them
-#: after is ~3x slower, from memory traffic); other devices take chunks 64x larger
+#: gathered neighbour elements (a chunk of groups x K x c) contracted at once on CPU: 1 MB of float32,
+#: contracted while it is in cache (gathering all (pairs, c) rows first is ~3x slower, from memory
+#: traffic); and the least number of groups per product with W (smaller GEMMs lose speed).  Other
+#: devices take 64x larger chunks.
 _GATHER_CHUNK = 1 << 18
+_LINEAR_ROWS = 256
 
 
-def gather_contract(rows: Tensor, idx: Tensor, weights: Tensor) -> Tensor:
-    """z_g = f_g^T s_g with f_g the rows idx[g*K:(g+1)*K] of ``rows``: the PointConv contraction.
+def gather_contract_linear(rows: Tensor, idx: Tensor, weights: Tensor, weight: Tensor) -> Tensor:
+    r"""The PointConv contraction and the layer's Linear in one pass: ``out_{g,b} = W vec(z_{g,b})``,
+    ``z_{g,b} = f_{g,b}^T s_g``.
 
-    rows (R, c), idx (G*K,) long, weights (G, K, h) -> (G, c, h).  Same value as
-    ``torch.bmm(rows[idx].view(G, K, c).transpose(1, 2), weights)``, computed chunk by chunk of
-    groups (``_GATHER_CHUNK`` gathered elements each): the (G*K, c) gathered rows never exist whole
-    and are not kept for backward, which gathers each chunk again for both gradients
-    (``dL/ds_g = f_g G_g`` and ``dL/drows += scatter(s_g G_g^T)``).  Twice differentiable (a backward
-    with ``create_graph`` is made of differentiable ops).
+    rows (R, nb*c) (nb batches of c channels side by side: nb > 1 when one neighbourhood serves a
+    whole batch), idx (G*K,) long (group g's K neighbour rows are ``idx[g*K:(g+1)*K]``), weights
+    (G, K, h) the kernel values s_g, weight W (chout, c*h) -> (G, nb, chout).  The same value as
+    ``F.linear(torch.bmm(rows[idx].view(G, K, nb*c).transpose(1, 2), weights).view(G, nb, c*h), W)``,
+    computed chunk by chunk of groups: each chunk's neighbour rows are gathered and contracted while
+    they are in cache (``_GATHER_CHUNK`` elements), and each chunk of z is multiplied by W at once
+    (at least ``_LINEAR_ROWS`` groups).  Neither the (G*K, nb*c) gathered rows nor the (G, nb*c*h)
+    z are ever whole or kept for backward: backward gathers and contracts each chunk again for
+    ``dL/dW = sum_g G_g^T z_g``, ``dL/ds_g = f_g dz_g`` and ``dL/drows += scatter(s_g dz_g^T)`` with
+    ``dz_g = G_g W``.  Twice differentiable (a backward with ``create_graph`` is made of
+    differentiable ops on whole tensors).
     """
-    return _GatherContract.apply(rows, idx, weights)
+    return _GatherContractLinear.apply(rows, idx, weights, weight)
 
 
-def _group_chunks(G: int, per_group: int, device: torch.device) -> list[tuple[int, int]]:
-    budget = _GATHER_CHUNK if device.type == "cpu" else _GATHER_CHUNK << 6
-    step = max(1, budget // max(1, per_group))
-    return [(g0, min(G, g0 + step)) for g0 in range(0, G, step)]
+def _spans(n: int, step: int, start: int = 0) -> list[tuple[int, int]]:
+    return [(a, min(n, a + step)) for a in range(start, n, step)]
 
 
-class _GatherContract(torch.autograd.Function):
+class _GatherContractLinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, rows: Tensor, idx: Tensor, weights: Tensor) -> Tensor:
+    def _steps(rows: Tensor, K: int, h: int) -> tuple[int, int]:
+        """(groups per gather, groups per product with W)."""
+        budget = _GATHER_CHUNK if rows.device.type == "cpu" else _GATHER_CHUNK << 6
+        inner = max(1, budget // max(1, K * rows.shape[1]))
+        outer = max(_LINEAR_ROWS, budget // max(1, rows.shape[1] * h))
+        return inner, max(inner, outer - outer % inner)
+
+    @staticmethod
+    def _contract(rows: Tensor, idx: Tensor, weights: Tensor, g0: int, g1: int, inner: int, out: Tensor) -> Tensor:
+        """z_g = f_g^T s_g for the groups g0:g1 into out (g1 - g0, nb*c, h), ``inner`` groups per gather."""
+        K = weights.shape[1]
+        for a, b in _spans(g1, inner, g0):
+            f = rows.index_select(0, idx[a * K : b * K]).view(b - a, K, rows.shape[1])
+            torch.bmm(f.transpose(1, 2), weights[a:b], out=out[a - g0 : b - g0])
+        return out
+
+    @staticmethod
+    def forward(ctx, rows: Tensor, idx: Tensor, weights: Tensor, weight: Tensor) -> Tensor:
         G, K, h = weights.shape
-        c = rows.shape[1]
-        ctx.save_for_backward(rows, idx, weights)
-        out = weights.new_empty(G, c, h)
-        for g0, g1 in _group_chunks(G, K * c, rows.device):
-            f = rows.index_select(0, idx[g0 * K : g1 * K]).view(g1 - g0, K, c)
-            torch.bmm(f.transpose(1, 2), weights[g0:g1], out=out[g0:g1])
+        o, ch = weight.shape
+        nb = rows.shape[1] * h // ch
+        inner, outer = _GatherContractLinear._steps(rows, K, h)
+        out = rows.new_empty(G, nb, o)
+        z = rows.new_empty(min(G, outer), rows.shape[1], h)
+        for g0, g1 in _spans(G, outer):
+            n = g1 - g0
+            _GatherContractLinear._contract(rows, idx, weights, g0, g1, inner, z[:n])
+            torch.mm(z[:n].view(n * nb, ch), weight.t(), out=out[g0:g1].view(n * nb, o))
+        ctx.save_for_backward(rows, idx, weights, weight)
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        rows, idx, weights = ctx.saved_tensors
-        G, K, _ = weights.shape
-        c = rows.shape[1]
-        want_rows, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+        rows, idx, weights, weight = ctx.saved_tensors
+        G, K, h = weights.shape
+        R, Bc = rows.shape
+        o, ch = weight.shape
+        nb = Bc * h // ch
+        want_rows, want_s, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[2], ctx.needs_input_grad[3]
         if torch.is_grad_enabled():  # create_graph: the same gradients from differentiable ops
-            grad_rows = grad_weights = None
+            f = rows.index_select(0, idx).view(G, K, Bc)
+            z = torch.bmm(f.transpose(1, 2), weights)
+            gw = grad.reshape(G * nb, o).t() @ z.reshape(G * nb, ch) if want_w else None
+            dz = (grad.reshape(G * nb, o) @ weight).view(G, Bc, h)
+            gs = torch.bmm(f, dz) if want_s else None
+            gr = torch.zeros_like(rows).index_add(0, idx, torch.bmm(weights, dz.transpose(1, 2)).reshape(G * K, Bc))
+            return (gr if want_rows else None), None, gs, gw
+        inner, outer = _GatherContractLinear._steps(rows, K, h)
+        gr = torch.zeros_like(rows) if want_rows else None
+        gs = torch.empty_like(weights) if want_s else None
+        gw = torch.zeros_like(weight) if want_w else None
+        z = rows.new_empty(min(G, outer), Bc, h) if want_w else None
+        for g0, g1 in _spans(G, outer):
+            n = g1 - g0
+            gc = grad[g0:g1].reshape(n * nb, o)
             if want_w:
-                grad_weights = torch.bmm(rows.index_select(0, idx).view(G, K, c), grad)
-            if want_rows:
-                gf = torch.bmm(weights, grad.transpose(1, 2)).reshape(G * K, c)
-                grad_rows = torch.zeros_like(rows).index_add(0, idx, gf)
-            return grad_rows, None, grad_weights
-        grad_rows = torch.zeros_like(rows) if want_rows else None
-        grad_weights = torch.empty_like(weights) if want_w else None
-        for g0, g1 in _group_chunks(G, K * c, rows.device):
-            i = idx[g0 * K : g1 * K]
-            if want_w:
-                f = rows.index_select(0, i).view(g1 - g0, K, c)
-                torch.bmm(f, grad[g0:g1], out=grad_weights[g0:g1])  # (g, K, h)
-            if want_rows:
-                grad_rows.index_add_(0, i, torch.bmm(weights[g0:g1], grad[g0:g1].transpose(1, 2)).view(-1, c))
-        return grad_rows, None, grad_weights
+                _GatherContractLinear._contract(rows, idx, weights, g0, g1, inner, z[:n])
+                gw.addmm_(gc.t(), z[:n].view(n * nb, ch))
+            if not (want_rows or want_s):
+                continue
+            dz = (gc @ weight).view(n, Bc, h)
+            for a, b in _spans(g1, inner, g0):
+                i = idx[a * K : b * K]
+                d = dz[a - g0 : b - g0]
+                if want_s:
+                    f = rows.index_select(0, i).view(b - a, K, Bc)
+                    torch.bmm(f, d, out=gs[a:b])  # (groups, K, h)
+                if want_rows:
+                    gr.index_add_(0, i, torch.bmm(weights[a:b], d.transpose(1, 2)).view(-1, Bc))
+        return gr, None, gs, gw
