@@ -79,7 +79,9 @@ def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn, training, padd
     [(1 << 18, 256, 1, None), (45, 3, 1, (3, 6)), (15, 1, 1, (1, 2)), (1, 1, 1, (1, 1)), (90, 2, 2, (3, 6))],
 )  # (groups per gather, per product with W): all in one chunk; 3 and 6 (ragged last chunks); 1 and 2; one
 # group at a time; two batches side by side (a shared geometry) in several chunks
-def test_gather_contract_linear_matches_gather_bmm_linear_twice_differentiable(monkeypatch, chunk, linear_rows, nb, steps):
+def test_gather_contract_linear_equals_gather_bmm_linear_twice_differentiable(
+    monkeypatch, chunk, linear_rows, nb, steps
+):
     import lieconv.nn.conv as conv
 
     monkeypatch.setattr(conv, "_GATHER_CHUNK", chunk)

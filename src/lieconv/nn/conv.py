@@ -396,7 +396,7 @@ class _GatherContractLinear(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         rows, idx, weights, weight = ctx.saved_tensors
         G, K, h = weights.shape
-        R, Bc = rows.shape
+        Bc = rows.shape[1]
         o, ch = weight.shape
         nb = Bc * h // ch
         want_rows, want_s, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[2], ctx.needs_input_grad[3]
