@@ -124,19 +124,34 @@ class _Recomputed(torch.autograd.Function):
                     folds.append((weight, bias, leaves, stats if ctx.training and i > 0 else None))
         finally:
             mlp.train(was)
-        # pre-activations only: a layer's input is recomputed from the one below when it is needed
-        # (one Swish pass more, one (R x hidden) tensor less at the peak)
-        ys = []
-        for weight, bias, _, _ in folds:
-            ys.append(torch.addmm(bias.detach(), x if not ys else _activation(ys[-1], w), weight.detach().t()))
+
+        # pre-activations only, and not the first layer's: its input x is narrow (the kernel inputs),
+        # so y_0 = x Wf_0^T + bf_0 is recomputed where it is needed; a layer's input is recomputed from
+        # the pre-activation below it, and g_y overwrites y (one (R x hidden) tensor less each)
+        def first() -> Tensor:
+            weight, bias = folds[0][0], folds[0][1]
+            return torch.addmm(bias.detach(), x, weight.detach().t())
+
+        ys: list[Tensor | None] = [None]
+        y = first()
+        for weight, bias, _, _ in folds[1:]:
+            y = torch.addmm(bias.detach(), _activation(y, w, inplace=len(ys) == 1), weight.detach().t())
+            ys.append(y)
+        y = None
         g = grad if w is None else grad * w
         grads: dict[Tensor, Tensor] = {}
         for i in reversed(range(len(folds))):
             weight, bias, leaves, stats = folds[i]
             y = ys.pop()
-            gy = torch.ops.aten.silu_backward(g, y)
+            y = first() if y is None else y
+            gy = torch.ops.aten.silu_backward.grad_input(g, y, grad_input=y)  # in place of y
             y = g = None  # freed before the next (R x hidden) tensors are made
-            xi = x if i == 0 else _activation(ys[-1], w)
+            if i == 0:
+                xi = x
+            elif ys[-1] is None:
+                xi = _activation(first(), w, inplace=True)
+            else:
+                xi = _activation(ys[-1], w)
             targets = leaves + (list(stats) if stats is not None else [])
             if targets:  # (x^T g_y)^T: MKL is ~7x slower on g_y^T x when x is narrow (the first layer)
                 outs = torch.autograd.grad((weight, bias), targets, ((xi.t() @ gy).t(), gy.sum(0)), allow_unused=True)
@@ -157,7 +172,7 @@ class _Recomputed(torch.autograd.Function):
         return (None, None, None, *[grads.get(p) for p in mlp.parameters()])
 
 
-def _activation(y: Tensor, w: Tensor | None) -> Tensor:
-    """Swish(y), zero at the masked rows (w (R, 1) 0/1, or None: every row real)."""
-    a = F.silu(y)
+def _activation(y: Tensor, w: Tensor | None, *, inplace: bool = False) -> Tensor:
+    """Swish(y), zero at the masked rows (w (R, 1) 0/1, or None: every row real); ``inplace``: in y."""
+    a = F.silu(y, inplace=inplace)
     return a if w is None else a.mul_(w)
