@@ -333,7 +333,7 @@ def zero_masked(values: Tensor, mask: Tensor) -> Tensor:
 #: traffic); and the least number of groups per product with W (smaller GEMMs lose speed).  Other
 #: devices take 64x larger chunks.
 _GATHER_CHUNK = 1 << 18
-_LINEAR_ROWS = 256
+_LINEAR_ROWS = 512
 
 
 def gather_contract_linear(rows: Tensor, idx: Tensor, weights: Tensor, weight: Tensor) -> Tensor:
@@ -416,18 +416,17 @@ class _GatherContractLinear(torch.autograd.Function):
         for g0, g1 in _spans(G, outer):
             n = g1 - g0
             gc = grad[g0:g1].reshape(n * nb, o)
-            if want_w:
-                _GatherContractLinear._contract(rows, idx, weights, g0, g1, inner, z[:n])
-                gw.addmm_(gc.t(), z[:n].view(n * nb, ch))
-            if not (want_rows or want_s):
-                continue
-            dz = (gc @ weight).view(n, Bc, h)
-            for a, b in _spans(g1, inner, g0):
+            dz = (gc @ weight).view(n, Bc, h) if want_rows or want_s else None
+            for a, b in _spans(g1, inner, g0):  # one gather per chunk serves z and dL/ds
                 i = idx[a * K : b * K]
-                d = dz[a - g0 : b - g0]
-                if want_s:
+                if want_w or want_s:
                     f = rows.index_select(0, i).view(b - a, K, Bc)
-                    torch.bmm(f, d, out=gs[a:b])  # (groups, K, h)
+                if want_w:
+                    torch.bmm(f.transpose(1, 2), weights[a:b], out=z[a - g0 : b - g0])
+                if want_s:
+                    torch.bmm(f, dz[a - g0 : b - g0], out=gs[a:b])  # (groups, K, h)
                 if want_rows:
-                    gr.index_add_(0, i, torch.bmm(weights[a:b], d.transpose(1, 2)).view(-1, Bc))
+                    gr.index_add_(0, i, torch.bmm(weights[a:b], dz[a - g0 : b - g0].transpose(1, 2)).view(-1, Bc))
+            if want_w:
+                gw.addmm_(gc.t(), z[:n].view(n * nb, ch))
         return gr, None, gs, gw
