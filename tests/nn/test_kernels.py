@@ -76,9 +76,16 @@ def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn, training, padd
 
 @pytest.mark.parametrize(
     "chunk, linear_rows, nb, steps",
-    [(1 << 18, 256, 1, None), (45, 3, 1, (3, 6)), (15, 1, 1, (1, 2)), (1, 1, 1, (1, 1)), (90, 2, 2, (3, 6))],
+    [
+        (1 << 18, 256, 1, None),
+        (45, 3, 1, (3, 6)),
+        (15, 1, 1, (1, 2)),
+        (1, 1, 1, (1, 1)),
+        (90, 4, 2, (3, 6)),
+        (1, 12, 2, (1, 6)),
+    ],
 )  # (groups per gather, per product with W): all in one chunk; 3 and 6 (ragged last chunks); 1 and 2; one
-# group at a time; two batches side by side (a shared geometry) in several chunks
+# group at a time; two batches side by side (a shared geometry) in several chunks, also by the row minimum
 def test_gather_contract_linear_equals_gather_bmm_linear_twice_differentiable(
     monkeypatch, chunk, linear_rows, nb, steps
 ):
@@ -90,7 +97,7 @@ def test_gather_contract_linear_equals_gather_bmm_linear_twice_differentiable(
     G, K, c, h, o = 10, 5, 3, 2, 3
     rows = torch.randn(7, nb * c, dtype=torch.float64, generator=g, requires_grad=True)
     if steps is not None:
-        assert conv._GatherContractLinear._steps(rows, K, h) == steps
+        assert conv._GatherContractLinear._steps(rows, K, h, nb) == steps
     idx = torch.randint(0, 7, (G * K,), generator=g)
     weights = torch.randn(G, K, h, dtype=torch.float64, generator=g, requires_grad=True)
     W = torch.randn(o, c * h, dtype=torch.float64, generator=g, requires_grad=True)

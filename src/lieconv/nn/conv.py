@@ -361,11 +361,11 @@ def _spans(n: int, step: int, start: int = 0) -> list[tuple[int, int]]:
 
 class _GatherContractLinear(torch.autograd.Function):
     @staticmethod
-    def _steps(rows: Tensor, K: int, h: int) -> tuple[int, int]:
-        """(groups per gather, groups per product with W)."""
+    def _steps(rows: Tensor, K: int, h: int, nb: int) -> tuple[int, int]:
+        """(groups per gather, groups per product with W: at least ``_LINEAR_ROWS`` rows of it)."""
         budget = _GATHER_CHUNK if rows.device.type == "cpu" else _GATHER_CHUNK << 6
         inner = max(1, budget // max(1, K * rows.shape[1]))
-        outer = max(_LINEAR_ROWS, budget // max(1, rows.shape[1] * h))
+        outer = max(-(-_LINEAR_ROWS // nb), budget // max(1, rows.shape[1] * h))
         return inner, max(inner, outer - outer % inner)
 
     @staticmethod
@@ -382,7 +382,7 @@ class _GatherContractLinear(torch.autograd.Function):
         G, K, h = weights.shape
         o, ch = weight.shape
         nb = rows.shape[1] * h // ch
-        inner, outer = _GatherContractLinear._steps(rows, K, h)
+        inner, outer = _GatherContractLinear._steps(rows, K, h, nb)
         out = rows.new_empty(G, nb, o)
         z = rows.new_empty(min(G, outer), rows.shape[1], h)
         for g0, g1 in _spans(G, outer):
@@ -408,7 +408,7 @@ class _GatherContractLinear(torch.autograd.Function):
             gs = torch.bmm(f, dz) if want_s else None
             gr = torch.zeros_like(rows).index_add(0, idx, torch.bmm(weights, dz.transpose(1, 2)).reshape(G * K, Bc))
             return (gr if want_rows else None), None, gs, gw
-        inner, outer = _GatherContractLinear._steps(rows, K, h)
+        inner, outer = _GatherContractLinear._steps(rows, K, h, nb)
         gr = torch.zeros_like(rows) if want_rows else None
         gs = torch.empty_like(weights) if want_s else None
         gw = torch.zeros_like(weight) if want_w else None
