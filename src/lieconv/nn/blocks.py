@@ -115,8 +115,10 @@ class BottleneckBlock(nn.Module):
         """The pointwise half before the convolution: BN, Swish, Linear(chin -> chin/4), BN, Swish
         (on the real rows only: ``packing``, by default ``RowPacking`` of x's mask)."""
         p = RowPacking(x.mask, x.values.shape[0]) if packing is None else packing
-        v = self.mid.rows(self.down(self.pre.rows(p.pack(x.values), p.mask)), p.mask)
-        return x.replace(values=p.unpack(v))
+        return x.replace(values=p.unpack(self._conv_input_rows(p.pack(x.values), p)))
+
+    def _conv_input_rows(self, rows: Tensor, p: RowPacking) -> Tensor:
+        return self.mid.rows(self.down(self.pre.rows(rows, p.mask)), p.mask)
 
     def point_features(self, x: Lifted) -> Tensor:
         """``conv.point_features`` of ``conv_input(x)``: everything before the kernel that depends on
@@ -128,12 +130,14 @@ class BottleneckBlock(nn.Module):
         same values and other coordinates), so only the geometry-dependent part runs."""
         sel = self.conv.select(x, generator)
         p = RowPacking(x.mask, x.values.shape[0])
-        h = x if features is not None else self.conv_input(x, p)
+        rows = p.pack(x.values)  # the real rows of x: the convolution's input and the shortcut's
+        h = x if features is not None else x.replace(values=p.unpack(self._conv_input_rows(rows, p)))
         h = self.conv(h, sel, features=features)
+        skip = rows
         if sel.query_idx is not None:  # the pointwise half after it: on the queries' real rows
             p = RowPacking(h.mask, h.values.shape[0])
+            skip = p.pack(gather_points(x.values, sel.query_idx))
         out = self.up(self.post.rows(p.pack(h.values), p.mask))
-        skip = p.pack(x.values if sel.query_idx is None else gather_points(x.values, sel.query_idx))
         if self.shortcut is not None:
             out = out + self.shortcut(skip)
         elif self.chout == self.chin:
