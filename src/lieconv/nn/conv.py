@@ -330,8 +330,8 @@ def zero_masked(values: Tensor, mask: Tensor) -> Tensor:
 
 #: gathered neighbour elements (a chunk of groups x K x c) contracted at once on CPU: 1 MB of float32,
 #: contracted while it is in cache (gathering all (pairs, c) rows first is ~3x slower, from memory
-#: traffic); and the least number of groups per product with W (smaller GEMMs lose speed).  Other
-#: devices take 64x larger chunks.
+#: traffic); other devices take 64x larger chunks.  And the least number of rows (groups x batches)
+#: of one product with W: smaller GEMMs lose speed.
 _GATHER_CHUNK = 1 << 18
 _LINEAR_ROWS = 512
 
@@ -346,7 +346,7 @@ def gather_contract_linear(rows: Tensor, idx: Tensor, weights: Tensor, weight: T
     ``F.linear(torch.bmm(rows[idx].view(G, K, nb*c).transpose(1, 2), weights).view(G, nb, c*h), W)``,
     computed chunk by chunk of groups: each chunk's neighbour rows are gathered and contracted while
     they are in cache (``_GATHER_CHUNK`` elements), and each chunk of z is multiplied by W at once
-    (at least ``_LINEAR_ROWS`` groups).  Neither the (G*K, nb*c) gathered rows nor the (G, nb*c*h)
+    (at least ``_LINEAR_ROWS`` rows).  Neither the (G*K, nb*c) gathered rows nor the (G, nb*c*h)
     z are ever whole or kept for backward: backward gathers and contracts each chunk again for
     ``dL/dW = sum_g G_g^T z_g``, ``dL/ds_g = f_g dz_g`` and ``dL/drows += scatter(s_g dz_g^T)`` with
     ``dz_g = G_g W``.  Twice differentiable (a backward with ``create_graph`` is made of

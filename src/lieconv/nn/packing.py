@@ -44,5 +44,5 @@ class RowPacking:
         if not self.active:
             return rows
         B, N = self.shape
-        out = rows.new_zeros(B * N, rows.shape[-1]).index_copy(0, self.index, rows)
+        out = rows.new_zeros(B * N, rows.shape[-1]).index_copy_(0, self.index, rows)  # in place: no clone
         return out.view(B, N, rows.shape[-1])
