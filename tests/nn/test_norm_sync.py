@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -88,3 +89,26 @@ def test_convert_sync_sets_every_mask_batch_norm():
     a, b = MaskBatchNorm(3).double(), MaskBatchNorm(3).double()
     b.sync = True
     torch.testing.assert_close(a(x, mask), b(x, mask))
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_masked_moments_match_autograd_sums_twice_differentiable(masked):
+    from lieconv.nn.norm import masked_moments
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    w = (torch.rand(3, 5, 1, generator=g) > 0.3).double() if masked else None
+    xw = x if w is None else x * w
+    ref = (xw.sum((0, 1)), (xw * x).sum((0, 1)))
+    got = masked_moments(x, w)
+    for a, b in zip(got, ref):
+        assert torch.allclose(a, b, atol=1e-12)
+    g1, g2 = torch.randn(4, dtype=torch.float64, generator=g), torch.randn(4, dtype=torch.float64, generator=g)
+    want = torch.autograd.grad(ref, x, (g1, g2))[0]
+    assert torch.allclose(torch.autograd.grad(got, x, (g1, g2))[0], want, atol=1e-12)
+    first = torch.autograd.grad(masked_moments(x, w)[0], x, g1)[0]  # only S1 used: g2 is None
+    assert torch.allclose(first, torch.autograd.grad((x if w is None else x * w).sum((0, 1)), x, g1)[0], atol=1e-12)
+    assert torch.autograd.gradcheck(lambda t: masked_moments(t, w), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: masked_moments(t, w), (x,))
+    x32 = x.detach().float()  # float32 inputs are accumulated in float64
+    assert masked_moments(x32, None)[1].dtype == torch.float64

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MaskBatchNorm"]
+__all__ = ["MaskBatchNorm", "masked_moments"]
 
 
 def _world_size() -> int:
@@ -85,11 +85,8 @@ class MaskBatchNorm(nn.Module):
         full = bool(mask.all())
         w = None if full else mask.unsqueeze(-1).to(x.dtype)
         if self.training:
-            dims = tuple(range(x.dim() - 1))
-            xw = x if w is None else x * w
             count = x.shape[:-1].numel() if full else torch.broadcast_to(mask, x.shape[:-1]).sum()
-            acc = torch.float64 if x.dtype in (torch.float16, torch.bfloat16, torch.float32) else x.dtype
-            mean, var = self._batch_stats(xw.sum(dims, dtype=acc), (xw * x).sum(dims, dtype=acc), count)
+            mean, var = self._batch_stats(*masked_moments(x, w), count)
             mean, var = mean.to(x.dtype), var.to(x.dtype)
         else:
             mean, var = self.running_mean.to(x.dtype), self.running_var.to(x.dtype)
@@ -184,3 +181,35 @@ class MaskBatchNorm(nn.Module):
             self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), m.to(self.running_mean.dtype))
             self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), m.to(self.running_var.dtype))
         return mean, var
+
+
+def masked_moments(x: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor]:
+    """(S1, S2) = (sum_r w_r x_r, sum_r w_r x_r^2) over every axis but the last, accumulated in float64
+    for floating inputs of lower precision.  x (..., c), w broadcastable to x (0/1; None: all ones)
+    -> two (c,) tensors.
+
+    The value of ``((x w).sum(dims), (x w x).sum(dims))`` with a lean derivative: autograd's
+    would broadcast each (c,) gradient to x's shape, cast it and multiply it by x in separate passes
+    (five passes over x); here ``dL/dx = w (g1 + 2 x g2)`` is one ``addcmul`` (and one product with w
+    when some rows are masked).  Differentiable again (the backward is made of differentiable ops).
+    """
+    return _MaskedMoments.apply(x, w)
+
+
+class _MaskedMoments(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor | None):
+        dims = tuple(range(x.dim() - 1))
+        acc = torch.float64 if x.dtype in (torch.float16, torch.bfloat16, torch.float32) else x.dtype
+        xw = x if w is None else x * w
+        ctx.save_for_backward(x, w)
+        return xw.sum(dims, dtype=acc), (xw * x).sum(dims, dtype=acc)
+
+    @staticmethod
+    def backward(ctx, g1: Tensor | None, g2: Tensor | None):
+        x, w = ctx.saved_tensors
+        if g1 is None and g2 is None:
+            return None, None
+        g1 = x.new_zeros(x.shape[-1]) if g1 is None else g1.to(x.dtype)
+        gx = g1.expand_as(x) if g2 is None else torch.addcmul(g1, x, 2 * g2.to(x.dtype))
+        return (gx if w is None else gx * w), None
