@@ -15,6 +15,7 @@ from ..lifting import lift
 from ..random import resolve_generator
 from .blocks import BottleneckBlock, GlobalPool, PointwiseNormAct
 from .conv import zero_masked
+from .packing import RowPacking
 
 __all__ = ["LieResNet"]
 
@@ -154,6 +155,7 @@ class LieResNet(nn.Module):
         h = x.replace(values=self._embed(x.values, x.mask))
         for i, block in enumerate(self.blocks):
             h = block(h, generator, features=value_features if i == 0 else None)
-        h = self.head_act(h)
-        h = h.replace(values=zero_masked(self.head(h.values), h.mask))
+        p = RowPacking(h.mask, h.values.shape[0])  # the head on the real rows only (padded batches)
+        out = self.head(self.head_act.rows(p.pack(h.values), p.mask))
+        h = h.replace(values=p.unpack(out) if p.active else zero_masked(out, h.mask))
         return self.pooling(h) if self.pool else h
