@@ -12,7 +12,7 @@ from ..data import FarthestOrder, Lifted
 from ..groups.base import LieGroup
 from ..neighbors import Selection, farthest_point_indices, full_neighborhoods, gather_points, neighborhood_indices
 from ..random import resolve_generator
-from .functional import contract, point_contract
+from .functional import _spans, contract, point_contract
 from .kernels import KernelMLP
 from .packing import RowPacking
 
@@ -225,10 +225,13 @@ class LieConv(nn.Module):
         half of a full-neighbourhood aggregation.  values (B, N, chin) -> (B, N * kernel_out, chout);
         with ``mask`` (Bg, N) computed on the real points only (``RowPacking``; zeros at padding, which
         the kernel weighs by 0 anyway)."""
+        return self._point_features(values, None if mask is None else RowPacking(mask, values.shape[0]))
+
+    def _point_features(self, values: Tensor, p: RowPacking | None) -> Tensor:
+        """``point_features`` on the rows of ``p`` (None: all rows)."""
         B, N, _ = values.shape
         o, h = self.chout, self.kernel_out
         w = self._feature_weight()
-        p = RowPacking(mask, B) if mask is not None else None
         if p is None or not p.active:
             return (values @ w).view(B, N * h, o)
         return p.unpack(p.pack(values) @ w).view(B, N * h, o)
@@ -269,11 +272,11 @@ class LieConv(nn.Module):
             # every point is a neighbour, in index order: h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b, with
             # W_h f_j computed once per point, no gather, no (m, c*h) intermediate
             s = weights.reshape(Bg, m, N * h).expand(B, m, N * h)
-            packed = features is None and RowPacking(sel.nbhd_mask.any(1), B).active
-            if features is None and not packed:  # W_h f_j made inside, its derivatives chunk by chunk
+            p = None if features is not None else RowPacking(sel.nbhd_mask.any(1), B)
+            if p is not None and not p.active:  # W_h f_j made inside, its derivatives chunk by chunk
                 z = point_contract(s, values, self._feature_weight())
             else:  # precomputed features, or W_h f_j on the real rows only (a padded batch)
-                z = contract(s, self.point_features(values, sel.nbhd_mask.any(1)) if packed else features)
+                z = contract(s, features if p is None else self._point_features(values, p))
             out = torch.addcmul(b, z, scale)
         elif Bg == 1 and B > 1:  # shared geometry
             rows = values.transpose(0, 1).reshape(N, B * c)
@@ -305,12 +308,12 @@ class LieConv(nn.Module):
         if features is not None and not sel.full:
             raise ValueError("features: precomputed point features need full neighbourhoods (covers_all)")
         packed = None if sel.full else self.pack_queries(x, sel)
-        xs, ss = (x, sel) if packed is None else packed[:2]
+        xs, ss, packing = (x, sel, None) if packed is None else packed
         a = torch.where(ss.nbhd_mask.unsqueeze(-1), self.kernel_inputs(xs, ss), 0.0)  # padding may be non-finite
         s = self.kernel(a, ss.nbhd_mask)  # zero at masked pairs
         h = self.aggregate(xs.values, s, ss, features)
-        if packed is not None:
-            h = packed[2].unpack(h[0])
+        if packing is not None:
+            h = packing.unpack(h[0])
         if sel.query_idx is None:
             return x.replace(values=h, mask=sel.query_mask, farthest=x.farthest)
         return Lifted(
@@ -355,10 +358,6 @@ def gather_contract_linear(rows: Tensor, idx: Tensor, weights: Tensor, weight: T
     return _GatherContractLinear.apply(rows, idx, weights, weight)
 
 
-def _spans(n: int, step: int, start: int = 0) -> list[tuple[int, int]]:
-    return [(a, min(n, a + step)) for a in range(start, n, step)]
-
-
 class _GatherContractLinear(torch.autograd.Function):
     @staticmethod
     def _steps(rows: Tensor, K: int, h: int, nb: int) -> tuple[int, int]:
@@ -401,13 +400,15 @@ class _GatherContractLinear(torch.autograd.Function):
         nb = Bc * h // ch
         want_rows, want_s, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[2], ctx.needs_input_grad[3]
         if torch.is_grad_enabled():  # create_graph: the same gradients from differentiable ops
-            f = rows.index_select(0, idx).view(G, K, Bc)
-            z = torch.bmm(f.transpose(1, 2), weights)
-            gw = grad.reshape(G * nb, o).t() @ z.reshape(G * nb, ch) if want_w else None
-            dz = (grad.reshape(G * nb, o) @ weight).view(G, Bc, h)
+            gc = grad.reshape(G * nb, o)
+            f = rows.index_select(0, idx).view(G, K, Bc) if want_w or want_s else None
+            gw = gc.t() @ torch.bmm(f.transpose(1, 2), weights).reshape(G * nb, ch) if want_w else None
+            dz = (gc @ weight).view(G, Bc, h) if want_rows or want_s else None
             gs = torch.bmm(f, dz) if want_s else None
-            gr = torch.zeros_like(rows).index_add(0, idx, torch.bmm(weights, dz.transpose(1, 2)).reshape(G * K, Bc))
-            return (gr if want_rows else None), None, gs, gw
+            gr = None
+            if want_rows:
+                gr = torch.zeros_like(rows).index_add(0, idx, torch.bmm(weights, dz.transpose(1, 2)).reshape(G * K, Bc))
+            return gr, None, gs, gw
         inner, outer = _GatherContractLinear._steps(rows, K, h, nb)
         gr = torch.zeros_like(rows) if want_rows else None
         gs = torch.empty_like(weights) if want_s else None

@@ -196,9 +196,13 @@ def point_contract(s: Tensor, f: Tensor, weight: Tensor) -> Tensor:
     return _PointContract.apply(s, f, weight)
 
 
-def _chunks(B: int, per_example: int):
-    step = max(1, _CHUNK // max(1, per_example))
-    return [(b0, min(B, b0 + step)) for b0 in range(0, B, step)]
+def _spans(n: int, step: int, start: int = 0) -> list[tuple[int, int]]:
+    """[(a, min(n, a + step)) for a = start, start + step, ... < n]: the chunks of a range."""
+    return [(a, min(n, a + step)) for a in range(start, n, step)]
+
+
+def _chunks(B: int, per_example: int) -> list[tuple[int, int]]:
+    return _spans(B, max(1, _CHUNK // max(1, per_example)))
 
 
 def _to_points(lhs: list[Tensor], rhs: list[Tensor], f: Tensor, weight: Tensor, want_f: bool, want_w: bool):
