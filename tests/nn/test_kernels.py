@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from lieconv.nn import KernelMLP, MaskBatchNorm
+from lieconv.nn import KernelMLP, MaskBatchNorm, kernels
 
 
 def _rows(R=40, d=5, seed=0, offset=0.0):
@@ -51,7 +51,9 @@ def test_mask_batch_norm_statistics_count_only_real_entries():
 @pytest.mark.parametrize("bn", [True, False])
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("padded", [True, False])
-def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn, training, padded):
+@pytest.mark.parametrize("row_chunk", [8192, 7, 1])  # one chunk; ragged chunks; one row at a time
+def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn, training, padded, row_chunk, monkeypatch):
+    monkeypatch.setattr(kernels, "_ROW_CHUNK", row_chunk)
     torch.manual_seed(0)
     mlp = KernelMLP(4, 6, hidden=8, bn=bn).double().train(training)
     a, mask = _rows(R=60, d=4)

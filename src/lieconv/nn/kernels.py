@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from .functional import silu
+from .functional import _spans, silu
 from .norm import MaskBatchNorm
 
 __all__ = ["KernelMLP"]
@@ -125,51 +125,88 @@ class _Recomputed(torch.autograd.Function):
         finally:
             mlp.train(was)
 
-        # pre-activations only, and not the first layer's: its input x is narrow (the kernel inputs),
-        # so y_0 = x Wf_0^T + bf_0 is recomputed where it is needed; a layer's input is recomputed from
-        # the pre-activation below it, and g_y overwrites y (one (R x hidden) tensor less each)
-        def first() -> Tensor:
-            weight, bias = folds[0][0], folds[0][1]
-            return torch.addmm(bias.detach(), x, weight.detach().t())
-
-        ys: list[Tensor | None] = [None]
-        y = first()
-        for weight, bias, _, _ in folds[1:]:
-            y = torch.addmm(bias.detach(), _activation(y, w, inplace=len(ys) == 1), weight.detach().t())
-            ys.append(y)
-        y = None
-        g = grad if w is None else grad * w
-        grads: dict[Tensor, Tensor] = {}
-        for i in reversed(range(len(folds))):
-            weight, bias, leaves, stats = folds[i]
-            y = ys.pop()
-            y = first() if y is None else y
-            gy = torch.ops.aten.silu_backward.grad_input(g, y, grad_input=y)  # in place of y
-            y = g = None  # freed before the next (R x hidden) tensors are made
-            if i == 0:
-                xi = x
-            elif ys[-1] is None:
-                xi = _activation(first(), w, inplace=True)
-            else:
-                xi = _activation(ys[-1], w)
-            targets = leaves + (list(stats) if stats is not None else [])
-            if targets:  # (x^T g_y)^T: MKL is ~7x slower on g_y^T x when x is narrow (the first layer)
-                outs = torch.autograd.grad((weight, bias), targets, ((xi.t() @ gy).t(), gy.sum(0)), allow_unused=True)
-                grads.update((p, gp) for p, gp in zip(leaves, outs) if gp is not None)
-            if i == 0:
-                break
-            gx = gy @ weight.detach()
-            del gy
-            if stats is not None:
-                g_sx, g_gram = outs[len(leaves) :]
-                if g_gram is not None:
-                    gx.addmm_(xi, (g_gram + g_gram.t()).to(gx.dtype))
-                if g_sx is not None:
-                    g_sx = g_sx.to(gx.dtype)
-                    gx = gx.add_(g_sx) if w is None else gx.addcmul_(w, g_sx)
-            g = gx  # the same tensor: no copy
-            del xi
+        grads = dict(_chunked_backward(x, w, grad, folds))
         return (None, None, None, *[grads.get(p) for p in mlp.parameters()])
+
+
+#: rows per chunk of the kernel MLP's backward passes: the per-row temporaries of a chunk stay in cache
+_ROW_CHUNK = 8192
+
+
+def _chunked_backward(x: Tensor, w: Tensor | None, grad: Tensor, folds: list) -> list[tuple[Tensor, Tensor]]:
+    """The parameter gradients of ``_Recomputed`` in passes over chunks of rows: [(leaf, gradient)].
+
+    Layer l maps x_l (R, d_l) to y_l = x_l Wf_l^T + bf_l and x_(l+1) = Swish(y_l) * w.  With
+    G_l = dL/dy_l, the reductions dL/dWf_l = G_l^T x_l and dL/dbf_l = sum_r G_l give (through the
+    small fold, by autograd) the parameter gradients and dL/dG, dL/dS_x of the layer's input
+    statistics, and then::
+
+        G_(l-1) = silu'(y_(l-1)) * (G_l Wf_l + x_l (dL/dG + dL/dG^T) + w (dL/dS_x)^T)
+
+    Chunk c of G_(l-1) needs only chunk c of G_l and of y_(l-1), so it overwrites G_l (or the stored
+    y_(l-1), which has its width) chunk by chunk.  Stored whole are only the hidden pre-activations
+    y_1..y_(L-2) (recomputed once, in the first pass) and one G; the first layer's y_0 comes again
+    from the narrow x in every pass, and every x_l and temporary exists one chunk at a time.
+    """
+    R, L = x.shape[0], len(folds)
+    Wd = [f[0].detach() for f in folds]
+    bd = [f[1].detach() for f in folds]
+    spans = _spans(R, _ROW_CHUNK)
+    ys: list[Tensor | None] = [None] + [x.new_empty(R, Wd[l].shape[0]) for l in range(1, L - 1)]
+
+    def pre(l: int, xc: Tensor, out: Tensor | None = None) -> Tensor:
+        return torch.addmm(bd[l], xc, Wd[l].t()) if out is None else torch.addmm(bd[l], xc, Wd[l].t(), out=out)
+
+    def y_of(l: int, a: int, b: int) -> Tensor:  # y_l at rows a:b (stored, or recomputed for l = 0)
+        return pre(0, x[a:b]) if l == 0 else ys[l][a:b]
+
+    def x_of(l: int, a: int, b: int) -> Tensor:  # x_l at rows a:b, a new tensor (or the input)
+        return x[a:b] if l == 0 else _activation(y_of(l - 1, a, b), None if w is None else w[a:b])
+
+    # first pass: y_1..y_(L-2) again, G_(L-1) = silu'(y_(L-1)) * dL/dx_L and its reductions
+    G = x.new_empty(R, Wd[-1].shape[0])
+    accT = x.new_zeros(Wd[-1].shape[1], Wd[-1].shape[0])  # (dL/dWf)^T
+    accb = x.new_zeros(Wd[-1].shape[0])
+    for a, b in spans:
+        wc = None if w is None else w[a:b]
+        xc = x[a:b]
+        for l in range(L - 1):
+            y = pre(l, xc, None if l == 0 else ys[l][a:b])
+            xc = _activation(y, wc, inplace=l == 0)
+        gc = grad[a:b] if w is None else grad[a:b] * wc
+        gy = torch.ops.aten.silu_backward.grad_input(gc, pre(L - 1, xc), grad_input=G[a:b])
+        accT.addmm_(xc.t(), gy)  # (x^T G)^T: MKL is ~7x slower on G^T x when x is narrow
+        accb += gy.sum(0)
+    out: list[tuple[Tensor, Tensor]] = []
+    for l in reversed(range(L)):
+        weight, bias, leaves, stats = folds[l]
+        targets = leaves + (list(stats) if stats is not None else [])
+        outs = torch.autograd.grad((weight, bias), targets, (accT.t(), accb), allow_unused=True) if targets else []
+        out += [(p, gp) for p, gp in zip(leaves, outs) if gp is not None]
+        if l == 0:
+            break
+        g_sx, g_gram = outs[len(leaves) :] if stats is not None else (None, None)
+        M = None if g_gram is None else (g_gram + g_gram.t()).to(x.dtype)
+        s = None if g_sx is None else g_sx.to(x.dtype)
+        width = Wd[l].shape[1]  # d_l: G_(l-1)'s width
+        target = ys[l - 1] if l - 1 >= 1 else (G if G.shape[1] == width else x.new_empty(R, width))
+        accT = x.new_zeros(Wd[l - 1].shape[1], width)
+        accb = x.new_zeros(width)
+        for a, b in spans:
+            wc = None if w is None else w[a:b]
+            y = y_of(l - 1, a, b)
+            gx = G[a:b] @ Wd[l]
+            if M is not None:
+                gx.addmm_(_activation(y, wc), M)
+            if s is not None:
+                gx = gx.add_(s) if wc is None else gx.addcmul_(wc, s)
+            gy = torch.ops.aten.silu_backward.grad_input(gx, y, grad_input=target[a:b])
+            accT.addmm_(x_of(l - 1, a, b).t(), gy)
+            accb += gy.sum(0)
+        G = target
+        if l - 1 >= 1:
+            ys[l - 1] = None
+    return out
 
 
 def _activation(y: Tensor, w: Tensor | None, *, inplace: bool = False) -> Tensor:
