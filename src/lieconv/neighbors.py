@@ -128,10 +128,12 @@ def gather_points(x: Tensor, idx: Tensor) -> Tensor:
         return x.new_zeros(B, *idx.shape[1:], *feat)
     if idx.shape[0] == 1 and x.shape[0] > 1:  # one index set for the batch: plain indexing
         return x[:, idx[0]]
-    x = x.expand(B, *x.shape[1:]).reshape(B, x.shape[1], F)
+    N = x.shape[1]
+    rows = x.reshape(x.shape[0] * N, F)  # one index_select of whole rows: ~2x faster than gather on CPU
     flat = idx.expand(B, *idx.shape[1:]).reshape(B, -1)
-    out = torch.gather(x, 1, flat.unsqueeze(-1).expand(B, flat.shape[1], F))
-    return out.reshape(B, *idx.shape[1:], *feat)
+    if x.shape[0] > 1:
+        flat = flat + (torch.arange(B, device=idx.device) * N).view(B, 1)
+    return rows.index_select(0, flat.reshape(-1)).view(B, *idx.shape[1:], *feat)
 
 
 #: Relative resolution at which distances count as equal, keyed on the dtype of the *inputs*: exact
