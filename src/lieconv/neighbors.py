@@ -679,33 +679,36 @@ def _fps_loop(
     Bg, N = mask.shape
     keys = _Keys(res, N)
     rows = torch.empty(Bg, m, N, dtype=keys.dtype, device=mask.device) if keep_rows else None
-    arange = torch.arange(Bg, device=mask.device)
+    if m == 0:
+        z = torch.zeros(Bg, 0, dtype=torch.long, device=mask.device)
+        return z, z.bool(), rows
+    offsets = torch.arange(Bg, device=mask.device) * N
     # min_dist: rounded distance to the chosen set; -1 marks padding (never the farthest)
     dtype = elems.dtype if elems.is_floating_point() else orbits.dtype
     min_dist = torch.full((Bg, N), math.inf, dtype=dtype, device=mask.device).masked_fill(~mask, -1.0)
+    flat_min = min_dist.view(-1)
     current = mask.to(torch.uint8).argmax(dim=1)  # first real point (0 if none)
-    ok = mask.any(1)
-    chosen, chosen_ok = [], []
+    chosen, best = [current], [torch.where(mask.any(1), 1.0, 0.0).to(dtype)]
     inv_step = None
     e_cm, q_cm = _planes(elems), _planes(orbits)
+    e_rows, q_rows = elems.reshape(Bg * N, -1), orbits.reshape(Bg * N, -1)
     for t in range(m):
-        chosen.append(current)
-        chosen_ok.append(ok)
-        d = group.elem_distance(e_cm, elems[arange, current][:, None], q_cm, orbits[arange, current][:, None])
+        at = current + offsets  # flat index of each example's new point
+        d = group.elem_distance(e_cm, e_rows.index_select(0, at)[:, None], q_cm, q_rows.index_select(0, at)[:, None])
         if inv_step is None:  # an invariant per-example scale: the largest distance from the start
             inv_step = _inv_step(d, mask, res)[:, None]
         r = torch.round(d * inv_step)
         # NaN (only at padding, whose minimum is -1) ignored; torch.minimum is vectorised, fmin is not
-        min_dist = torch.minimum(min_dist, r.nan_to_num(nan=-1.0))
+        torch.minimum(min_dist, r.nan_to_num(nan=-1.0), out=min_dist)
         if rows is not None:
             rows[:, t] = keys.clamp_(r)
-        min_dist[arange, current] = 0.0
-        best, current = min_dist.max(dim=1)  # first index among equal maxima
-        ok = best > 0  # a real point not chosen before
-    if not chosen:
-        z = torch.zeros(Bg, 0, dtype=torch.long, device=mask.device)
-        return z, z.bool(), rows
-    return torch.stack(chosen, 1), torch.stack(chosen_ok, 1), rows
+        flat_min.index_fill_(0, at, 0.0)
+        if t + 1 < m:
+            top, current = min_dist.max(dim=1)  # first index among equal maxima
+            chosen.append(current)
+            best.append(top)
+    # a step's point is new while its running minimum was > 0 (a real point not chosen before)
+    return torch.stack(chosen, 1), torch.stack(best, 1) > 0, rows
 
 
 def _random_keys(generator, start: int, near: Tensor) -> Tensor:
