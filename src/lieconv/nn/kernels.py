@@ -79,7 +79,9 @@ class _Recomputed(torch.autograd.Function):
 
     where dL/dG, dL/dS_x and the parameter gradients come from autograd through the small fold
     (d x d tensors only).  The last term puts the sum's gradient on the real rows only, so g stays
-    zero at masked rows without a masking pass.
+    zero at masked rows without a masking pass.  Computed in passes over chunks of rows
+    (``_chunked_backward``): besides the engine's gradient, only the hidden pre-activations and one
+    gradient are whole (R x hidden) tensors at any time.
     """
 
     @staticmethod
