@@ -127,3 +127,16 @@ def test_affine_silu_matches_autograd_twice_differentiable():
     assert torch.allclose(affine_silu(x, scale, shift), torch.nn.functional.silu(x * scale + shift), atol=1e-12)
     assert torch.autograd.gradcheck(affine_silu, (x, scale, shift))
     assert torch.autograd.gradgradcheck(affine_silu, (x, scale, shift))
+
+
+@pytest.mark.parametrize("a_needs_grad", [False, True])  # the recomputed backward; plain autograd
+def test_kernel_mlp_without_real_pairs_gives_zeros_and_finite_gradients(a_needs_grad):
+    torch.manual_seed(0)
+    mlp = KernelMLP(4, 6, hidden=8, bn=True).double().train()
+    a = torch.zeros(2, 3, 5, 4, dtype=torch.float64, requires_grad=a_needs_grad)
+    mask = torch.zeros(2, 3, 5, dtype=torch.bool)
+    out = mlp(a, mask)
+    assert (out == 0).all()
+    out.sum().backward()
+    for name, p in mlp.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name

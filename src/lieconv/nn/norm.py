@@ -121,10 +121,11 @@ class MaskBatchNorm(nn.Module):
         sx = x.sum(0)
         if not center:
             return sx, (x.t() @ x).double()
-        xc = x - sx / count
+        n = count.clamp(min=1) if isinstance(count, Tensor) else max(count, 1)  # no real row: S_x = 0, G = 0
+        xc = x - sx / n
         if w is not None:
             xc = xc * w  # masked rows stay zero
-        return sx, (xc.t() @ xc).double() + torch.outer(sx, sx).double() / count
+        return sx, (xc.t() @ xc).double() + torch.outer(sx, sx).double() / n
 
     def fold_stats(
         self,
