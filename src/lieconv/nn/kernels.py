@@ -69,8 +69,10 @@ class _Recomputed(torch.autograd.Function):
     """KernelMLP._rows with a hand-written backward that recomputes the activations (gradients for
     the parameters only; x and w are data).
 
-    forward(mlp, x, w, *params): the MLP without a graph; per layer the input's sum S_x and Gram
-    matrix G (``MaskBatchNorm.input_stats``, tiny) are kept and the running statistics updated once.
+    forward(mlp, x, w, *params): the MLP without a graph, in chunks of rows (a layer's output
+    overwrites its input where their widths agree, so one (R x hidden) tensor holds both); per layer
+    the input's sum S_x and Gram matrix G (``MaskBatchNorm.input_stats``, tiny; accumulated over the
+    chunks of the layer below) are kept and the running statistics updated once.
     backward: y_l = x_l Wf_l^T + bf_l again (Wf, bf: the folded weight and bias, ``fold_stats``), then
     per layer, last first, with g the gradient of the layer's output (zero at masked rows)::
 
@@ -90,17 +92,31 @@ class _Recomputed(torch.autograd.Function):
         ctx.save_for_backward(x, w)
         count = x.shape[0] if w is None else w.sum()
         ctx.count, ctx.stats = count, []
+        bn = mlp.norms is not None
         with torch.no_grad():
+            stats = MaskBatchNorm.input_stats(x, w, count, center=True) if bn and mlp.training else (None, None)
+            h, spans = x, _spans(x.shape[0], _row_chunk(x))
             for i, lin in enumerate(mlp.linears):
                 weight, bias = lin.weight, lin.bias
-                if mlp.norms is not None:
-                    stats = mlp.norms[i].input_stats(x, w, count, center=i == 0) if mlp.training else (None, None)
+                if bn:
                     ctx.stats.append(stats)
                     weight, bias = mlp.norms[i].fold_stats(lin, *stats, count)
-                x = F.silu(torch.addmm(bias, x, weight.t()), inplace=True)
-                if w is not None:
-                    x.mul_(w)
-        return x
+                wt, width = weight.t(), weight.shape[0]
+                # the output overwrites the input chunk by chunk when it may (same width, not x itself)
+                out = h if h is not x and h.shape[1] == width else x.new_empty(x.shape[0], width)
+                want = bn and mlp.training and i + 1 < len(mlp.linears)  # the next layer's input statistics
+                sx = x.new_zeros(width) if want else None
+                gram = x.new_zeros(width, width, dtype=torch.float64) if want else None
+                for a, b in spans:
+                    y = torch.addmm(bias, h[a:b], wt) if out is h else torch.addmm(bias, h[a:b], wt, out=out[a:b])
+                    y = F.silu(y, inplace=True) if w is None else F.silu(y, inplace=True).mul_(w[a:b])
+                    if out is h:
+                        out[a:b] = y
+                    if want:
+                        sx += y.sum(0)
+                        gram += (y.t() @ y).double()
+                stats, h = (sx, gram), out
+        return h
 
     @staticmethod
     @once_differentiable
@@ -136,6 +152,10 @@ class _Recomputed(torch.autograd.Function):
 _ROW_CHUNK = 8192
 
 
+def _row_chunk(x: Tensor) -> int:
+    return _ROW_CHUNK if x.device.type == "cpu" else _ROW_CHUNK << 6
+
+
 def _chunked_backward(x: Tensor, w: Tensor | None, grad: Tensor, folds: list) -> list[tuple[Tensor, Tensor]]:
     """The parameter gradients of ``_Recomputed`` in passes over chunks of rows: [(leaf, gradient)].
 
@@ -154,7 +174,7 @@ def _chunked_backward(x: Tensor, w: Tensor | None, grad: Tensor, folds: list) ->
     R, L = x.shape[0], len(folds)
     Wd = [f[0].detach() for f in folds]
     bd = [f[1].detach() for f in folds]
-    spans = _spans(R, _ROW_CHUNK if x.device.type == "cpu" else _ROW_CHUNK << 6)
+    spans = _spans(R, _row_chunk(x))
     ys: list[Tensor | None] = [None] + [x.new_empty(R, Wd[l].shape[0]) for l in range(1, L - 1)]
 
     def pre(l: int, xc: Tensor, out: Tensor | None = None) -> Tensor:
