@@ -10,7 +10,9 @@ case in the current process and returns at least ``step_s`` (seconds) and ``peak
         ap = argparse.ArgumentParser(...); ap.add_argument(...)   # the script's own options
         main_cases(__file__, CASES, run_case, ap, title="...")
 
-``main_cases`` adds ``--cases``, ``--repeats``, ``--threads``, ``--json`` and ``--baseline REV``.
+``main_cases`` adds ``--cases``, ``--repeats``, ``--threads``, ``--json``, ``--baseline REV`` and
+``--ops N``; a ``run_case`` that times its steps with ``time_steps(step, args)`` then also reports,
+with ``--ops N``, the N operators one more step spends most time in (``OpTimes``).
 Every case runs in a fresh ``python SCRIPT --one NAME ...`` subprocess (so ``ru_maxrss`` is its own)
 with ``OMP_WAIT_POLICY=PASSIVE`` and the thread count forced through ``OMP_NUM_THREADS`` /
 ``MKL_NUM_THREADS`` and ``torch.set_num_threads``.  With ``--baseline REV`` a temporary
@@ -40,12 +42,91 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-__all__ = ["REPO", "add_arguments", "baseline_worktree", "main_cases", "peak_rss_gb", "run_subprocess"]
+__all__ = [
+    "REPO",
+    "OpTimes",
+    "add_arguments",
+    "baseline_worktree",
+    "main_cases",
+    "peak_rss_gb",
+    "run_subprocess",
+    "time_steps",
+]
 
 
 def peak_rss_gb() -> float:
     """Peak resident memory of this process so far (``ru_maxrss``, KiB on Linux) in GiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+class OpTimes:
+    """Wall time per ATen operator while active (a ``TorchDispatchMode``: every operator call is timed
+    where it runs, so a custom ``autograd.Function``'s work is not folded into one record the way
+    ``torch.profiler``'s memory and self-time attribution folds it), keyed by (operator, where):
+    ``forward``, ``no_grad`` (a forward without a graph: selection, recomputed forwards) or
+    ``backward: <autograd node>``.  ``top(n)``: the n largest as dicts (op, where, ms, calls).
+    The timing adds a Python call per operator: compare rows with each other, not with ``step_s``."""
+
+    def __init__(self) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        self.ms: dict[tuple[str, str], float] = {}
+        self.calls: dict[tuple[str, str], int] = {}
+        owner = self
+
+        class _Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                import time
+
+                import torch
+
+                t0 = time.perf_counter()
+                out = func(*args, **(kwargs or {}))
+                dt = time.perf_counter() - t0
+                node = torch._C._current_autograd_node()
+                if node is not None:
+                    where = f"backward: {type(node).__name__}"
+                else:
+                    where = "forward" if torch.is_grad_enabled() else "no_grad"
+                key = (str(func), where)
+                owner.ms[key] = owner.ms.get(key, 0.0) + 1e3 * dt
+                owner.calls[key] = owner.calls.get(key, 0) + 1
+                return out
+
+        self._mode = _Mode()
+
+    def __enter__(self) -> OpTimes:
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._mode.__exit__(*exc)
+
+    def top(self, n: int) -> list[dict]:
+        rows = sorted(self.ms.items(), key=lambda kv: -kv[1])[:n]
+        return [{"op": op, "where": where, "ms": ms, "calls": self.calls[(op, where)]} for (op, where), ms in rows]
+
+
+def time_steps(step: Callable[[], None], args: argparse.Namespace) -> dict:
+    """Run ``step`` ``args.steps + 1`` times (the first warms up allocators and is not counted):
+    {step_s: median seconds, cpu_s: median process CPU seconds, peak_rss_gb}; with ``args.ops`` > 0, one more
+    step under ``OpTimes`` adds ``ops`` (its ``args.ops`` most expensive operators)."""
+    import time
+
+    if args.steps < 1:
+        raise ValueError(f"--steps: expected at least 1 timed step, got {args.steps}")
+    times, cpu = [], []
+    for _ in range(args.steps + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        step()
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    out = {"step_s": statistics.median(times[1:]), "cpu_s": statistics.median(cpu[1:]), "peak_rss_gb": peak_rss_gb()}
+    if getattr(args, "ops", 0):  # after the peak is read: the timer's own bookkeeping is not counted
+        with OpTimes() as timer:
+            step()
+        out["ops"], out["ops_total_ms"] = timer.top(args.ops), sum(timer.ms.values())
+    return out
 
 
 def add_arguments(ap: argparse.ArgumentParser, cases: Sequence[str]) -> None:
@@ -72,6 +153,14 @@ def add_arguments(ap: argparse.ArgumentParser, cases: Sequence[str]) -> None:
         help="also run git revision REV (temporary worktree), interleaved, and print ratios",
     )
     ap.add_argument("--json", default=None, help="also write every raw result to this JSON file")
+    ap.add_argument(
+        "--ops",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after the timed steps, one more step under an operator timer: print its N most expensive "
+        "operators per case and revision (first repeat; default 0: off)",
+    )
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
 
 
@@ -200,7 +289,25 @@ def main_cases(
             )
         else:
             print(f"| {case} | {_fmt(t_new)} | {m_new:.2f} |")
+    if args.ops:
+        _print_ops(rows)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)
     return rows
+
+
+def _print_ops(rows: list[dict]) -> None:
+    """The operator tables of the first repeat of every case and revision (``--ops``)."""
+    for r in rows:
+        if r["repeat"] != 0 or not r.get("ops"):
+            continue
+        shown = sum(o["ms"] for o in r["ops"])
+        print(
+            f"\nTop operators, {r['case']} ({r['rev']}; one step: {r['ops_total_ms']:.0f} ms in all operators, "
+            f"{shown:.0f} in these rows):\n"
+        )
+        print("| operator | where | ms | calls |")
+        print("| --- | --- | --- | --- |")
+        for o in r["ops"]:
+            print(f"| `{o['op']}` | {o['where']} | {o['ms']:.1f} | {o['calls']} |")

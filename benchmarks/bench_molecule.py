@@ -14,13 +14,11 @@ radius ~ n^(1/3) Å.  ``--source`` says which in the output.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _compare import main_cases, peak_rss_gb
+from _compare import main_cases, time_steps
 
 #: case -> (group, group kwargs, nbhd, fill, liftsamples), the paper's per-group options
 CASES = {"T3": ("T3", {}, 100, 1.0, 1), "SE3x4": ("SE3", {"alpha": 0.2}, 25, 0.5, 4)}
@@ -67,17 +65,15 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     pos, feat, mask, source = molecule_batch(args.batch)
     target = torch.randn(args.batch, generator=torch.Generator().manual_seed(1))
-    times = []
-    for _ in range(args.steps + 1):  # the first step warms up allocators and is not counted
-        t0 = time.perf_counter()
+
+    def step() -> None:
         opt.zero_grad()
-        loss = (model(pos, feat, mask) - target).abs().mean()
-        loss.backward()
+        (model(pos, feat, mask) - target).abs().mean().backward()
         opt.step()
-        times.append(time.perf_counter() - t0)
+
+    timed = time_steps(step, args)
     return {
-        "step_s": statistics.median(times[1:]),
-        "peak_rss_gb": peak_rss_gb(),
+        **timed,
         "source": source,
         "atoms": int(mask.sum()),
         "padded": int(mask.numel()),

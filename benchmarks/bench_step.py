@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _compare import main_cases, peak_rss_gb
+from _compare import main_cases, time_steps
 
 CASES = {
     "T2-fixed-grid": ("T2", 1, False),
@@ -77,17 +75,14 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
         def logits():
             return model(images)
 
-    times = []
-    for _ in range(args.steps + 1):  # the first step warms up allocators and is not counted
-        t0 = time.perf_counter()
+    def step() -> None:
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(logits(), labels)
-        loss.backward()
+        torch.nn.functional.cross_entropy(logits(), labels).backward()
         opt.step()
-        times.append(time.perf_counter() - t0)
+
+    timed = time_steps(step, args)
     return {
-        "step_s": statistics.median(times[1:]),
-        "peak_rss_gb": peak_rss_gb(),
+        **timed,
         "steps": args.steps,
         "batch": args.batch,
         "points": model.num_points(),
