@@ -330,3 +330,18 @@ def test_a_subsampling_layer_passes_its_farthest_order_on_without_changing_the_n
             if i == 1:
                 assert sel.queries.rows is not None  # the search ranked gathered rows
             x = conv(x, sel)
+
+
+@pytest.mark.parametrize("name", ["T3", "SE2"])
+def test_farthest_points_of_an_empty_batch_and_of_padding_only_examples(name):
+    group = get_group(name)
+    E, q = group.elem_dim, group.q_dim
+    empty = torch.zeros(0, 5, dtype=torch.bool)
+    idx, ok, rows = nb.farthest_point_indices(
+        group, torch.zeros(0, 5, E), torch.zeros(0, 5, q), empty, 3, keep_rows=True
+    )
+    assert idx.shape == ok.shape == (0, 3) and rows is None  # nothing to keep
+    mask = torch.tensor([[True, True, False, False, False], [False] * 5])
+    idx, ok = nb.farthest_point_indices(group, torch.randn(2, 5, E), torch.zeros(2, 5, q), mask, 3)
+    assert ok.tolist() == [[True, True, False], [False, False, False]]
+    assert set(idx[0, :2].tolist()) == {0, 1}

@@ -691,7 +691,7 @@ def _fps_loop(
     chosen, best = [current], [torch.where(mask.any(1), 1.0, 0.0).to(dtype)]
     inv_step = None
     e_cm, q_cm = _planes(elems), _planes(orbits)
-    e_rows, q_rows = elems.reshape(Bg * N, -1), orbits.reshape(Bg * N, -1)
+    e_rows, q_rows = elems.reshape(Bg * N, elems.shape[-1]), orbits.reshape(Bg * N, orbits.shape[-1])
     for t in range(m):
         at = current + offsets  # flat index of each example's new point
         d = group.elem_distance(e_cm, e_rows.index_select(0, at)[:, None], q_cm, q_rows.index_select(0, at)[:, None])
