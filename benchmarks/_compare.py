@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -68,6 +69,7 @@ class OpTimes:
     The timing adds a Python call per operator: compare rows with each other, not with ``step_s``."""
 
     def __init__(self) -> None:
+        import torch
         from torch.utils._python_dispatch import TorchDispatchMode
 
         self.ms: dict[tuple[str, str], float] = {}
@@ -76,10 +78,6 @@ class OpTimes:
 
         class _Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                import time
-
-                import torch
-
                 t0 = time.perf_counter()
                 out = func(*args, **(kwargs or {}))
                 dt = time.perf_counter() - t0
@@ -111,8 +109,6 @@ def time_steps(step: Callable[[], None], args: argparse.Namespace) -> dict:
     """Run ``step`` ``args.steps + 1`` times (the first warms up allocators and is not counted):
     {step_s: median seconds, cpu_s: median process CPU seconds, peak_rss_gb}; with ``args.ops`` > 0, one more
     step under ``OpTimes`` adds ``ops`` (its ``args.ops`` most expensive operators)."""
-    import time
-
     if args.steps < 1:
         raise ValueError(f"--steps: expected at least 1 timed step, got {args.steps}")
     times, cpu = [], []

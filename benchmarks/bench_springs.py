@@ -27,14 +27,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _compare import time_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,16 +81,16 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     model = ModelDynamics(HLieResNet(group, k=args.k, num_layers=args.num_layers, **kw), method=method)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     z0, ts, sys_params, target = _batch(args.systems)
-    times, cpu = [], []
-    for _ in range(args.steps + 1):  # the first step warms up allocators and is not counted
-        t0, c0 = time.perf_counter(), time.process_time()
+    losses = []
+
+    def step() -> None:
         opt.zero_grad()
         loss = (model(z0, ts, sys_params)[:, 1:] - target).pow(2).mean()
         loss.backward()
         opt.step()
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
+        losses.append(float(loss))
+
+    timed = time_steps(step, args)  # step_s, cpu_s (medians after a warm-up step), peak_rss_gb
     return {
         "case": name,
         "group": group,
@@ -99,10 +100,8 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
         "num_layers": args.num_layers,
         "threads": args.threads,
         "nfe": model.nfe,
-        "step_s": statistics.median(times[1:]),
-        "cpu_s": statistics.median(cpu[1:]),
-        "peak_rss_gb": rss,
-        "loss": float(loss),
+        **timed,
+        "loss": losses[-1],
     }
 
 

@@ -109,7 +109,7 @@ class _Recomputed(torch.autograd.Function):
                 gram = x.new_zeros(width, width, dtype=torch.float64) if want else None
                 for a, b in spans:
                     y = torch.addmm(bias, h[a:b], wt) if out is h else torch.addmm(bias, h[a:b], wt, out=out[a:b])
-                    y = F.silu(y, inplace=True) if w is None else F.silu(y, inplace=True).mul_(w[a:b])
+                    y = _activation(y, None if w is None else w[a:b], inplace=True)
                     if out is h:
                         out[a:b] = y
                     if want:
