@@ -20,7 +20,7 @@ with ``OMP_WAIT_POLICY=PASSIVE`` and the thread count forced through ``OMP_NUM_T
 tree (``PYTHONPATH=<tree>/src``) and for REV (``PYTHONPATH=<worktree of REV>/src``) — the *script*
 always comes from the working tree, only the library differs — and the table shows the medians over
 the repeats and the ratios new / baseline.  A case process calls ``lieconv.runtime.reuse_freed_memory``
-when the library has it, as the ``lieconv`` command does (``LIECONV_REUSE_MEMORY=0`` to measure without).
+when the library has it, as ``import lieconv`` does (``LIECONV_REUSE_MEMORY=0`` to measure without).
 Interleaving matters on a shared machine: absolute
 seconds drift by 2-3x over a day, ratios of interleaved medians do not.
 """
@@ -227,7 +227,7 @@ def main_cases(
         import torch
 
         torch.set_num_threads(args.threads)
-        try:  # what the lieconv command does (LIECONV_REUSE_MEMORY=0: off); absent in older revisions
+        try:  # what importing lieconv does (LIECONV_REUSE_MEMORY=0: off); absent in older revisions
             from lieconv.runtime import reuse_freed_memory
         except ImportError:
             reuse_freed_memory = None

@@ -15,6 +15,7 @@ from .data import Lifted, Points, from_pyg, pad_ragged
 from .groups import GROUPS, LieGroup, MatrixLieGroup, get_group
 from .lifting import lift
 from .nn import LieConv, LieResNet
+from .runtime import reuse_freed_memory
 from .testing import assert_equivariant
 
 __all__ = [
@@ -32,3 +33,5 @@ __all__ = [
     "LieResNet",
     "assert_equivariant",
 ]
+
+reuse_freed_memory()  # large tensors reuse freed heap memory instead of fresh pages; see lieconv.runtime

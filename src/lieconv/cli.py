@@ -160,9 +160,6 @@ def format_table(metrics: dict[str, float], column: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 training failed, 2 bad input,
     143 / 130 run interrupted by SIGTERM / SIGINT after saving a resumable checkpoint)."""
-    from .runtime import reuse_freed_memory
-
-    reuse_freed_memory()  # LIECONV_REUSE_MEMORY=0 turns it off
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
