@@ -88,7 +88,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
         loss = (model(z0, ts, sys_params)[:, 1:] - target).pow(2).mean()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.detach().item())  # detached: no requires-grad conversion warning
 
     timed = time_steps(step, args)  # step_s, cpu_s (medians after a warm-up step), peak_rss_gb
     return {

@@ -25,7 +25,11 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)
 
 
 def _run(code: str, **env_values: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "LIECONV_REUSE_MEMORY" and not k.startswith("MALLOC_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("LIECONV_REUSE_MEMORY", "GLIBC_TUNABLES") and not k.startswith("MALLOC_")
+    }
     env.update(env_values)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return out.stdout.strip()

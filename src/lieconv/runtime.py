@@ -72,7 +72,7 @@ def _mallopt() -> bool:
         return False
     if not hasattr(libc, "gnu_get_libc_version"):  # only glibc has mallopt with these parameters
         return False
-    # the trim threshold first: setting either one stops glibc's dynamic adjustment of both
+    # either one, once set, also stops glibc's dynamic adjustment of the other
     return bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)) and bool(
         libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
     )
