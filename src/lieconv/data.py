@@ -194,6 +194,8 @@ def check_points(points: Points, space_dim: int | None = None, name: str = "poin
     if m.dtype != torch.bool:
         _fail(f"{name}.mask", f"dtype {m.dtype}", "dtype torch.bool")
     bad_values = ~torch.isfinite(v).all(-1) & m
+    if not bool((bad_values.any() | ~torch.isfinite(c).all()).item()):  # one host read for both checks
+        return
     if bad_values.any():
         bad = bad_values.nonzero()[0].tolist()
         _fail(

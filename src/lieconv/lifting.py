@@ -16,6 +16,7 @@ import torch
 from .data import Lifted, Points, check_points
 from .groups.base import LieGroup
 from .random import ExampleRandom
+from .runtime import known_all
 
 __all__ = ["lift", "has_shared_geometry"]
 
@@ -61,9 +62,10 @@ def lift(
             "different coordinates or masks (use shared=None to detect, or False)"
         )
     coords, mask = (points.coords[:1], points.mask[:1]) if shared else (points.coords, points.mask)
-    if not bool(mask.all()) and bool(mask.any()):
-        # padding sits anywhere (often 0, outside RxSQ's quadrant): lift a real point there instead
-        coords = torch.where(mask.unsqueeze(-1), coords, coords[mask][:1])
+    if not known_all(mask):
+        # padding sits anywhere (often 0, outside RxSQ's quadrant): lift the first real point there instead
+        first = mask.reshape(-1).to(torch.uint8).argmax().view(1)  # 0 when there is none
+        coords = torch.where(mask.unsqueeze(-1), coords, coords.reshape(-1, coords.shape[-1]).index_select(0, first))
     if isinstance(generator, ExampleRandom):
         generator.shared = bool(shared)  # shared draws are keyed by SHARED_ID, not an example id
     elems, orbits = group.lift(coords, num_samples, generator)

@@ -55,6 +55,7 @@ from torch import Tensor
 
 from . import random as _random
 from .groups.base import LieGroup
+from .runtime import host_reads_free, known_all
 
 if TYPE_CHECKING:
     from .data import FarthestOrder
@@ -426,7 +427,8 @@ class _Nearest:
         self.group, self.qe, self.qq, self.qmask = group, qe, qq, qmask
         self.pe, self.pq, self.mask, self.allin = pe, pq, mask, allin
         self.inv_step, self.keys, self.rows = inv_step, keys, rows
-        self.any_allin, self.all_real = bool(allin.any()), bool(mask.all())
+        self.any_allin = not host_reads_free(allin) or bool(allin.any())  # (the masking passes are exact either way)
+        self.all_real = known_all(mask)
         Bg, N = mask.shape
         self.n_real = mask.sum(1)
         self.need = torch.clamp(self.n_real, max=k)
@@ -914,10 +916,13 @@ def neighborhood_indices(
     else:
         k_cand = torch.clamp(torch.ceil(fill * n_real.to(torch.float64)).long(), min=1)
         k_cand = torch.minimum(k_cand, n_real)
-    k_max = max(1, min(N, int(max(int(k_cand.max()) if Bg else 1, K))))
     allin = (k_cand >= n_real) & (n_real <= K)  # every real point is in every neighbourhood
+    # the candidates per query k_max, and whether every example takes all of them: one host read
+    k_max_t = (k_cand.max() if Bg else k_cand.new_ones(())).clamp(min=K).clamp(max=N).clamp(min=1)
+    every = ((k_cand == k_max_t) | (n_real == 0)).all()
+    k_max, all_in, every = (int(v) for v in torch.stack([k_max_t, allin.all().long(), every.long()]).tolist())
     ranks_all = torch.arange(k_max, device=dev)
-    if bool(allin.all()):  # then k_max == K and no draw is made
+    if all_in:  # then k_max == K and no draw is made
         order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices[:, :K]  # real points by index
         ok = (ranks_all[:K] < k_cand[:, None])[:, None, :] & query_mask[..., None]
         return torch.where(ok, order[:, None, :], 0), ok
@@ -928,7 +933,7 @@ def neighborhood_indices(
     nearest = _Nearest(group, qe, qq, query_mask, pe, pq, mask, inv_step, allin, k_max, prune, keys, query_rows)
     # a Monte-Carlo draw among all k_max candidates of every query depends on the candidate set only
     # (the random keys belong to (query, point) pairs): their distance order is not needed
-    ordered = knn or k_max <= K or not bool(((k_cand == k_max) | (n_real == 0)).all())
+    ordered = knn or k_max <= K or not every
     chunk = max(1, _CHUNK_ELEMENTS // max(1, Bg * k_max))
     nbhd_idx = torch.empty(Bg, m, K, dtype=torch.long, device=dev)
     nbhd_mask = torch.empty(Bg, m, K, dtype=torch.bool, device=dev)

@@ -1,4 +1,13 @@
-"""Process-wide settings that make CPU training faster; nothing here changes a result.
+"""Process-wide settings that make training faster; nothing here changes a result.
+
+``known_all(mask)`` / ``avoid_host_reads()``: reading a device value on the host (``bool(t)``,
+``int(t)``, ``.item()``) makes the host wait for every queued kernel on a GPU, but is free on the
+CPU.  The layers read whether a mask is all True only where it is free (``host_reads_free``: CPU
+tensors), to skip a masking pass or to pack the real rows of a padded batch; elsewhere they take
+the general masked path, which gives the same values.  ``avoid_host_reads()`` makes the CPU take
+that path too (what a GPU run computes, e.g. to test it on a machine without one).  Reads that
+decide a shape (how many queries a subsampling layer keeps, how many candidates a neighbourhood
+search ranks) stay: a few per layer, none inside a loop over steps or chunks.
 
 ``reuse_freed_memory()``: glibc's ``malloc`` serves every block above its mmap threshold (which
 grows with use but never past 32 MiB) with ``mmap`` and hands it back to the system on ``free``,
@@ -23,11 +32,16 @@ it is not applied where the process's malloc was configured already (``MALLOC_MM
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ctypes
 import ctypes.util
 import os
+from collections.abc import Iterator
 
-__all__ = ["reuse_freed_memory", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+from torch import Tensor
+
+__all__ = ["reuse_freed_memory", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "host_reads_free", "known_all", "avoid_host_reads"]
 
 #: blocks of this many bytes or more are still mapped (and unmapped) one by one
 MMAP_THRESHOLD = 256 << 20
@@ -76,3 +90,28 @@ def _mallopt() -> bool:
     return bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)) and bool(
         libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
     )
+
+
+_AVOID_READS = contextvars.ContextVar("lieconv_avoid_host_reads", default=False)
+
+
+def host_reads_free(t: Tensor) -> bool:
+    """Whether reading a value of ``t`` on the host costs no wait: CPU tensors, outside ``avoid_host_reads()``."""
+    return t.device.type == "cpu" and not _AVOID_READS.get()
+
+
+def known_all(mask: Tensor) -> bool:
+    """True when ``mask`` is all True and reading that is free (``host_reads_free``); False means
+    "not known": take the masked path, which gives the same values."""
+    return host_reads_free(mask) and bool(mask.all())
+
+
+@contextlib.contextmanager
+def avoid_host_reads() -> Iterator[None]:
+    """Within the block the layers read no device value on the host except where it decides a shape,
+    on the CPU too (see the module docstring)."""
+    token = _AVOID_READS.set(True)
+    try:
+        yield
+    finally:
+        _AVOID_READS.reset(token)

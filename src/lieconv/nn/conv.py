@@ -12,6 +12,7 @@ from ..data import FarthestOrder, Lifted
 from ..groups.base import LieGroup
 from ..neighbors import Selection, farthest_point_indices, full_neighborhoods, gather_points, neighborhood_indices
 from ..random import resolve_generator
+from ..runtime import known_all
 from .functional import _spans, contract, point_contract
 from .kernels import KernelMLP
 from .packing import RowPacking
@@ -242,13 +243,20 @@ class LieConv(nn.Module):
         return self.linear.weight.view(o, c, h).permute(1, 2, 0).reshape(c, h * o)
 
     def aggregate(
-        self, values: Tensor | None, weights: Tensor, sel: Selection, features: Tensor | None = None
+        self,
+        values: Tensor | None,
+        weights: Tensor,
+        sel: Selection,
+        features: Tensor | None = None,
+        mask: Tensor | None = None,
     ) -> Tensor:
         """h_i = W (sum_j f_j (x) s_ij) / n_i.  values (B, N, c), weights (Bg, m, K, h) -> (B, m, chout).
 
         Full neighbourhoods (``sel.full``): ``h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b``, the
         ``point_features`` ``W_h f_j`` (or ``features``, precomputed by the caller, ``values``
-        then unused) contracted with the kernel by one matmul per example
+        then unused; ``mask``: the points' mask (Bg, N), whose real rows are the ones computed in a
+        padded batch, by default those that some query sees) contracted with the kernel by one
+        matmul per example
         (``lieconv.nn.functional.point_contract`` / ``contract``: twice differentiable with a small
         graph, for networks trained through their gradient such as ``HLieResNet``).
 
@@ -272,7 +280,7 @@ class LieConv(nn.Module):
             # every point is a neighbour, in index order: h_i = sum_{j,h} s_ijh (W_h f_j) / n_i + b, with
             # W_h f_j computed once per point, no gather, no (m, c*h) intermediate
             s = weights.reshape(Bg, m, N * h).expand(B, m, N * h)
-            p = None if features is not None else RowPacking(sel.nbhd_mask.any(1), B)
+            p = None if features is not None else RowPacking(sel.nbhd_mask.any(1) if mask is None else mask, B)
             if p is not None and not p.active:  # W_h f_j made inside, its derivatives chunk by chunk
                 z = point_contract(s, values, self._feature_weight())
             else:  # precomputed features, or W_h f_j on the real rows only (a padded batch)
@@ -311,7 +319,7 @@ class LieConv(nn.Module):
         xs, ss, packing = (x, sel, None) if packed is None else packed
         a = torch.where(ss.nbhd_mask.unsqueeze(-1), self.kernel_inputs(xs, ss), 0.0)  # padding may be non-finite
         s = self.kernel(a, ss.nbhd_mask)  # zero at masked pairs
-        h = self.aggregate(xs.values, s, ss, features)
+        h = self.aggregate(xs.values, s, ss, features, xs.mask)
         if packing is not None:
             h = packing.unpack(h[0])
         if sel.query_idx is None:
@@ -328,7 +336,7 @@ class LieConv(nn.Module):
 
 def zero_masked(values: Tensor, mask: Tensor) -> Tensor:
     """values (B, N, c) with the rows where ``mask`` (Bg, N) is False set to 0 (no copy when none is)."""
-    return values if bool(mask.all()) else values * mask.unsqueeze(-1).to(values.dtype)
+    return values if known_all(mask) else values * mask.unsqueeze(-1).to(values.dtype)
 
 
 #: gathered neighbour elements (a chunk of groups x K x c) contracted at once on CPU: 1 MB of float32,

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from ..runtime import known_all
 from .functional import _spans, silu
 from .norm import MaskBatchNorm
 
@@ -43,7 +44,7 @@ class KernelMLP(nn.Module):
 
     def forward(self, a: Tensor, mask: Tensor) -> Tensor:
         x = a.reshape(-1, a.shape[-1])
-        w = None if bool(mask.all()) else mask.reshape(-1, 1).to(x.dtype)
+        w = None if known_all(mask) else mask.reshape(-1, 1).to(x.dtype)
         params = list(self.parameters())
         if torch.is_grad_enabled() and not a.requires_grad and any(p.requires_grad for p in params):
             out = _Recomputed.apply(self, x, w, *params)

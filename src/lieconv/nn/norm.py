@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..runtime import known_all
+
 __all__ = ["MaskBatchNorm", "masked_moments"]
 
 
@@ -78,11 +80,11 @@ class MaskBatchNorm(nn.Module):
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         scale, shift = self.affine(x, mask)
         y = torch.addcmul(shift, x, scale)
-        return y * mask.unsqueeze(-1).to(y.dtype) if self.zero_masked and not bool(mask.all()) else y
+        return y * mask.unsqueeze(-1).to(y.dtype) if self.zero_masked and not known_all(mask) else y
 
     def affine(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """(scale, shift), both (c,), with ``self(x, mask) = x * scale + shift`` at the real entries."""
-        full = bool(mask.all())
+        full = known_all(mask)
         w = None if full else mask.unsqueeze(-1).to(x.dtype)
         if self.training:
             count = x.shape[:-1].numel() if full else torch.broadcast_to(mask, x.shape[:-1]).sum()

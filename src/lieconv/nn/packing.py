@@ -9,9 +9,15 @@ mask per example and at least ``MIN_PADDING`` of it is padding; otherwise both m
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 from torch import Tensor
 
 __all__ = ["RowPacking", "MIN_PADDING"]
+
+_REUSED: contextvars.ContextVar[dict | None] = contextvars.ContextVar("lieconv_row_packings", default=None)
 
 #: pack when at least this fraction of the rows is padding (below it the copies cost more than they save)
 MIN_PADDING = 0.125
@@ -23,9 +29,36 @@ class RowPacking:
     ``pack(values)`` -> (P, c) (or the values themselves when not packing), ``unpack(rows, c)`` ->
     (B, N, c) with zeros at the padding, ``mask``: the mask that goes with packed values (None: every
     row is real) or the original one.
+
+    Deciding whether to pack reads the number of real rows on the host (a GPU waits for it).  Within
+    ``RowPacking.reused()`` (a network's forward pass) the packing of a mask is made once:
+    ``RowPacking(mask, batch)`` on the same, unmodified mask tensor returns the same packing, so the
+    layers of a network whose mask does not change (no subsampling) share one count.
     """
 
-    def __init__(self, mask: Tensor, batch: int):
+    def __new__(cls, mask: Tensor, batch: int):
+        made = _REUSED.get()
+        key = (id(mask), batch)
+        if made is not None and key in made and made[key][1] == mask._version:
+            return made[key][2]
+        self = super().__new__(cls)
+        self._build(mask, batch)
+        if made is not None:
+            made[key] = (mask, mask._version, self)  # holds the mask: its id is not reused meanwhile
+        return self
+
+    @staticmethod
+    @contextlib.contextmanager
+    def reused() -> Iterator[None]:
+        """Within the block, a mask's packing is made once (see the class docstring); nested blocks share it."""
+        token = _REUSED.set({}) if _REUSED.get() is None else None
+        try:
+            yield
+        finally:
+            if token is not None:
+                _REUSED.reset(token)
+
+    def _build(self, mask: Tensor, batch: int) -> None:
         self.shape = (batch, mask.shape[1])
         flat = mask.reshape(-1)
         self.active = mask.shape[0] == batch and batch * mask.shape[1] > 0

@@ -152,10 +152,11 @@ class LieResNet(nn.Module):
             raise TypeError(f"x: expected lieconv.Points or lieconv.Lifted, got {type(x).__name__}")
         else:
             x.check_group(self.group)
-        h = x.replace(values=self._embed(x.values, x.mask))
-        for i, block in enumerate(self.blocks):
-            h = block(h, generator, features=value_features if i == 0 else None)
-        p = RowPacking(h.mask, h.values.shape[0])  # the head on the real rows only (padded batches)
-        out = self.head(self.head_act.rows(p.pack(h.values), p.mask))
-        h = h.replace(values=p.unpack(out) if p.active else zero_masked(out, h.mask))
+        with RowPacking.reused():  # the blocks that keep the mask share its packing
+            h = x.replace(values=self._embed(x.values, x.mask))
+            for i, block in enumerate(self.blocks):
+                h = block(h, generator, features=value_features if i == 0 else None)
+            p = RowPacking(h.mask, h.values.shape[0])  # the head on the real rows only (padded batches)
+            out = self.head(self.head_act.rows(p.pack(h.values), p.mask))
+            h = h.replace(values=p.unpack(out) if p.active else zero_masked(out, h.mask))
         return self.pooling(h) if self.pool else h
