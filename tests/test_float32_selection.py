@@ -109,9 +109,10 @@ def test_monte_carlo_keys_follow_the_points_not_the_ranks():
     """A candidate's key depends on its point index, so two tied candidates that swap places in the
     distance order keep their keys: the drawn set does not change."""
     near = torch.randperm(40, generator=torch.Generator().manual_seed(0))[:30].reshape(1, 1, 30).expand(2, 3, 30)
-    a = nb._random_keys(torch.Generator().manual_seed(5), 4, near)
+    seeds = nb._query_seeds(torch.Generator().manual_seed(5), 2, 3, None)
+    a = nb._random_keys(seeds, near)
     swapped = near.clone()
     swapped[..., [3, 4]] = swapped[..., [4, 3]]
-    b = nb._random_keys(torch.Generator().manual_seed(5), 4, swapped)
+    b = nb._random_keys(seeds, swapped)
     assert torch.equal(b[..., [4, 3]], a[..., [3, 4]]) and torch.equal(b[..., 5:], a[..., 5:])
     assert len(set(a.flatten().tolist())) == a.numel()  # distinct keys within and across queries

@@ -94,6 +94,25 @@ def test_chunked_distances_give_the_same_neighbourhoods(monkeypatch):
     assert torch.equal(ref[0], small[0]) and torch.equal(ref[1], small[1])
 
 
+@pytest.mark.parametrize("example_random", [False, True])
+def test_the_monte_carlo_draw_does_not_depend_on_its_chunks(monkeypatch, example_random):
+    """One seed per query, drawn before the chunks: any chunk size draws the same neighbourhoods."""
+    from lieconv.random import ExampleRandom
+
+    group = get_group("SE2")
+    x = lift(cloud(B=3, n=64), group, 2, generator=torch.Generator().manual_seed(0))
+    args = (group, x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask)
+
+    def draw():
+        gen = ExampleRandom(4) if example_random else torch.Generator().manual_seed(4)
+        return nb.neighborhood_indices(*args, num_nbhd=5, fill=0.3, generator=gen)
+
+    ref = draw()
+    monkeypatch.setattr(nb, "_DRAW_ELEMENTS", 3 * 39 * 2)  # two queries per chunk (k_max = 39)
+    small = draw()
+    assert torch.equal(ref[0], small[0]) and torch.equal(ref[1], small[1])
+
+
 def test_gather_points_broadcasts_shared_geometry():
     x = torch.arange(24.0).reshape(2, 4, 3)
     idx = torch.tensor([[[3, 1], [0, 0]]])

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = ["Selection", "farthest_point_indices", "neighborhood_indices", "full_neighborhoods", "gather_points"]
 
 _CHUNK_ELEMENTS = 1 << 22  # elements of the largest temporary in a distance chunk
+_DRAW_ELEMENTS = 1 << 18  # (query, candidate) pairs per chunk of the Monte-Carlo draw (its int64 keys stay in cache)
 _SEARCH_ELEMENTS = 1 << 20  # pairs x width per batch of the pruned search (cache-sized)
 _GRID_DIMS = 3  # cell-list dimensions (leading coordinates of the lower-bound embedding)
 _MAX_CELLS = 1 << 16  # cells per grid dimension at most (linear cell ids stay in int64)
@@ -713,20 +714,23 @@ def _fps_loop(
     return torch.stack(chosen, 1), torch.stack(best, 1) > 0, rows
 
 
-def _random_keys(generator, start: int, near: Tensor) -> Tensor:
+def _query_seeds(generator, Bg: int, m: int, device) -> Tensor:
+    """One random seed per query of the Monte-Carlo draw, (Bg, m) int64 (53 random bits), drawn at
+    once from ``generator`` (None / torch.Generator: ``torch.rand``; ``lieconv.random.ExampleRandom``:
+    keyed by example and query index), so the draws do not depend on how the queries are chunked."""
+    return (_random.uniform((Bg, m), generator, dtype=torch.float64, device=device) * 2.0**53).long()
+
+
+def _random_keys(seeds: Tensor, near: Tensor) -> Tensor:
     """Random int64 keys of the Monte-Carlo draw for the candidates ``near`` (Bg, mc, k) (local
-    point indices) of queries ``start:start + mc``: one uniform seed per query from ``generator``
-    (None / torch.Generator: ``torch.rand``, chunks drawn in order; ``lieconv.random.ExampleRandom``:
-    keyed by example and query index), hashed with each candidate's point index (splitmix64).
+    point indices) of queries with ``seeds`` (Bg, mc) (``_query_seeds``): each query's seed hashed
+    with each candidate's point index (splitmix64).
 
     A key belongs to a (query, point) pair, not to a rank in the distance order, so the points
     drawn depend only on which points are candidates: two nearly tied candidates that swap places
     (the rounding of g x can do that) change nothing.  Only the edge of the ball matters.
     """
-    Bg, mc, _ = near.shape
-    u = _random.uniform((Bg, mc), generator, dtype=torch.float64, device=near.device, start=(0, start))
-    seed = (u * 2.0**53).long()  # 53 random bits per query
-    return _random.hash_pairs(seed[..., None], near)
+    return _random.hash_pairs(seeds[..., None], near)
 
 
 @torch.no_grad()
@@ -934,7 +938,8 @@ def neighborhood_indices(
     # a Monte-Carlo draw among all k_max candidates of every query depends on the candidate set only
     # (the random keys belong to (query, point) pairs): their distance order is not needed
     ordered = knn or k_max <= K or not every
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, Bg * k_max))
+    chunk = max(1, _DRAW_ELEMENTS // max(1, Bg * k_max))
+    seeds = None if knn or k_max <= K else _query_seeds(generator, Bg, m, dev)
     nbhd_idx = torch.empty(Bg, m, K, dtype=torch.long, device=dev)
     nbhd_mask = torch.empty(Bg, m, K, dtype=torch.bool, device=dev)
     for s in range(0, m, chunk):
@@ -945,7 +950,7 @@ def neighborhood_indices(
             ranks = ranks_all[:K].expand(Bg, e - s, K)
             ok = in_cand[..., :K].expand(Bg, e - s, K)
         else:  # K of the candidates, uniformly: the K largest of their keys
-            keys = _random_keys(generator, s, near).masked_fill(~in_cand, _KEY_MIN)
+            keys = _random_keys(seeds[:, s:e], near).masked_fill_(~in_cand, _KEY_MIN)
             kv, ranks = torch.topk(keys, K, dim=-1)
             ok = kv > _KEY_MIN
         ok = ok & query_mask[:, s:e, None]

@@ -69,15 +69,15 @@ _C2 = _i64(0x94D049BB133111EB)
 
 def _shr(x: Tensor, k: int) -> Tensor:
     """Logical right shift of int64 bits (torch's ``>>`` is arithmetic)."""
-    return (x >> k) & ((1 << (64 - k)) - 1)
+    return torch.bitwise_right_shift(x, k).bitwise_and_((1 << (64 - k)) - 1)
 
 
-def _mix(x: Tensor) -> Tensor:
-    """splitmix64's finaliser (a bijection of 64-bit words; int64 multiplication wraps)."""
-    x = x + _GOLDEN
-    x = (x ^ _shr(x, 30)) * _C1
-    x = (x ^ _shr(x, 27)) * _C2
-    return x ^ _shr(x, 31)
+def _mix(x: Tensor, *, inplace: bool = False) -> Tensor:
+    """splitmix64's finaliser (a bijection of 64-bit words; int64 multiplication wraps); ``inplace``: in x."""
+    x = x.add_(_GOLDEN) if inplace else x + _GOLDEN
+    x.bitwise_xor_(_shr(x, 30)).mul_(_C1)
+    x.bitwise_xor_(_shr(x, 27)).mul_(_C2)
+    return x.bitwise_xor_(_shr(x, 31))
 
 
 def _mix_int(x: int) -> int:
@@ -91,8 +91,8 @@ def _mix_int(x: int) -> int:
 def hash_pairs(seed: Tensor, j: Tensor) -> Tensor:
     """Random int64 words keyed by a random ``seed`` and an integer ``j >= 0`` (broadcast together):
     output j + 1 of the splitmix64 sequence with state ``seed``, never ``int64`` min."""
-    h = _mix(seed + j * _GOLDEN)
-    return h.masked_fill(h == torch.iinfo(torch.int64).min, torch.iinfo(torch.int64).max)
+    h = _mix(torch.add(seed, j * _GOLDEN), inplace=True)
+    return h.masked_fill_(h == torch.iinfo(torch.int64).min, torch.iinfo(torch.int64).max)
 
 
 class ExampleRandom:

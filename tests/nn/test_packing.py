@@ -74,3 +74,20 @@ def test_packed_resnet_equals_padded_resnet_values_and_gradients(group, lifts, f
     assert torch.allclose(packed, padded, atol=1e-12)
     for a, b in zip(g1, g2):
         assert (a is None and b is None) or torch.allclose(a, b, atol=1e-10)
+
+
+def test_a_forward_pass_makes_each_masks_packing_once():
+    mask = _padded_batch().mask.clone()
+    assert RowPacking(mask, 4) is not RowPacking(mask, 4)  # outside reused(): made every time
+    with RowPacking.reused():
+        p = RowPacking(mask, 4)
+        with RowPacking.reused():  # nested: the same store
+            assert RowPacking(mask, 4) is p
+        assert RowPacking(mask.clone(), 4) is not p  # another tensor
+        mask[0, 0] = False  # modified in place: counted again
+        q = RowPacking(mask, 4)
+        assert q is not p and q.index.numel() == p.index.numel() - 1
+    with torch.inference_mode():
+        frozen = _padded_batch().mask
+        with RowPacking.reused():
+            assert RowPacking(frozen, 4) is RowPacking(frozen, 4)  # no version counter: by identity

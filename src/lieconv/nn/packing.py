@@ -39,12 +39,13 @@ class RowPacking:
     def __new__(cls, mask: Tensor, batch: int):
         made = _REUSED.get()
         key = (id(mask), batch)
-        if made is not None and key in made and made[key][1] == mask._version:
+        version = None if mask.is_inference() else mask._version  # inference tensors have no version counter
+        if made is not None and key in made and made[key][1] == version:
             return made[key][2]
         self = super().__new__(cls)
         self._build(mask, batch)
         if made is not None:
-            made[key] = (mask, mask._version, self)  # holds the mask: its id is not reused meanwhile
+            made[key] = (mask, version, self)  # holds the mask: its id is not reused meanwhile
         return self
 
     @staticmethod
