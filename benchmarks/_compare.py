@@ -10,9 +10,12 @@ case in the current process and returns at least ``step_s`` (seconds) and ``peak
         ap = argparse.ArgumentParser(...); ap.add_argument(...)   # the script's own options
         main_cases(__file__, CASES, run_case, ap, title="...")
 
-``main_cases`` adds ``--cases``, ``--repeats``, ``--threads``, ``--json``, ``--baseline REV`` and
-``--ops N``; a ``run_case`` that times its steps with ``time_steps(step, args)`` then also reports,
-with ``--ops N``, the N operators one more step spends most time in (``OpTimes``).
+``main_cases`` adds ``--cases``, ``--repeats``, ``--threads``, ``--device``, ``--json``,
+``--baseline REV`` and ``--ops N``; a ``run_case`` that times its steps with ``time_steps(step, args)``
+then also reports, with ``--ops N``, the N operators one more step spends most time in (``OpTimes``).
+``--device cuda`` (``device(args)`` gives the ``torch.device`` a case puts its model and data on):
+``time_steps`` synchronises the device around every step and reports ``peak_device_gb``
+(``torch.cuda.max_memory_allocated`` over the timed steps), which the table then shows as the memory.
 Every case runs in a fresh ``python SCRIPT --one NAME ...`` subprocess (so ``ru_maxrss`` is its own)
 with ``OMP_WAIT_POLICY=PASSIVE`` and the thread count forced through ``OMP_NUM_THREADS`` /
 ``MKL_NUM_THREADS`` and ``torch.set_num_threads``.  With ``--baseline REV`` a temporary
@@ -48,6 +51,7 @@ __all__ = [
     "OpTimes",
     "add_arguments",
     "baseline_worktree",
+    "device",
     "main_cases",
     "peak_rss_gb",
     "run_subprocess",
@@ -105,19 +109,46 @@ class OpTimes:
         return [{"op": op, "where": where, "ms": ms, "calls": self.calls[(op, where)]} for (op, where), ms in rows]
 
 
+def device(args: argparse.Namespace):
+    """The ``torch.device`` of ``args.device`` (default cpu); a clear error when it is not there."""
+    import torch
+
+    dev = torch.device(getattr(args, "device", None) or "cpu")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available here")
+    return dev
+
+
+def _synchronize(dev) -> None:
+    import torch
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
 def time_steps(step: Callable[[], None], args: argparse.Namespace) -> dict:
     """Run ``step`` ``args.steps + 1`` times (the first warms up allocators and is not counted):
-    {step_s: median seconds, cpu_s: median process CPU seconds, peak_rss_gb}; with ``args.ops`` > 0, one more
-    step under ``OpTimes`` adds ``ops`` (its ``args.ops`` most expensive operators)."""
+    {step_s: median seconds, cpu_s: median process CPU seconds, peak_rss_gb, and on a GPU
+    peak_device_gb}; with ``args.ops`` > 0, one more step under ``OpTimes`` adds ``ops`` (its
+    ``args.ops`` most expensive operators; on a GPU the host-side time of launching them)."""
+    import torch
+
     if args.steps < 1:
         raise ValueError(f"--steps: expected at least 1 timed step, got {args.steps}")
+    dev = device(args)
     times, cpu = [], []
-    for _ in range(args.steps + 1):
+    for i in range(args.steps + 1):
+        if i == 1 and dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        _synchronize(dev)
         t0, c0 = time.perf_counter(), time.process_time()
         step()
+        _synchronize(dev)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     out = {"step_s": statistics.median(times[1:]), "cpu_s": statistics.median(cpu[1:]), "peak_rss_gb": peak_rss_gb()}
+    if dev.type == "cuda":
+        out["peak_device_gb"] = torch.cuda.max_memory_allocated(dev) / 1024**3
     if getattr(args, "ops", 0):  # after the peak is read: the timer's own bookkeeping is not counted
         with OpTimes() as timer:
             step()
@@ -142,6 +173,12 @@ def add_arguments(ap: argparse.ArgumentParser, cases: Sequence[str]) -> None:
         help="fresh processes per case (and per revision); the table shows medians (default 1)",
     )
     ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads (default 1)")
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device of the model and data, e.g. cuda (default cpu); on a GPU the memory column is the "
+        "peak of torch.cuda.max_memory_allocated",
+    )
     ap.add_argument(
         "--baseline",
         metavar="REV",
@@ -207,6 +244,11 @@ def run_subprocess(script: str, case: str, src: Path, argv: Sequence[str], threa
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _memory(r: dict) -> float:
+    """A case's memory: the GPU's peak allocation when it ran on one, else the peak RSS."""
+    return r.get("peak_device_gb", r["peak_rss_gb"])
+
+
 def _fmt(x: float) -> str:
     return f"{x:.3g}" if x < 10 else f"{x:.1f}"
 
@@ -243,6 +285,7 @@ def main_cases(
     argv = _forwarded(sys.argv[1:])
     script = str(Path(script).resolve())
     rows: list[dict] = []
+    mem_name = "RSS" if args.device == "cpu" else "device memory"
     with contextlib.ExitStack() as stack:
         trees = [("new", REPO / "src")]
         if args.baseline:
@@ -254,13 +297,14 @@ def main_cases(
                     rows.append(dict(r, case=case, rev=label, repeat=rep))
                     print(
                         f"[{rep + 1}/{args.repeats}] {case:<24} {label:<10} step {_fmt(r['step_s'])} s  "
-                        f"peak RSS {r['peak_rss_gb']:.2f} GB",
+                        f"peak {mem_name} {_memory(r):.2f} GB",
                         file=sys.stderr,
                         flush=True,
                     )
     print(
         f"\n{title} ({args.threads} thread(s), median of {args.repeats} fresh process(es) per case"
         + (f", interleaved with {args.baseline}" if args.baseline else "")
+        + (f", device {args.device}" if args.device != "cpu" else "")
         + ")\n"
     )
     med = {}
@@ -268,17 +312,20 @@ def main_cases(
         med.setdefault((r["case"], r["rev"]), []).append(r)
     if args.baseline:
         b = args.baseline
-        print(f"| case | step (s) | step {b} (s) | time ratio | peak RSS (GB) | peak RSS {b} (GB) | memory ratio |")
+        print(
+            f"| case | step (s) | step {b} (s) | time ratio | peak {mem_name} (GB) | peak {mem_name} {b} (GB) "
+            "| memory ratio |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- |")
     else:
-        print("| case | step (s) | peak RSS (GB) |")
+        print(f"| case | step (s) | peak {mem_name} (GB) |")
         print("| --- | --- | --- |")
     for case in args.cases:
         t_new = statistics.median(r["step_s"] for r in med[(case, "new")])
-        m_new = statistics.median(r["peak_rss_gb"] for r in med[(case, "new")])
+        m_new = statistics.median(_memory(r) for r in med[(case, "new")])
         if args.baseline:
             t_old = statistics.median(r["step_s"] for r in med[(case, args.baseline)])
-            m_old = statistics.median(r["peak_rss_gb"] for r in med[(case, args.baseline)])
+            m_old = statistics.median(_memory(r) for r in med[(case, args.baseline)])
             print(
                 f"| {case} | {_fmt(t_new)} | {_fmt(t_old)} | {t_new / t_old:.2f} | {m_new:.2f} | {m_old:.2f} "
                 f"| {m_new / m_old:.2f} |"

@@ -46,13 +46,24 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     group, liftsamples, points = CASES[name]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    dev = torch.device(args.device)
     net = LieResNet(1, 4, group=group, k=32, num_layers=2, num_nbhd=16, fill=0.01, ds_frac=0.5, liftsamples=liftsamples)
-    cloud = Points.from_coords(torch.randn(2, points, 3), torch.randn(2, points, 1))
+    net = net.to(dev)
+    cloud = Points.from_coords(torch.randn(2, points, 3).to(dev), torch.randn(2, points, 1).to(dev))
+    cuda = dev.type == "cuda"
+    if cuda:  # a warm-up pass first (CUDA context, kernels, allocator); the second is timed
+        net(cloud).sum().backward()
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
     t0, c0 = time.perf_counter(), time.process_time()
     net(cloud).sum().backward()
+    if cuda:
+        torch.cuda.synchronize(dev)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
+    extra = {"peak_device_gb": torch.cuda.max_memory_allocated(dev) / 1024**3} if cuda else {}
     return {
+        **extra,
         "case": name,
         "group": group,
         "liftsamples": liftsamples,
@@ -69,7 +80,7 @@ def _subprocess(name: str, args: argparse.Namespace, src: str | None = None) -> 
     if src is not None:  # a baseline checkout: its package, this script
         env["PYTHONPATH"] = src
     out = subprocess.run(
-        [sys.executable, __file__, "--one", name, "--threads", str(args.threads)],
+        [sys.executable, __file__, "--one", name, "--threads", str(args.threads), "--device", args.device],
         capture_output=True,
         text=True,
         env=env,
@@ -92,6 +103,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated cases (default all: {','.join(CASES)})")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device, e.g. cuda (default cpu: one pass; on a GPU a warm-up pass, then the timed one, "
+        "and the memory column is the GPU's peak allocation)",
+    )
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--baseline", default=None, metavar="REV", help="also run git revision REV on the small cases")
     ap.add_argument("--baseline-max", type=int, default=10_000, help="largest N run for the baseline (default 10000)")
@@ -136,13 +153,11 @@ def main() -> None:
                 cwd=os.path.dirname(os.path.abspath(__file__)),
             )
     print(f"\nLarge clouds: 2 clouds, fwd+bwd, {args.threads} thread(s)")
-    head = f"{'case':<11}{'points':>8}{'elements':>10}{'fwd+bwd (s)':>13}{'peak RSS (GB)':>15}"
+    mem, mem_name = ("peak_rss_gb", "RSS") if args.device == "cpu" else ("peak_device_gb", "GPU")
+    head = f"{'case':<11}{'points':>8}{'elements':>10}{'fwd+bwd (s)':>13}{'peak ' + mem_name + ' (GB)':>15}"
     print(head + (f"{'baseline (s)':>14}{'ratio':>8}" if base else ""))
     for r in rows:
-        line = (
-            f"{r['case']:<11}{r['points']:>8}{r['points'] * r['liftsamples']:>10}{r['step_s']:>13.1f}"
-            f"{r['peak_rss_gb']:>15.2f}"
-        )
+        line = f"{r['case']:<11}{r['points']:>8}{r['points'] * r['liftsamples']:>10}{r['step_s']:>13.1f}{r[mem]:>15.2f}"
         if r["case"] in base:
             b = base[r["case"]]
             line += f"{b['step_s']:>14.1f}{b['step_s'] / r['step_s']:>7.1f}x"

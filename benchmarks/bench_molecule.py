@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _compare import main_cases, time_steps
+from _compare import device, main_cases, time_steps
 
 #: case -> (group, group kwargs, nbhd, fill, liftsamples), the paper's per-group options
 CASES = {"T3": ("T3", {}, 100, 1.0, 1), "SE3x4": ("SE3", {"alpha": 0.2}, 25, 0.5, 4)}
@@ -62,9 +62,12 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     model = MoleculeLieResNet(
         15, group=get_group(gname, **gkw), k=args.k, num_layers=6, nbhd=nbhd, fill=fill, liftsamples=lifts
     )
+    dev = device(args)
+    model = model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     pos, feat, mask, source = molecule_batch(args.batch)
     target = torch.randn(args.batch, generator=torch.Generator().manual_seed(1))
+    pos, feat, mask, target = (t.to(dev) for t in (pos, feat, mask, target))
 
     def step() -> None:
         opt.zero_grad()

@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _compare import time_steps
+from _compare import device, time_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,9 +78,10 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     kw = {"recompute": True} if recompute else {}  # a revision without the option fails this case
-    model = ModelDynamics(HLieResNet(group, k=args.k, num_layers=args.num_layers, **kw), method=method)
+    dev = device(args)
+    model = ModelDynamics(HLieResNet(group, k=args.k, num_layers=args.num_layers, **kw), method=method).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    z0, ts, sys_params, target = _batch(args.systems)
+    z0, ts, sys_params, target = (t.to(dev) for t in _batch(args.systems))
     losses = []
 
     def step() -> None:
@@ -123,6 +124,8 @@ def _subprocess(src: Path, name: str, args: argparse.Namespace) -> dict:
         str(args.k),
         "--num-layers",
         str(args.num_layers),
+        "--device",
+        args.device,
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(src))
     if out.returncode != 0:
@@ -149,6 +152,9 @@ def main() -> None:
     ap.add_argument("--systems", type=int, default=200, help="systems per batch (default 200, the paper's)")
     ap.add_argument("--k", type=int, default=384, help="channels (default 384, the paper's)")
     ap.add_argument("--num-layers", type=int, default=4, help="bottleneck blocks (default 4, the paper's)")
+    ap.add_argument(
+        "--device", default="cpu", help="torch device, e.g. cuda (default cpu; on a GPU memory is its peak allocation)"
+    )
     ap.add_argument("--baseline", metavar="REV", default=None, help="git revision to compare against, interleaved")
     ap.add_argument("--repeats", type=int, default=3, help="rounds of fresh processes per case (default 3)")
     ap.add_argument("--json", default=None, help="also write all measurements to this JSON file")
@@ -174,9 +180,9 @@ def main() -> None:
                 for label, src in trees.items():
                     r = _subprocess(src, case, args)
                     results[label][case].append(r)
-                    msg = (
-                        r.get("error")
-                        or f"step {r['step_s']:.3f} s (CPU {r['cpu_s']:.3f} s), peak RSS {r['peak_rss_gb']:.3f} GB"
+                    msg = r.get("error") or (
+                        f"step {r['step_s']:.3f} s (CPU {r['cpu_s']:.3f} s), peak RSS {r['peak_rss_gb']:.3f} GB"
+                        + (f", GPU {r['peak_device_gb']:.3f} GB" if "peak_device_gb" in r else "")
                     )
                     print(f"round {rnd} {label:<5} {case:<14} {msg}", flush=True)
     finally:
@@ -187,6 +193,7 @@ def main() -> None:
         f"\nHLieResNet training step: {args.systems} systems, k {args.k}, {args.num_layers} blocks, "
         f"{args.threads} thread(s); medians"
     )
+    mem, mem_name = ("peak_rss_gb", "RSS") if args.device == "cpu" else ("peak_device_gb", "GPU")
     if args.baseline:
         head = (
             f"{'case':<15}{'base s':>9}{'tree s':>9}{'time x':>8}{'base CPU':>10}{'tree CPU':>10}{'CPU x':>7}"
@@ -195,21 +202,21 @@ def main() -> None:
         print(head + "\n" + "-" * len(head))
         for case in args.cases:
             b, t = results["base"][case], results["tree"][case]
-            row = [(_median(b, k), _median(t, k)) for k in ("step_s", "cpu_s", "peak_rss_gb")]
+            row = [(_median(b, k), _median(t, k)) for k in ("step_s", "cpu_s", mem)]
             print(
                 f"{case:<15}"
                 + "".join(f"{x:>{w}.3f}{y:>{w}.3f}{y / x:>{r}.2f}" for (x, y), w, r in zip(row, (9, 10, 9), (8, 7, 7)))
             )
         print(f"(base = {args.baseline}; x = tree / base)")
     else:
-        head = f"{'case':<15}{'nfe':>5}{'step (s)':>10}{'CPU (s)':>10}{'peak RSS (GB)':>15}"
+        head = f"{'case':<15}{'nfe':>5}{'step (s)':>10}{'CPU (s)':>10}{'peak ' + mem_name + ' (GB)':>15}"
         print(head + "\n" + "-" * len(head))
         for case in args.cases:
             rows = results["tree"][case]
             nfe = rows[0].get("nfe", "-") if rows else "-"
             print(
                 f"{case:<15}{nfe:>5}{_median(rows, 'step_s'):>10.3f}{_median(rows, 'cpu_s'):>10.3f}"
-                f"{_median(rows, 'peak_rss_gb'):>15.3f}"
+                f"{_median(rows, mem):>15.3f}"
             )
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))

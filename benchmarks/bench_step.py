@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _compare import main_cases, time_steps
+from _compare import device, main_cases, time_steps
 
 CASES = {
     "T2-fixed-grid": ("T2", 1, False),
@@ -56,21 +56,24 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     model = ImageLieResNet(
         1, 10, group=group, k=128, total_ds=0.1, fill=0.1, nbhd=25, num_layers=6, liftsamples=liftsamples
     )
+    dev = device(args)
+    model = model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(1)
     images = torch.rand(args.batch, 1, 28, 28, generator=g)
-    labels = torch.randint(0, 10, (args.batch,), generator=g)
+    labels = torch.randint(0, 10, (args.batch,), generator=g).to(dev)
     if per_example:
-        grid = model.to_points(images)
+        grid = model.to_points(images.to(dev))
         points = Points(
-            distinct_clouds(model.coords, args.batch, g),
+            distinct_clouds(model.coords.cpu(), args.batch, g).to(dev),
             grid.values,
-            torch.ones(args.batch, grid.coords.shape[1], dtype=torch.bool),
+            torch.ones(args.batch, grid.coords.shape[1], dtype=torch.bool, device=dev),
         )
 
         def logits():
             return model.net(points)
     else:
+        images = images.to(dev)
 
         def logits():
             return model(images)

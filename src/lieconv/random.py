@@ -200,19 +200,34 @@ def uniform(
     """``torch.rand(shape)`` from ``generator`` (None / torch.Generator / ExampleRandom).
 
     ``start`` is the position of element 0 along each axis (a chunk of a larger draw); it only
-    matters for an ``ExampleRandom``, whose numbers are keyed by position.
+    matters for an ``ExampleRandom``, whose numbers are keyed by position.  A torch.Generator of
+    another device (a CPU generator for CUDA data) draws on its own device and the numbers are
+    moved: the same seed gives the same draws on every device.
     """
     _check(generator)
     if isinstance(generator, ExampleRandom):
         return generator.uniform(shape, dtype=dtype, device=device, start=start)
+    if _elsewhere(generator, device):
+        return torch.rand(*shape, generator=generator, dtype=dtype, device=generator.device).to(device)
     return torch.rand(*shape, generator=generator, dtype=dtype, device=device)
 
 
+def _elsewhere(generator, device) -> bool:
+    """Whether a torch.Generator lives on another device than ``device`` (None: the default, CPU)."""
+    if generator is None:
+        return False
+    want = torch.device(device if device is not None else "cpu")
+    return generator.device.type != want.type
+
+
 def normal(shape: Sequence[int], generator=None, *, dtype=torch.float32, device=None) -> Tensor:
-    """``torch.randn(shape)`` from ``generator`` (None / torch.Generator / ExampleRandom)."""
+    """``torch.randn(shape)`` from ``generator`` (None / torch.Generator / ExampleRandom); a generator
+    of another device draws there (see ``uniform``)."""
     _check(generator)
     if isinstance(generator, ExampleRandom):
         return generator.normal(shape, dtype=dtype, device=device)
+    if _elsewhere(generator, device):
+        return torch.randn(*shape, generator=generator, dtype=dtype, device=generator.device).to(device)
     return torch.randn(*shape, generator=generator, dtype=dtype, device=device)
 
 

@@ -130,6 +130,7 @@ def assert_equivariant(
     worst = 0.0
     for trial in range(ntrials):
         g = random_group_element(group, generator=gen, scale=scale)  # float64: g x is rounded once
+        g = g.to(points.coords.device)  # drawn on the CPU: the same elements for data on any device
         if transform == "lifted":
             x = lift(points, group, num_samples, generator=torch.Generator().manual_seed(seed + 1000 + trial))
             gx = transform_lifted(group, g, x)
