@@ -175,3 +175,16 @@ def test_training_runs_on_the_device(tmp_path):
     fit("toy", overrides=dict(TINY, out=str(out), device=DEVICE), print_lines=False)
     model, _ = load_model(out / "checkpoints" / "last.ckpt")
     assert all(p.device.type == "cpu" for p in model.parameters())
+
+
+def test_a_springs_rollout_report_runs_on_the_models_device(tmp_path):
+    from lieconv.datasets.springs import SpringsDataset
+    from lieconv.tasks.springs import rollout_report
+
+    torch.manual_seed(0)
+    model = ModelDynamics(HLieResNet("T2", k=8, num_layers=1), method="rk4").double()
+    test_set = SpringsDataset("test", size=2, root=tmp_path / "cache", n_steps=30, dtype=torch.float64)
+    ref = rollout_report(model, test_set, n_systems=2, n_steps=5)
+    with _on_device():
+        out = rollout_report(model.to(DEVICE), test_set, n_systems=2, n_steps=5)
+    assert out["pred"].device.type == "cpu" and torch.allclose(out["pred"], ref["pred"], atol=1e-10)

@@ -157,7 +157,7 @@ def evaluate_rollouts(
     times : Tensor
         ``(T_full,)`` their times.
     sys_params : Tensor
-        ``(B, n, 2)``.
+        ``(B, n, 2)``, on the device ``predict`` runs on (the states and times are moved there).
 
     Returns
     -------
@@ -173,6 +173,12 @@ def evaluate_rollouts(
     true = trajectories[:, :n_steps]
     ts = times[:n_steps]
     dtype = sys_params.dtype
-    pred = rollout(predict, true[:, 0].to(dtype), ts.to(dtype), sys_params, batch_size=batch_size)
-    errors = rollout_errors(pred, true, sys_params)
+    pred = rollout(
+        predict,
+        true[:, 0].to(sys_params.device, dtype),
+        ts.to(sys_params.device, dtype),
+        sys_params,
+        batch_size=batch_size,
+    )
+    errors = rollout_errors(pred, true.to(pred.device), sys_params)
     return {"pred": pred, "true": true, "ts": ts, "errors": errors, "summary": summarize_errors(errors)}

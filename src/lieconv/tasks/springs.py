@@ -528,10 +528,11 @@ def rollout_report(model: nn.Module, test_set, *, n_systems: int, n_steps: int, 
         model, dtype = copy.deepcopy(model).double(), torch.float64
     else:
         dtype = param.dtype if param is not None else torch.float32
+    dev = param.device if param is not None else torch.device("cpu")
     was_training = model.training
     model.eval()
-    try:
-        pred = rollout(model, z_init.to(dtype), grid.to(dtype), sp64.to(dtype), batch_size=100)
+    try:  # on the model's device; the errors against the exact solution on the CPU
+        pred = rollout(model, z_init.to(dev, dtype), grid.to(dev, dtype), sp64.to(dev, dtype), batch_size=100).cpu()
     finally:
         model.train(was_training)
     errors = rollout_errors(pred, true, sp64)
