@@ -25,6 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _compare import device
 
 #: name -> (group, lift samples, points per cloud)
 CASES = {
@@ -46,7 +50,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     group, liftsamples, points = CASES[name]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    dev = torch.device(args.device)
+    dev = device(args)
     net = LieResNet(1, 4, group=group, k=32, num_layers=2, num_nbhd=16, fill=0.01, ds_frac=0.5, liftsamples=liftsamples)
     net = net.to(dev)
     cloud = Points.from_coords(torch.randn(2, points, 3).to(dev), torch.randn(2, points, 1).to(dev))

@@ -145,24 +145,10 @@ def test_equivariance_on_device(group, lifts):
 def test_a_hamiltonian_step_on_device_reads_few_values_on_the_host():
     """On the device the masks are not read (``lieconv.runtime.known_all``): an RK4 step reads the
     entry checks and two values per evaluation, however many blocks the network has."""
-    from tests.test_host_syncs import syncs
+    from tests.test_host_syncs import HAMILTONIAN_STEP_READS, hamiltonian_step_syncs
 
-    g = torch.Generator().manual_seed(0)
-    z0 = torch.randn(3, 24, generator=g, dtype=torch.float64).to(DEVICE)
-    sys_params = (0.5 + torch.rand(3, 6, 2, generator=g, dtype=torch.float64)).to(DEVICE)
-    ts = (0.01 * torch.arange(3.0, dtype=torch.float64)).to(DEVICE)
-    counts = []
-    for layers in (1, 3):
-        torch.manual_seed(0)
-        model = ModelDynamics(HLieResNet("SO2*", k=16, num_layers=layers), method="rk4").double().to(DEVICE)
-
-        def step(model=model):
-            model(z0, ts, sys_params).square().sum().backward()
-
-        with _on_device():
-            step()  # warm-up
-            counts.append(syncs(step))
-    assert counts[0] == counts[1] and counts[0] <= 2 * 8 + 8, counts
+    counts = [hamiltonian_step_syncs(layers, DEVICE) for layers in (1, 3)]
+    assert counts[0] == counts[1] and counts[0] <= HAMILTONIAN_STEP_READS, counts
 
 
 def test_training_runs_on_the_device(tmp_path):

@@ -34,3 +34,13 @@ def random_points(group, B=3, n=24, c=2, *, dtype=torch.float64, seed=0, n_real=
 
 def make_group(name):
     return get_group(name)
+
+
+def padded_batch(seed=0) -> Points:
+    """4 clouds of 3, 9, 5 and 12 real points in R^3 padded to 12 (a third padding), 5 channels, float64."""
+    g = torch.Generator().manual_seed(seed)
+    n = torch.tensor([3, 9, 5, 12])
+    mask = torch.arange(12)[None] < n[:, None]
+    coords = torch.randn(4, 12, 3, generator=g, dtype=torch.float64)
+    values = torch.randn(4, 12, 5, generator=g, dtype=torch.float64)
+    return Points(coords, values, mask)

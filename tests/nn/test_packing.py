@@ -6,21 +6,14 @@ import pytest
 import torch
 
 import lieconv.nn.packing as packing
-from lieconv import LieResNet, Points
+from lieconv import LieResNet
 from lieconv.nn.packing import RowPacking
 
-
-def _padded_batch(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    n = torch.tensor([3, 9, 5, 12])
-    mask = torch.arange(12)[None] < n[:, None]
-    coords = torch.randn(4, 12, 3, generator=g, dtype=torch.float64)
-    values = torch.randn(4, 12, 5, generator=g, dtype=torch.float64)
-    return Points(coords, values, mask)
+from .helpers import padded_batch
 
 
 def test_pack_unpack_round_trip_and_activation_rule():
-    pts = _padded_batch()
+    pts = padded_batch()
     p = RowPacking(pts.mask, 4)
     assert p.active and p.mask is None
     rows = p.pack(pts.values)
@@ -45,7 +38,7 @@ def test_pack_unpack_round_trip_and_activation_rule():
 def test_packed_resnet_equals_padded_resnet_values_and_gradients(group, lifts, fill, nbhd, ds_frac, monkeypatch):
     from lieconv.nn.conv import LieConv
 
-    pts = _padded_batch(1)
+    pts = padded_batch(1)
     calls = []
     pack_queries = LieConv.pack_queries
 
@@ -77,7 +70,7 @@ def test_packed_resnet_equals_padded_resnet_values_and_gradients(group, lifts, f
 
 
 def test_a_forward_pass_makes_each_masks_packing_once():
-    mask = _padded_batch().mask.clone()
+    mask = padded_batch().mask.clone()
     assert RowPacking(mask, 4) is not RowPacking(mask, 4)  # outside reused(): made every time
     with RowPacking.reused():
         p = RowPacking(mask, 4)
@@ -88,6 +81,6 @@ def test_a_forward_pass_makes_each_masks_packing_once():
         q = RowPacking(mask, 4)
         assert q is not p and q.index.numel() == p.index.numel() - 1
     with torch.inference_mode():
-        frozen = _padded_batch().mask
+        frozen = padded_batch().mask
         with RowPacking.reused():
             assert RowPacking(frozen, 4) is RowPacking(frozen, 4)  # no version counter: by identity
