@@ -70,7 +70,10 @@ class OpTimes:
     ``torch.profiler``'s memory and self-time attribution folds it), keyed by (operator, where):
     ``forward``, ``no_grad`` (a forward without a graph: selection, recomputed forwards) or
     ``backward: <autograd node>``.  ``top(n)``: the n largest as dicts (op, where, ms, calls).
-    The timing adds a Python call per operator: compare rows with each other, not with ``step_s``."""
+    The timing adds a Python call per operator: compare rows with each other, not with ``step_s``.
+    Matrix products (``mm``, ``addmm``, ``bmm``, ``baddbmm`` and their in-place and ``out=`` forms) are
+    also keyed by their operand shapes and report ``gflop`` (2 M K N per product) and ``gflops``, the
+    rate they ran at: where a step's matmuls lose speed (small or strided operands) shows directly."""
 
     def __init__(self) -> None:
         import torch
@@ -78,6 +81,7 @@ class OpTimes:
 
         self.ms: dict[tuple[str, str], float] = {}
         self.calls: dict[tuple[str, str], int] = {}
+        self.flop: dict[tuple[str, str], float] = {}
         owner = self
 
         class _Mode(TorchDispatchMode):
@@ -90,9 +94,15 @@ class OpTimes:
                     where = f"backward: {type(node).__name__}"
                 else:
                     where = "forward" if torch.is_grad_enabled() else "no_grad"
-                key = (str(func), where)
+                name, flop = str(func), _matmul_flop(func, args)
+                if flop is not None:
+                    shapes = [tuple(a.shape) for a in args if isinstance(a, torch.Tensor) and a.dim() >= 2]
+                    name = f"{name} {' x '.join('x'.join(map(str, sh)) for sh in shapes)}"
+                key = (name, where)
                 owner.ms[key] = owner.ms.get(key, 0.0) + 1e3 * dt
                 owner.calls[key] = owner.calls.get(key, 0) + 1
+                if flop is not None:
+                    owner.flop[key] = owner.flop.get(key, 0.0) + flop
                 return out
 
         self._mode = _Mode()
@@ -106,7 +116,35 @@ class OpTimes:
 
     def top(self, n: int) -> list[dict]:
         rows = sorted(self.ms.items(), key=lambda kv: -kv[1])[:n]
-        return [{"op": op, "where": where, "ms": ms, "calls": self.calls[(op, where)]} for (op, where), ms in rows]
+        out = []
+        for key, ms in rows:
+            row = {"op": key[0], "where": key[1], "ms": ms, "calls": self.calls[key]}
+            if key in self.flop:
+                row["gflop"] = self.flop[key] / 1e9
+                row["gflops"] = self.flop[key] / 1e6 / ms if ms > 0 else float("nan")
+            out.append(row)
+        return out
+
+    def matmul_summary(self) -> dict:
+        """All matrix products of the timed step: {ms, gflop, gflops} (their total time, work, rate)."""
+        ms = sum(self.ms[k] for k in self.flop)
+        flop = sum(self.flop.values())
+        return {"ms": ms, "gflop": flop / 1e9, "gflops": flop / 1e6 / ms if ms > 0 else float("nan")}
+
+
+_MATMULS = {"mm": 0, "addmm": 1, "addmm_": 1, "bmm": 0, "baddbmm": 1, "baddbmm_": 1}
+
+
+def _matmul_flop(func, args) -> float | None:
+    """2 M K N (times the batch) for a matrix-product operator, else None."""
+    first = _MATMULS.get(func.__name__.split(".")[0])
+    if first is None or len(args) < first + 2:
+        return None
+    a, b = args[first], args[first + 1]
+    if not (hasattr(a, "shape") and hasattr(b, "shape")) or a.dim() != b.dim() or a.dim() not in (2, 3):
+        return None
+    batch = a.shape[0] if a.dim() == 3 else 1
+    return 2.0 * batch * a.shape[-2] * a.shape[-1] * b.shape[-1]
 
 
 def device(args: argparse.Namespace):
@@ -126,18 +164,29 @@ def _synchronize(dev) -> None:
         torch.cuda.synchronize(dev)
 
 
+#: untimed steps before the timed ones: the first creates the optimizer's state, and the second is
+#: the first whose activations share the heap with it (a QM9 step of the paper's network faults in
+#: ~220 MB of fresh pages there, ~1 s, once); from the third on a training step is in steady state
+WARMUP_STEPS = 2
+
+
 def time_steps(step: Callable[[], None], args: argparse.Namespace) -> dict:
-    """Run ``step`` ``args.steps + 1`` times (the first warms up allocators and is not counted):
-    {step_s: median seconds, cpu_s: median process CPU seconds, peak_rss_gb, and on a GPU
-    peak_device_gb}; with ``args.ops`` > 0, one more step under ``OpTimes`` adds ``ops`` (its
-    ``args.ops`` most expensive operators; on a GPU the host-side time of launching them)."""
+    """Run ``step`` ``args.warmup`` (default ``WARMUP_STEPS``) + ``args.steps`` times, timing the last
+    ``args.steps``: {step_s: median seconds, cpu_s: median process CPU seconds, peak_rss_gb (the whole
+    process, warm-up included), and on a GPU peak_device_gb (from the second step on)}; with
+    ``args.ops`` > 0, one more step under ``OpTimes`` adds ``ops`` (its ``args.ops`` most expensive
+    operators; on a GPU the host-side time of launching them) and ``ops_matmul`` (all matrix products:
+    time, GFLOP, rate)."""
     import torch
 
     if args.steps < 1:
         raise ValueError(f"--steps: expected at least 1 timed step, got {args.steps}")
+    warmup = getattr(args, "warmup", WARMUP_STEPS)
+    if warmup < 1:
+        raise ValueError(f"--warmup: expected at least 1 untimed step, got {warmup}")
     dev = device(args)
     times, cpu = [], []
-    for i in range(args.steps + 1):
+    for i in range(warmup + args.steps):
         if i == 1 and dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         _synchronize(dev)
@@ -146,25 +195,30 @@ def time_steps(step: Callable[[], None], args: argparse.Namespace) -> dict:
         _synchronize(dev)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    out = {"step_s": statistics.median(times[1:]), "cpu_s": statistics.median(cpu[1:]), "peak_rss_gb": peak_rss_gb()}
+    times, cpu = times[warmup:], cpu[warmup:]
+    out = {"step_s": statistics.median(times), "cpu_s": statistics.median(cpu), "peak_rss_gb": peak_rss_gb()}
     if dev.type == "cuda":
         out["peak_device_gb"] = torch.cuda.max_memory_allocated(dev) / 1024**3
     if getattr(args, "ops", 0):  # after the peak is read: the timer's own bookkeeping is not counted
         with OpTimes() as timer:
             step()
         out["ops"], out["ops_total_ms"] = timer.top(args.ops), sum(timer.ms.values())
+        out["ops_matmul"] = timer.matmul_summary()
     return out
 
 
-def add_arguments(ap: argparse.ArgumentParser, cases: Sequence[str]) -> None:
-    """The options every benchmark script shares."""
+def add_arguments(
+    ap: argparse.ArgumentParser, cases: Sequence[str], default_cases: Sequence[str] | None = None
+) -> None:
+    """The options every benchmark script shares (``default_cases``: what ``--cases`` defaults to, all)."""
+    default = list(cases if default_cases is None else default_cases)
     ap.add_argument(
         "--cases",
         nargs="+",
         choices=list(cases),
-        default=list(cases),
+        default=default,
         metavar="CASE",
-        help=f"cases to run (default: all of {', '.join(cases)})",
+        help=f"cases to run, of {', '.join(cases)} (default: {'all' if default == list(cases) else ' '.join(default)})",
     )
     ap.add_argument(
         "--repeats",
@@ -173,6 +227,13 @@ def add_arguments(ap: argparse.ArgumentParser, cases: Sequence[str]) -> None:
         help="fresh processes per case (and per revision); the table shows medians (default 1)",
     )
     ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads (default 1)")
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=WARMUP_STEPS,
+        help=f"untimed steps before the timed ones (default {WARMUP_STEPS}: the optimizer's state exists and the "
+        "heap has its steady-state size)",
+    )
     ap.add_argument(
         "--device",
         default="cpu",
@@ -260,9 +321,13 @@ def main_cases(
     ap: argparse.ArgumentParser,
     *,
     title: str,
+    default_cases: Sequence[str] | None = None,
 ) -> list[dict]:
-    """Parse the command line and either run one case here (``--one``) or drive all of them."""
-    add_arguments(ap, cases)
+    """Parse the command line and either run one case here (``--one``) or drive all of them.
+
+    A case process that fails is reported (its last line of stderr) and shown as failed in the table;
+    the others still run."""
+    add_arguments(ap, cases, default_cases)
     ap.allow_abbrev = False  # _forwarded strips the driver's options by their full names
     args = ap.parse_args()
     if args.one is not None:
@@ -293,7 +358,13 @@ def main_cases(
         for rep in range(args.repeats):
             for case in args.cases:
                 for label, src in trees if rep % 2 == 0 else trees[::-1]:
-                    r = run_subprocess(script, case, src, argv, args.threads)
+                    try:
+                        r = run_subprocess(script, case, src, argv, args.threads)
+                    except RuntimeError as e:
+                        last = (str(e).strip().splitlines() or ["failed"])[-1]
+                        rows.append({"case": case, "rev": label, "repeat": rep, "error": last})
+                        print(f"[{rep + 1}/{args.repeats}] {case:<24} {label:<10} failed: {last}", file=sys.stderr)
+                        continue
                     rows.append(dict(r, case=case, rev=label, repeat=rep))
                     print(
                         f"[{rep + 1}/{args.repeats}] {case:<24} {label:<10} step {_fmt(r['step_s'])} s  "
@@ -307,9 +378,10 @@ def main_cases(
         + (f", device {args.device}" if args.device != "cpu" else "")
         + ")\n"
     )
-    med = {}
+    med: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
-        med.setdefault((r["case"], r["rev"]), []).append(r)
+        if "error" not in r:
+            med.setdefault((r["case"], r["rev"]), []).append(r)
     if args.baseline:
         b = args.baseline
         print(
@@ -321,23 +393,28 @@ def main_cases(
         print(f"| case | step (s) | peak {mem_name} (GB) |")
         print("| --- | --- | --- |")
     for case in args.cases:
-        t_new = statistics.median(r["step_s"] for r in med[(case, "new")])
-        m_new = statistics.median(_memory(r) for r in med[(case, "new")])
+        new = _medians(med.get((case, "new")))
         if args.baseline:
-            t_old = statistics.median(r["step_s"] for r in med[(case, args.baseline)])
-            m_old = statistics.median(_memory(r) for r in med[(case, args.baseline)])
-            print(
-                f"| {case} | {_fmt(t_new)} | {_fmt(t_old)} | {t_new / t_old:.2f} | {m_new:.2f} | {m_old:.2f} "
-                f"| {m_new / m_old:.2f} |"
-            )
+            old = _medians(med.get((case, args.baseline)))
+            ratios = [f"{new[0] / old[0]:.2f}", f"{new[1] / old[1]:.2f}"] if new and old else ["failed", "failed"]
+            t = [_fmt(v[0]) if v else "failed" for v in (new, old)]
+            m = [f"{v[1]:.2f}" if v else "failed" for v in (new, old)]
+            print(f"| {case} | {t[0]} | {t[1]} | {ratios[0]} | {m[0]} | {m[1]} | {ratios[1]} |")
         else:
-            print(f"| {case} | {_fmt(t_new)} | {m_new:.2f} |")
+            print(f"| {case} | {_fmt(new[0]) if new else 'failed'} | {f'{new[1]:.2f}' if new else 'failed'} |")
     if args.ops:
         _print_ops(rows)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)
     return rows
+
+
+def _medians(rows: list[dict] | None) -> tuple[float, float] | None:
+    """(median step seconds, median memory) of a case's successful runs, None when none succeeded."""
+    if not rows:
+        return None
+    return statistics.median(r["step_s"] for r in rows), statistics.median(_memory(r) for r in rows)
 
 
 def _print_ops(rows: list[dict]) -> None:
@@ -350,7 +427,11 @@ def _print_ops(rows: list[dict]) -> None:
             f"\nTop operators, {r['case']} ({r['rev']}; one step: {r['ops_total_ms']:.0f} ms in all operators, "
             f"{shown:.0f} in these rows):\n"
         )
-        print("| operator | where | ms | calls |")
-        print("| --- | --- | --- | --- |")
+        mm = r.get("ops_matmul")
+        if mm:
+            print(f"Matrix products: {mm['ms']:.0f} ms, {mm['gflop']:.3g} GFLOP, {mm['gflops']:.1f} GFLOP/s.\n")
+        print("| operator | where | ms | calls | GFLOP/s |")
+        print("| --- | --- | --- | --- | --- |")
         for o in r["ops"]:
-            print(f"| `{o['op']}` | {o['where']} | {o['ms']:.1f} | {o['calls']} |")
+            rate = f"{o['gflops']:.1f}" if "gflops" in o else ""
+            print(f"| `{o['op']}` | {o['where']} | {o['ms']:.1f} | {o['calls']} | {rate} |")

@@ -85,7 +85,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=2, help="timed steps per process after one warm-up (default 2)")
+    ap.add_argument("--steps", type=int, default=2, help="timed steps per process after the warm-up (default 2)")
     ap.add_argument("--batch", type=int, default=75, help="molecules per batch (default 75)")
     ap.add_argument("--k", type=int, default=1536, help="channels (default 1536, the paper's)")
     main_cases(

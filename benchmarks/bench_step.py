@@ -94,7 +94,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=3, help="timed steps per process after one warm-up (default 3)")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per process after the warm-up (default 3)")
     ap.add_argument("--batch", type=int, default=25, help="batch size (default 25)")
     main_cases(
         __file__,

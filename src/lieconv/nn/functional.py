@@ -205,21 +205,38 @@ def _chunks(B: int, per_example: int) -> list[tuple[int, int]]:
     return _spans(B, max(1, _CHUNK // max(1, per_example)))
 
 
-def _to_points(lhs: list[Tensor], rhs: list[Tensor], f: Tensor, weight: Tensor, want_f: bool, want_w: bool):
+def _to_points(
+    lhs: list[Tensor],
+    rhs: list[Tensor],
+    f: Tensor,
+    weight: Tensor,
+    want_f: bool,
+    want_w: bool,
+    ds: tuple[Tensor, Tensor] | None = None,
+):
     """``Σ_k lhs_kᵀ rhs_k`` (B, N·h, o), a gradient of g (or C), pulled back through ``g = f W``:
-    (``d f = dg Wᵀ`` (B, N, c), ``d W = fᵀ dg`` (c, h·o)), chunk by chunk (None where not wanted)."""
+    (``d f = dg Wᵀ`` (B, N, c), ``d W = fᵀ dg`` (c, h·o)), chunk by chunk (None where not wanted).
+    ``ds = (G, g)``: also ``G gᵀ`` (B, m, N·h) (the gradient of s), each chunk of g read once, while
+    the chunk's other products keep it in cache; returns ``(df, dw, G gᵀ or None)``."""
     B, N, c = f.shape
-    L = _ct(torch.cat(lhs, 1) if len(lhs) > 1 else lhs[0])  # (B, N·h, k·m)
-    R = torch.cat(rhs, 1) if len(rhs) > 1 else rhs[0].contiguous()  # (B, k·m, o)
+    pulled = want_f or want_w
+    if pulled:
+        L = _ct(torch.cat(lhs, 1) if len(lhs) > 1 else lhs[0])  # (B, N·h, k·m)
+        R = torch.cat(rhs, 1) if len(rhs) > 1 else rhs[0].contiguous()  # (B, k·m, o)
     df = f.new_empty(B, N, c) if want_f else None
     dw = weight.new_zeros(weight.shape) if want_w else None
-    for b0, b1 in _chunks(B, L.shape[1] * R.shape[2]):
+    A = None if ds is None else ds[0].new_empty(B, ds[0].shape[1], ds[1].shape[1])
+    for b0, b1 in _chunks(B, lhs[0].shape[2] * rhs[0].shape[2]):
+        if A is not None:
+            torch.bmm(ds[0][b0:b1], ds[1][b0:b1].transpose(1, 2), out=A[b0:b1])
+        if not pulled:
+            continue
         dg = torch.bmm(L[b0:b1], R[b0:b1]).view((b1 - b0) * N, -1)  # (rows, h·o)
         if want_f:
             torch.mm(dg, weight.t(), out=df[b0:b1].view(-1, c))
         if want_w:
             dw.addmm_(f[b0:b1].reshape(-1, c).t(), dg)
-    return df, dw
+    return df, dw, A
 
 
 class _PointContract(torch.autograd.Function):
@@ -246,8 +263,8 @@ class _PointContract(torch.autograd.Function):
         if torch.is_grad_enabled() and any(want):
             outs = _PointContractGrad.apply(G, s, f, weight, g, ctx, *want)
             return tuple(o if w else None for o, w in zip(outs, want))
-        ds = torch.bmm(G, g.transpose(1, 2)) if want[0] else None
-        df, dw = _to_points([s] + [a for a, _ in stash], [G] + [b for _, b in stash], f, weight, want[1], want[2])
+        lhs, rhs = [s] + [a for a, _ in stash], [G] + [b for _, b in stash]
+        df, dw, ds = _to_points(lhs, rhs, f, weight, want[1], want[2], (G, g) if want[0] else None)
         return ds, df, dw
 
 
@@ -260,9 +277,8 @@ class _PointContractGrad(torch.autograd.Function):
         ctx.save_for_backward(G, s, f, weight, g)
         ctx.fwd, ctx.fwd_calls = fwd, fwd.calls
         ctx.set_materialize_grads(False)
-        A = torch.bmm(G, g.transpose(1, 2)) if want_s else G.new_empty(0)
-        df, dw = _to_points([s], [G], f, weight, want_f, want_w)
-        outs = [A, df if want_f else G.new_empty(0), dw if want_w else G.new_empty(0)]
+        df, dw, A = _to_points([s], [G], f, weight, want_f, want_w, (G, g) if want_s else None)
+        outs = [G.new_empty(0) if A is None else A, df if want_f else G.new_empty(0), dw if want_w else G.new_empty(0)]
         ctx.mark_non_differentiable(*[o for o, w in zip(outs, (want_s, want_f, want_w)) if not w])
         return tuple(outs)
 
@@ -274,15 +290,19 @@ class _PointContractGrad(torch.autograd.Function):
         need_G, need_s, need_f, need_w = ctx.needs_input_grad[:4]
         B, N, c = f.shape
         P, O = g.shape[1], g.shape[2]
-        dG = torch.bmm(gA, g) if need_G and gA is not None else None
-        ds = df = dw = None
-        if gF is not None or gD is not None:  # through C = sᵀG, chunk by chunk
+        through_g = need_G and gA is not None  # the term Ā g of ∂G
+        dG = ds = df = dw = None
+        if gF is None and gD is None:
+            dG = torch.bmm(gA, g) if through_g else None
+        else:  # through C = sᵀG, chunk by chunk (Ā g too, while the chunk of g is in cache)
             st = _ct(s)
             ds = s.new_empty(B, s.shape[1], P) if need_s else None
             df = f.new_zeros(f.shape) if need_f and gD is not None else None
             dw = weight.new_zeros(weight.shape) if need_w and gF is not None else None
-            dG = (G.new_zeros(G.shape) if dG is None else dG) if need_G else None
+            dG = (G.new_empty(G.shape) if through_g else G.new_zeros(G.shape)) if need_G else None
             for b0, b1 in _chunks(B, P * O):
+                if through_g:
+                    torch.bmm(gA[b0:b1], g[b0:b1], out=dG[b0:b1])
                 C = torch.bmm(st[b0:b1], G[b0:b1]).view((b1 - b0) * N, -1)  # (rows, h·o)
                 gC = None if gF is None else gF[b0:b1].reshape(-1, c) @ weight
                 if gD is not None:
@@ -302,7 +322,7 @@ class _PointContractGrad(torch.autograd.Function):
             if fwd.calls == ctx.fwd_calls and torch._C._will_engine_execute_node(fwd):
                 fwd.stash.append((gA, G))
             else:
-                df2, dw2 = _to_points([gA], [G], f, weight, need_f, need_w)
+                df2, dw2, _ = _to_points([gA], [G], f, weight, need_f, need_w)
                 df = df2 if df is None else (df + df2 if df2 is not None else df)
                 dw = dw2 if dw is None else (dw + dw2 if dw2 is not None else dw)
         return dG, ds, df, dw, None, None, None, None, None
