@@ -36,6 +36,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -326,7 +327,8 @@ def main_cases(
     """Parse the command line and either run one case here (``--one``) or drive all of them.
 
     A case process that fails is reported (its last line of stderr) and shown as failed in the table;
-    the others still run."""
+    the others still run.  Killed with SIGTERM, the driver exits with status 143 after removing the
+    baseline worktree."""
     add_arguments(ap, cases, default_cases)
     ap.allow_abbrev = False  # _forwarded strips the driver's options by their full names
     args = ap.parse_args()
@@ -347,6 +349,8 @@ def main_cases(
         return [result]
     if args.repeats < 1:
         ap.error(f"--repeats: expected a positive int, got {args.repeats}")
+    # a kill (SIGTERM, e.g. a time limit) unwinds like an error: the baseline worktree is removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     argv = _forwarded(sys.argv[1:])
     script = str(Path(script).resolve())
     rows: list[dict] = []
