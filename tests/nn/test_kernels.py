@@ -52,8 +52,10 @@ def test_mask_batch_norm_statistics_count_only_real_entries():
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("padded", [True, False])
 @pytest.mark.parametrize("row_chunk", [8192, 7, 1])  # one chunk; ragged chunks; one row at a time
-def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn, training, padded, row_chunk, monkeypatch):
+@pytest.mark.parametrize("keep", [True, False])  # pre-activations kept from the forward, or recomputed
+def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn, training, padded, row_chunk, keep, monkeypatch):
     monkeypatch.setattr(kernels, "_ROW_CHUNK", row_chunk)
+    monkeypatch.setattr(kernels, "_KEEP_BYTES", 1 << 28 if keep else 0)
     torch.manual_seed(0)
     mlp = KernelMLP(4, 6, hidden=8, bn=bn).double().train(training)
     a, mask = _rows(R=60, d=4)
@@ -68,7 +70,11 @@ def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn, training, padd
     assert torch.allclose(out, ref, atol=1e-12)
     assert (out[~mask] == 0).all()
     g = torch.randn_like(out)
-    (out * g).sum().backward()
+    (out * g).sum().backward(retain_graph=True)
+    (ref * g).sum().backward(retain_graph=True)
+    for p, q in zip(mlp.parameters(), plain.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-10)
+    (out * g).sum().backward()  # again: the kept pre-activations were overwritten, so they are recomputed
     (ref * g).sum().backward()
     for p, q in zip(mlp.parameters(), plain.parameters()):
         assert torch.allclose(p.grad, q.grad, atol=1e-10)

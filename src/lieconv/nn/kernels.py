@@ -73,9 +73,12 @@ class _Recomputed(torch.autograd.Function):
     forward(mlp, x, w, *params): the MLP without a graph, in chunks of rows (a layer's output
     overwrites its input where their widths agree, so one (R x hidden) tensor holds both); per layer
     the input's sum S_x and Gram matrix G (``MaskBatchNorm.input_stats``, tiny; accumulated over the
-    chunks of the layer below) are kept and the running statistics updated once.
-    backward: y_l = x_l Wf_l^T + bf_l again (Wf, bf: the folded weight and bias, ``fold_stats``), then
-    per layer, last first, with g the gradient of the layer's output (zero at masked rows)::
+    chunks of the layer below) are kept and the running statistics updated once.  The hidden
+    pre-activations y_0..y_(L-2) are kept too when they fit in ``_KEEP_BYTES`` (R x 64 floats for
+    the default MLP): backward then recomputes none of them (about a fifth of its time).
+    backward: y_l = x_l Wf_l^T + bf_l again where not kept (Wf, bf: the folded weight and bias,
+    ``fold_stats``), then per layer, last first, with g the gradient of the layer's output (zero at
+    masked rows)::
 
         g_y = silu'(y_l) * g,    dL/dWf = g_y^T x_l,    dL/dbf = sum_r g_y
         dL/dx_l = g_y Wf_l + x_l (dL/dG + dL/dG^T) + w (dL/dS_x)^T
@@ -94,6 +97,10 @@ class _Recomputed(torch.autograd.Function):
         count = x.shape[0] if w is None else w.sum()
         ctx.count, ctx.stats = count, []
         bn = mlp.norms is not None
+        L = len(mlp.linears)
+        hidden = [lin.out_features for lin in mlp.linears[:-1]]
+        keep = x.shape[0] * sum(hidden) * x.element_size() <= _KEEP_BYTES
+        ctx.kept = [x.new_empty(x.shape[0], d) for d in hidden] if keep else None
         with torch.no_grad():
             stats = MaskBatchNorm.input_stats(x, w, count, center=True) if bn and mlp.training else (None, None)
             h, spans = x, _spans(x.shape[0], _row_chunk(x))
@@ -105,14 +112,20 @@ class _Recomputed(torch.autograd.Function):
                 wt, width = weight.t(), weight.shape[0]
                 # the output overwrites the input chunk by chunk when it may (same width, not x itself)
                 out = h if h is not x and h.shape[1] == width else x.new_empty(x.shape[0], width)
-                want = bn and mlp.training and i + 1 < len(mlp.linears)  # the next layer's input statistics
+                kept = ctx.kept[i] if keep and i + 1 < L else None
+                want = bn and mlp.training and i + 1 < L  # the next layer's input statistics
                 sx = x.new_zeros(width) if want else None
                 gram = x.new_zeros(width, width, dtype=torch.float64) if want else None
                 for a, b in spans:
-                    y = torch.addmm(bias, h[a:b], wt) if out is h else torch.addmm(bias, h[a:b], wt, out=out[a:b])
-                    y = _activation(y, None if w is None else w[a:b], inplace=True)
-                    if out is h:
-                        out[a:b] = y
+                    wc = None if w is None else w[a:b]
+                    if kept is not None:  # y_i into the kept tensor, Swish(y_i) into the output
+                        y = torch.ops.aten.silu.out(torch.addmm(bias, h[a:b], wt, out=kept[a:b]), out=out[a:b])
+                        y = y if wc is None else y.mul_(wc)
+                    else:
+                        y = torch.addmm(bias, h[a:b], wt) if out is h else torch.addmm(bias, h[a:b], wt, out=out[a:b])
+                        y = _activation(y, wc, inplace=True)
+                        if out is h:
+                            out[a:b] = y
                     if want:
                         sx += y.sum(0)
                         gram += (y.t() @ y).double()
@@ -144,20 +157,26 @@ class _Recomputed(torch.autograd.Function):
         finally:
             mlp.train(was)
 
-        grads = dict(_chunked_backward(x, w, grad, folds))
+        kept, ctx.kept = ctx.kept, None  # overwritten by the gradients: a second backward recomputes
+        grads = dict(_chunked_backward(x, w, grad, folds, kept))
         return (None, None, None, *[grads.get(p) for p in mlp.parameters()])
 
 
 #: rows per chunk of the kernel MLP's backward passes on CPU: the per-row temporaries of a chunk stay
 #: in cache; other devices take 64x larger chunks (fewer kernel launches)
 _ROW_CHUNK = 8192
+#: the kernel MLP keeps its hidden pre-activations for backward when they take at most this many
+#: bytes (per call), and recomputes them otherwise (large clouds)
+_KEEP_BYTES = 1 << 28
 
 
 def _row_chunk(x: Tensor) -> int:
     return _ROW_CHUNK if x.device.type == "cpu" else _ROW_CHUNK << 6
 
 
-def _chunked_backward(x: Tensor, w: Tensor | None, grad: Tensor, folds: list) -> list[tuple[Tensor, Tensor]]:
+def _chunked_backward(
+    x: Tensor, w: Tensor | None, grad: Tensor, folds: list, kept: list[Tensor] | None = None
+) -> list[tuple[Tensor, Tensor]]:
     """The parameter gradients of ``_Recomputed`` in passes over chunks of rows: [(leaf, gradient)].
 
     Layer l maps x_l (R, d_l) to y_l = x_l Wf_l^T + bf_l and x_(l+1) = Swish(y_l) * w.  With
@@ -169,20 +188,23 @@ def _chunked_backward(x: Tensor, w: Tensor | None, grad: Tensor, folds: list) ->
 
     Chunk c of G_(l-1) needs only chunk c of G_l and of y_(l-1), so it overwrites G_l (or the stored
     y_(l-1), which has its width) chunk by chunk.  Stored whole are only the hidden pre-activations
-    y_1..y_(L-2) (recomputed once, in the first pass) and one G; the first layer's y_0 comes again
-    from the narrow x in every pass, and every x_l and temporary exists one chunk at a time.
+    and one G: ``kept`` [y_0..y_(L-2)] from the forward (overwritten here), or else y_1..y_(L-2)
+    recomputed once, in the first pass, and y_0 again from the narrow x in every pass; every x_l
+    and temporary exists one chunk at a time.
     """
     R, L = x.shape[0], len(folds)
     Wd = [f[0].detach() for f in folds]
     bd = [f[1].detach() for f in folds]
     spans = _spans(R, _row_chunk(x))
-    ys: list[Tensor | None] = [None] + [x.new_empty(R, Wd[l].shape[0]) for l in range(1, L - 1)]
+    ys: list[Tensor | None] = (
+        list(kept) if kept is not None else [None] + [x.new_empty(R, Wd[l].shape[0]) for l in range(1, L - 1)]
+    )
 
     def pre(l: int, xc: Tensor, out: Tensor | None = None) -> Tensor:
         return torch.addmm(bd[l], xc, Wd[l].t()) if out is None else torch.addmm(bd[l], xc, Wd[l].t(), out=out)
 
     def y_of(l: int, a: int, b: int) -> Tensor:  # y_l at rows a:b (stored, or recomputed for l = 0)
-        return pre(0, x[a:b]) if l == 0 else ys[l][a:b]
+        return pre(0, x[a:b]) if ys[l] is None else ys[l][a:b]
 
     def x_of(l: int, a: int, b: int) -> Tensor:  # x_l at rows a:b, a new tensor (or the input)
         return x[a:b] if l == 0 else _activation(y_of(l - 1, a, b), None if w is None else w[a:b])
@@ -193,10 +215,13 @@ def _chunked_backward(x: Tensor, w: Tensor | None, grad: Tensor, folds: list) ->
     accb = x.new_zeros(Wd[-1].shape[0])
     for a, b in spans:
         wc = None if w is None else w[a:b]
-        xc = x[a:b]
-        for l in range(L - 1):
-            y = pre(l, xc, None if l == 0 else ys[l][a:b])
-            xc = _activation(y, wc, inplace=l == 0)
+        if kept is not None:
+            xc = x_of(L - 1, a, b)
+        else:
+            xc = x[a:b]
+            for l in range(L - 1):
+                y = pre(l, xc, None if l == 0 else ys[l][a:b])
+                xc = _activation(y, wc, inplace=l == 0)
         gc = grad[a:b] if w is None else grad[a:b] * wc
         gy = torch.ops.aten.silu_backward.grad_input(gc, pre(L - 1, xc), grad_input=G[a:b])
         accT.addmm_(xc.t(), gy)  # (x^T G)^T: MKL is ~7x slower on G^T x when x is narrow
@@ -213,7 +238,7 @@ def _chunked_backward(x: Tensor, w: Tensor | None, grad: Tensor, folds: list) ->
         M = None if g_gram is None else (g_gram + g_gram.t()).to(x.dtype)
         s = None if g_sx is None else g_sx.to(x.dtype)
         width = Wd[l].shape[1]  # d_l: G_(l-1)'s width
-        target = ys[l - 1] if l - 1 >= 1 else (G if G.shape[1] == width else x.new_empty(R, width))
+        target = ys[l - 1] if ys[l - 1] is not None else (G if G.shape[1] == width else x.new_empty(R, width))
         accT = x.new_zeros(Wd[l - 1].shape[1], width)
         accb = x.new_zeros(width)
         for a, b in spans:
@@ -228,8 +253,7 @@ def _chunked_backward(x: Tensor, w: Tensor | None, grad: Tensor, folds: list) ->
             accT.addmm_(x_of(l - 1, a, b).t(), gy)
             accb += gy.sum(0)
         G = target
-        if l - 1 >= 1:
-            ys[l - 1] = None
+        ys[l - 1] = None
     return out
 
 
