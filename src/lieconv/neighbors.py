@@ -695,16 +695,17 @@ def _fps_loop(
     inv_step = None
     e_cm, q_cm = _planes(elems), _planes(orbits)
     e_rows, q_rows = elems.reshape(Bg * N, elems.shape[-1]), orbits.reshape(Bg * N, orbits.shape[-1])
+    all_real = known_all(mask)
     for t in range(m):
         at = current + offsets  # flat index of each example's new point
         d = group.elem_distance(e_cm, e_rows.index_select(0, at)[:, None], q_cm, q_rows.index_select(0, at)[:, None])
         if inv_step is None:  # an invariant per-example scale: the largest distance from the start
             inv_step = _inv_step(d, mask, res)[:, None]
-        r = torch.round(d * inv_step)
+        r = (d * inv_step).round_()
         # NaN (only at padding, whose minimum is -1) ignored; torch.minimum is vectorised, fmin is not
-        torch.minimum(min_dist, r.nan_to_num(nan=-1.0), out=min_dist)
-        if rows is not None:
-            rows[:, t] = keys.clamp_(r)
+        torch.minimum(min_dist, r if all_real else r.nan_to_num(nan=-1.0), out=min_dist)
+        if rows is not None:  # without padding no NaN: the clamp and the cast in the copy
+            rows[:, t] = r.clamp_(max=keys.cap) if all_real else keys.clamp_(r)
         flat_min.index_fill_(0, at, 0.0)
         if t + 1 < m:
             top, current = min_dist.max(dim=1)  # first index among equal maxima

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -122,12 +124,16 @@ class SE2(LieGroup):
         """||log(v^-1 u)|| in closed form: V^-1 is a scaled rotation, so no rotation is needed:
         ``||log||^2 = phi^2 + (h(phi)^2 + phi^2 / 4) ||t_u - t_v||^2 = phi^2 + ||t_u - t_v||^2 /
         sinc(phi / 2)^2`` (no gradients: used only to choose neighbourhoods)."""
-        phi = wrap_angle(u[..., 0] - v[..., 0])
-        half = phi * 0.5
-        sh = torch.sin(half)  # not torch.sinc: unvectorised on CPU, 7x slower than sin
-        inv_s = (half / sh).nan_to_num_(nan=1.0)  # 1 / sinc(phi / 2); 0 / 0 only at phi = 0
+        # phi / 2 in [-pi / 2, pi / 2], exactly a / 2 for |a| < pi (the distance is even in phi: the
+        # branch at +-pi does not matter)
+        half = (u[..., 0] - v[..., 0]).mul_(0.5)
+        half = half.add_(torch.div(half, math.pi).round_(), alpha=-math.pi)
+        # 1 / sinc(phi / 2), squared (not torch.sinc: unvectorised on CPU, 7x slower than sin); 0 / 0
+        # only at phi = 0
+        s = torch.sin(half)
+        inv_s2 = torch.div(half, s, out=s).nan_to_num_(nan=1.0).square_()
         d1, d2 = u[..., 1] - v[..., 1], u[..., 2] - v[..., 2]  # no .sum over a size-2 axis: slow on CPU
-        return torch.sqrt(phi * phi + (d1 * d1 + d2 * d2) * (inv_s * inv_s))
+        return d1.square_().addcmul_(d2, d2).mul_(inv_s2).addcmul_(half, half, value=4.0).sqrt_()
 
     def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor:
         """E = (t1, t2, cos theta, sin theta).

@@ -77,8 +77,8 @@ class T(LieGroup):
         sq = None
         for i in range(self.space_dim):
             di = u[..., i] - v[..., i]
-            sq = di * di if sq is None else sq + di * di
-        return torch.sqrt(sq)
+            sq = di.square_() if sq is None else sq.addcmul_(di, di)
+        return sq.sqrt_()
 
     def distance_lower_bound_coords(self, elems: Tensor, orbits: Tensor) -> Tensor:
         """Exact: the distance is ||log(v^-1 u)|| = ||t_u - t_v||, so E = t."""
