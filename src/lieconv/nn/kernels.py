@@ -74,9 +74,9 @@ class _Recomputed(torch.autograd.Function):
     overwrites its input where their widths agree, so one (R x hidden) tensor holds both); per layer
     the input's sum S_x and Gram matrix G (``MaskBatchNorm.input_stats``, tiny; accumulated over the
     chunks of the layer below) are kept and the running statistics updated once.  The hidden
-    pre-activations y_0..y_(L-2) and the last layer's input x_(L-1) are kept too when they fit in
-    ``_KEEP_BYTES`` (R x 96 floats for the default MLP): backward then recomputes none of them and
-    only the Swish of the layers before (about a quarter of its time).
+    activations x_1..x_(L-1) are kept too when they fit in ``_KEEP_BYTES`` (R x 64 floats for the
+    default MLP): backward then recomputes no Swish, only the pre-activations (one ``addmm`` each;
+    about a third of its time saved).
     backward: y_l = x_l Wf_l^T + bf_l again where not kept (Wf, bf: the folded weight and bias,
     ``fold_stats``), then per layer, last first, with g the gradient of the layer's output (zero at
     masked rows)::
@@ -100,8 +100,8 @@ class _Recomputed(torch.autograd.Function):
         bn = mlp.norms is not None
         L = len(mlp.linears)
         hidden = [lin.out_features for lin in mlp.linears[:-1]]
-        keep = x.shape[0] * (sum(hidden) + mlp.linears[-1].in_features) * x.element_size() <= _KEEP_BYTES
-        ctx.kept = [x.new_empty(x.shape[0], d) for d in hidden] if keep else None  # then x_(L-1) last
+        keep = x.shape[0] * sum(hidden) * x.element_size() <= _KEEP_BYTES
+        kept = []
         with torch.no_grad():
             stats = MaskBatchNorm.input_stats(x, w, count, center=True) if bn and mlp.training else (None, None)
             h, spans = x, _spans(x.shape[0], _row_chunk(x))
@@ -111,30 +111,25 @@ class _Recomputed(torch.autograd.Function):
                     ctx.stats.append(stats)
                     weight, bias = mlp.norms[i].fold_stats(lin, *stats, count)
                 wt, width = weight.t(), weight.shape[0]
-                if keep and i + 1 == L:
-                    ctx.kept.append(h)
                 # the output overwrites the input chunk by chunk when it may (same width, not x itself,
-                # not a kept input)
-                overwrite = h is not x and h.shape[1] == width and not (keep and i + 1 == L)
-                out = h if overwrite else x.new_empty(x.shape[0], width)
-                kept = ctx.kept[i] if keep and i + 1 < L else None
+                # not kept)
+                out = h if not keep and h is not x and h.shape[1] == width else x.new_empty(x.shape[0], width)
                 want = bn and mlp.training and i + 1 < L  # the next layer's input statistics
                 sx = x.new_zeros(width) if want else None
                 gram = x.new_zeros(width, width, dtype=torch.float64) if want else None
                 for a, b in spans:
                     wc = None if w is None else w[a:b]
-                    if kept is not None:  # y_i into the kept tensor, Swish(y_i) into the output
-                        y = torch.ops.aten.silu.out(torch.addmm(bias, h[a:b], wt, out=kept[a:b]), out=out[a:b])
-                        y = y if wc is None else y.mul_(wc)
-                    else:
-                        y = torch.addmm(bias, h[a:b], wt) if out is h else torch.addmm(bias, h[a:b], wt, out=out[a:b])
-                        y = _activation(y, wc, inplace=True)
-                        if out is h:
-                            out[a:b] = y
+                    y = torch.addmm(bias, h[a:b], wt) if out is h else torch.addmm(bias, h[a:b], wt, out=out[a:b])
+                    y = _activation(y, wc, inplace=True)
+                    if out is h:
+                        out[a:b] = y
                     if want:
                         sx += y.sum(0)
                         gram += (y.t() @ y).double()
                 stats, h = (sx, gram), out
+                if keep and i + 1 < L:
+                    kept.append(out)
+        ctx.kept = kept if keep else None
         return h
 
     @staticmethod
@@ -162,7 +157,7 @@ class _Recomputed(torch.autograd.Function):
         finally:
             mlp.train(was)
 
-        kept, ctx.kept = ctx.kept, None  # overwritten by the gradients: a second backward recomputes
+        kept, ctx.kept = ctx.kept, None  # released during backward: a second backward recomputes
         grads = dict(_chunked_backward(x, w, grad, folds, kept))
         return (None, None, None, *[grads.get(p) for p in mlp.parameters()])
 
@@ -193,30 +188,29 @@ def _chunked_backward(
 
     Chunk c of G_(l-1) needs only chunk c of G_l and of y_(l-1), so it overwrites G_l (or the stored
     y_(l-1), which has its width) chunk by chunk.  Stored whole are only the hidden pre-activations
-    and one G: ``kept`` [y_0..y_(L-2), x_(L-1)] from the forward (the y_l overwritten here), or else
-    y_1..y_(L-2) recomputed once, in the first pass, and y_0 again from the narrow x in every pass;
-    every other x_l and temporary exists one chunk at a time.
+    and one G.  With ``kept`` [x_1..x_(L-1)] from the forward, y_(l-1) = x_(l-1) Wf^T + bf comes
+    again chunk by chunk in the pass that needs it; else y_1..y_(L-2) are recomputed once, in the
+    first pass, y_0 again from the narrow x in every pass, and each x_l = Swish(y_(l-1)) * w one
+    chunk at a time like every temporary.
     """
     R, L = x.shape[0], len(folds)
     Wd = [f[0].detach() for f in folds]
     bd = [f[1].detach() for f in folds]
     spans = _spans(R, _row_chunk(x))
+    xs: list[Tensor | None] | None = [x, *kept] if kept is not None else None
     ys: list[Tensor | None] = (
-        list(kept[:-1]) if kept is not None else [None] + [x.new_empty(R, Wd[l].shape[0]) for l in range(1, L - 1)]
+        [None] * (L - 1) if xs is not None else [None] + [x.new_empty(R, Wd[l].shape[0]) for l in range(1, L - 1)]
     )
-    x_last = kept[-1] if kept is not None else None
 
     def pre(l: int, xc: Tensor, out: Tensor | None = None) -> Tensor:
         return torch.addmm(bd[l], xc, Wd[l].t()) if out is None else torch.addmm(bd[l], xc, Wd[l].t(), out=out)
 
-    def y_of(l: int, a: int, b: int) -> Tensor:  # y_l at rows a:b (stored, or recomputed for l = 0)
-        return pre(0, x[a:b]) if ys[l] is None else ys[l][a:b]
+    def y_of(l: int, a: int, b: int) -> Tensor:  # y_l at rows a:b: stored, or recomputed from x_l
+        return pre(l, x_of(l, a, b)) if ys[l] is None else ys[l][a:b]
 
-    def x_of(l: int, a: int, b: int) -> Tensor:  # x_l at rows a:b, a new tensor (or an input, or kept)
-        if l == 0:
-            return x[a:b]
-        if l == L - 1 and x_last is not None:
-            return x_last[a:b]
+    def x_of(l: int, a: int, b: int) -> Tensor:  # x_l at rows a:b: the input, kept, or a new tensor
+        if l == 0 or xs is not None:
+            return (x if l == 0 else xs[l])[a:b]
         return _activation(y_of(l - 1, a, b), None if w is None else w[a:b])
 
     # first pass: y_1..y_(L-2) again, G_(L-1) = silu'(y_(L-1)) * dL/dx_L and its reductions
@@ -264,6 +258,8 @@ def _chunked_backward(
             accb += gy.sum(0)
         G = target
         ys[l - 1] = None
+        if xs is not None:
+            xs[l] = None
     return out
 
 
