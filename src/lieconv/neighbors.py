@@ -696,9 +696,11 @@ def _fps_loop(
     e_cm, q_cm = _planes(elems), _planes(orbits)
     e_rows, q_rows = elems.reshape(Bg * N, elems.shape[-1]), orbits.reshape(Bg * N, orbits.shape[-1])
     all_real = known_all(mask)
+    no_orbit = q_rows.new_empty(Bg, 1, 0) if q_rows.shape[1] == 0 else None  # (no gather of nothing)
     for t in range(m):
         at = current + offsets  # flat index of each example's new point
-        d = group.elem_distance(e_cm, e_rows.index_select(0, at)[:, None], q_cm, q_rows.index_select(0, at)[:, None])
+        q_at = no_orbit if no_orbit is not None else q_rows.index_select(0, at)[:, None]
+        d = group.elem_distance(e_cm, e_rows.index_select(0, at)[:, None], q_cm, q_at)
         if inv_step is None:  # an invariant per-example scale: the largest distance from the start
             inv_step = _inv_step(d, mask, res)[:, None]
         r = (d * inv_step).round_()
