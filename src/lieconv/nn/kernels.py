@@ -27,10 +27,11 @@ class KernelMLP(nn.Module):
     layer input are kept zero at masked pairs (that is what makes the Gram matrix the masked one).
 
     When the parameters need gradients and the inputs do not (the usual case: coordinates are data),
-    the hidden per-pair activations are not stored for backward but recomputed there from ``a``
-    (``_Recomputed``): the memory of a layer's pairs is then its input and output only.  Inputs that
-    need gradients (Hamiltonian networks differentiate with respect to positions, twice) take plain
-    autograd.
+    backward is written by hand (``_Recomputed``): it keeps the hidden per-pair activations (not the
+    pre-activations, which one ``addmm`` gives again) when they take at most ``_KEEP_BYTES`` per
+    call, and recomputes them too from ``a`` otherwise (large clouds), so that the memory of a
+    layer's pairs is then its input and output only.  Inputs that need gradients (Hamiltonian
+    networks differentiate with respect to positions, twice) take plain autograd.
 
     Shapes: a (Bg, m, K, in_dim), zero at masked pairs, mask (Bg, m, K) -> (Bg, m, K, out), zero at
     masked pairs.
