@@ -71,8 +71,9 @@ class _Recomputed(torch.autograd.Function):
     """KernelMLP._rows with a hand-written backward that recomputes the activations (gradients for
     the parameters only; x and w are data).
 
-    forward(mlp, x, w, *params): the MLP without a graph, in chunks of rows (a layer's output
-    overwrites its input where their widths agree, so one (R x hidden) tensor holds both); per layer
+    forward(mlp, x, w, *params): the MLP without a graph, in chunks of rows (unless they are kept, a
+    layer's output overwrites its input where their widths agree, so one (R x hidden) tensor holds
+    both); per layer
     the input's sum S_x and Gram matrix G (``MaskBatchNorm.input_stats``, tiny; accumulated over the
     chunks of the layer below) are kept and the running statistics updated once.  The hidden
     activations x_1..x_(L-1) are kept too when they fit in ``_KEEP_BYTES`` (R x 64 floats for the
@@ -166,8 +167,8 @@ class _Recomputed(torch.autograd.Function):
 #: rows per chunk of the kernel MLP's backward passes on CPU: the per-row temporaries of a chunk stay
 #: in cache; other devices take 64x larger chunks (fewer kernel launches)
 _ROW_CHUNK = 8192
-#: the kernel MLP keeps its hidden pre-activations for backward when they take at most this many
-#: bytes (per call), and recomputes them otherwise (large clouds)
+#: the kernel MLP keeps its hidden activations for backward when they take at most this many bytes
+#: (per call), and recomputes them otherwise (large clouds)
 _KEEP_BYTES = 1 << 28
 
 
@@ -189,10 +190,10 @@ def _chunked_backward(
 
     Chunk c of G_(l-1) needs only chunk c of G_l and of y_(l-1), so it overwrites G_l (or the stored
     y_(l-1), which has its width) chunk by chunk.  Stored whole are only the hidden pre-activations
-    and one G.  With ``kept`` [x_1..x_(L-1)] from the forward, y_(l-1) = x_(l-1) Wf^T + bf comes
-    again chunk by chunk in the pass that needs it; else y_1..y_(L-2) are recomputed once, in the
-    first pass, y_0 again from the narrow x in every pass, and each x_l = Swish(y_(l-1)) * w one
-    chunk at a time like every temporary.
+    (or the kept activations) and one G.  With ``kept`` [x_1..x_(L-1)] from the forward,
+    y_(l-1) = x_(l-1) Wf^T + bf comes again chunk by chunk in the pass that needs it; else
+    y_1..y_(L-2) are recomputed once, in the first pass, y_0 again from the narrow x in every pass,
+    and each x_l = Swish(y_(l-1)) * w one chunk at a time like every temporary.
     """
     R, L = x.shape[0], len(folds)
     Wd = [f[0].detach() for f in folds]
