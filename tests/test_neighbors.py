@@ -96,7 +96,8 @@ def test_chunked_distances_give_the_same_neighbourhoods(monkeypatch):
 
 @pytest.mark.parametrize("example_random", [False, True])
 def test_the_monte_carlo_draw_does_not_depend_on_its_chunks(monkeypatch, example_random):
-    """One seed per query, drawn before the chunks: any chunk size draws the same neighbourhoods."""
+    """One seed per query, drawn before the chunks: any chunk size draws the same neighbourhoods
+    (search calls of 5 queries, draws of 2 within them: parts that end at a call's end)."""
     from lieconv.random import ExampleRandom
 
     group = get_group("SE2")
@@ -109,6 +110,9 @@ def test_the_monte_carlo_draw_does_not_depend_on_its_chunks(monkeypatch, example
 
     ref = draw()
     monkeypatch.setattr(nb, "_DRAW_ELEMENTS", 3 * 39 * 2)  # two queries per chunk (k_max = 39)
+    small = draw()
+    assert torch.equal(ref[0], small[0]) and torch.equal(ref[1], small[1])
+    monkeypatch.setattr(nb, "_NEAR_ELEMENTS", 3 * 39 * 5)  # five queries per search call
     small = draw()
     assert torch.equal(ref[0], small[0]) and torch.equal(ref[1], small[1])
 

@@ -64,6 +64,7 @@ __all__ = ["Selection", "farthest_point_indices", "neighborhood_indices", "full_
 
 _CHUNK_ELEMENTS = 1 << 22  # elements of the largest temporary in a distance chunk
 _DRAW_ELEMENTS = 1 << 18  # (query, candidate) pairs per chunk of the Monte-Carlo draw (its int64 keys stay in cache)
+_NEAR_ELEMENTS = 1 << 23  # (query, candidate) pairs per search call: few rounds and wide batches, 64 MB of indices
 _SEARCH_ELEMENTS = 1 << 20  # pairs x width per batch of the pruned search (cache-sized)
 _GRID_DIMS = 3  # cell-list dimensions (leading coordinates of the lower-bound embedding)
 _MAX_CELLS = 1 << 16  # cells per grid dimension at most (linear cell ids stay in int64)
@@ -941,22 +942,27 @@ def neighborhood_indices(
     # a Monte-Carlo draw among all k_max candidates of every query depends on the candidate set only
     # (the random keys belong to (query, point) pairs): their distance order is not needed
     ordered = knn or k_max <= K or not every
-    chunk = max(1, _DRAW_ELEMENTS // max(1, Bg * k_max))
+    # the search takes many queries per call (its rounds and batches then hold many queries each), the
+    # draw cache-sized parts of them
+    per_pair = max(1, Bg * k_max)
+    chunk, part = max(1, _NEAR_ELEMENTS // per_pair), max(1, _DRAW_ELEMENTS // per_pair)
     seeds = None if knn or k_max <= K else _query_seeds(generator, Bg, m, dev)
+    in_cand = ranks_all < k_cand[:, None, None]  # (Bg, 1, k_max)
     nbhd_idx = torch.empty(Bg, m, K, dtype=torch.long, device=dev)
     nbhd_mask = torch.empty(Bg, m, K, dtype=torch.bool, device=dev)
-    for s in range(0, m, chunk):
-        e = min(m, s + chunk)
-        near = nearest(s, e, k_max, ordered)  # (Bg, mc, k_max)
-        in_cand = ranks_all < k_cand[:, None, None]  # (Bg, 1, k_max)
-        if knn or k_max <= K:
-            ranks = ranks_all[:K].expand(Bg, e - s, K)
-            ok = in_cand[..., :K].expand(Bg, e - s, K)
-        else:  # K of the candidates, uniformly: the K largest of their keys
-            keys = _random_keys(seeds[:, s:e], near).masked_fill_(~in_cand, _KEY_MIN)
-            kv, ranks = torch.topk(keys, K, dim=-1)
-            ok = kv > _KEY_MIN
-        ok = ok & query_mask[:, s:e, None]
-        nbhd_idx[:, s:e] = torch.where(ok, torch.gather(near, -1, ranks), 0)
-        nbhd_mask[:, s:e] = ok
+    for s0 in range(0, m, chunk):
+        found = nearest(s0, min(m, s0 + chunk), k_max, ordered)  # (Bg, mc, k_max)
+        for s in range(s0, min(m, s0 + chunk), part):
+            e = min(m, s + part, s0 + chunk)
+            near = found[:, s - s0 : e - s0]
+            if knn or k_max <= K:
+                ranks = ranks_all[:K].expand(Bg, e - s, K)
+                ok = in_cand[..., :K].expand(Bg, e - s, K)
+            else:  # K of the candidates, uniformly: the K largest of their keys
+                keys = _random_keys(seeds[:, s:e], near).masked_fill_(~in_cand, _KEY_MIN)
+                kv, ranks = torch.topk(keys, K, dim=-1)
+                ok = kv > _KEY_MIN
+            ok = ok & query_mask[:, s:e, None]
+            nbhd_idx[:, s:e] = torch.where(ok, torch.gather(near, -1, ranks), 0)
+            nbhd_mask[:, s:e] = ok
     return nbhd_idx, nbhd_mask
