@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor
 
+from . import native
 from . import random as _random
 from .groups.base import LieGroup
 from .runtime import host_reads_free, known_all
@@ -543,7 +544,7 @@ class _Nearest:
                 key = torch.where(self.allin[:, None, None], j.to(key.dtype), key)
             if not self.all_real:
                 key = key.masked_fill(~self.mask[:, None, :], self.keys.inf)
-            near = torch.topk(key, min(k, N), dim=-1, largest=False, sorted=ordered).values
+            near = _smallest_keys(key, min(k, N), ordered)
             near = torch.where(self.qmask[:, a:z, None], self.keys.index(near), 0)
             out.append(torch.nn.functional.pad(near, (0, k - near.shape[-1])))
         return torch.cat(out, 1)
@@ -656,7 +657,7 @@ class _Nearest:
         if self.any_allin:
             key = torch.where(self.allin[b][:, None] & (j < self.keys.pad_j), j.to(key.dtype), key)
         kk = min(k, key.shape[-1])
-        near = torch.topk(key, kk, dim=-1, largest=False, sorted=ordered).values  # (nq, kk)
+        near = _smallest_keys(key, kk, ordered)  # (nq, kk)
         # done: the box holds every real point, or the need-th rounded distance r found keeps
         # everything outside the box (farther than w h) at a rounded distance > r
         need = self.need[b]
@@ -693,6 +694,14 @@ class _Nearest:
         again = rows[~done]
         level[again] = new_lv[~done]
         w[again] = new_w[~done]
+
+
+def _smallest_keys(key: Tensor, k: int, ordered: bool) -> Tensor:
+    """The k smallest keys of each row: ascending (``ordered``) or in any order (``native.smallest``,
+    about twice as fast as ``torch.topk`` on CPU)."""
+    if ordered:
+        return torch.topk(key, k, dim=-1, largest=False).values
+    return native.smallest(key, k)
 
 
 def _batches(sizes: list[int], budget: int):
