@@ -52,7 +52,7 @@ def test_mask_batch_norm_statistics_count_only_real_entries():
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("padded", [True, False])
 @pytest.mark.parametrize("row_chunk", [8192, 7, 1])  # one chunk; ragged chunks; one row at a time
-@pytest.mark.parametrize("keep", [True, False])  # pre-activations kept from the forward, or recomputed
+@pytest.mark.parametrize("keep", [True, False])  # hidden activations kept from the forward, or recomputed
 def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn, training, padded, row_chunk, keep, monkeypatch):
     monkeypatch.setattr(kernels, "_ROW_CHUNK", row_chunk)
     monkeypatch.setattr(kernels, "_KEEP_BYTES", 1 << 28 if keep else 0)
@@ -74,7 +74,7 @@ def test_kernel_mlp_recomputed_backward_equals_plain_autograd(bn, training, padd
     (ref * g).sum().backward(retain_graph=True)
     for p, q in zip(mlp.parameters(), plain.parameters()):
         assert torch.allclose(p.grad, q.grad, atol=1e-10)
-    (out * g).sum().backward()  # again: the kept pre-activations were overwritten, so they are recomputed
+    (out * g).sum().backward()  # again: the first backward released the kept activations: recomputed
     (ref * g).sum().backward()
     for p, q in zip(mlp.parameters(), plain.parameters()):
         assert torch.allclose(p.grad, q.grad, atol=1e-10)
