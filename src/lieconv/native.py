@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["available", "smallest"]
+__all__ = ["available", "compiler", "smallest"]
 
 _SOURCE = Path(__file__).with_name("_native") / "select.cpp"
 _FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC"]
@@ -43,7 +43,7 @@ _ROWS_PER_THREAD = 256
 def _build() -> ctypes.CDLL | None:
     if os.environ.get("LIECONV_NATIVE", "1") == "0" or not _SOURCE.is_file():
         return None
-    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    cxx = compiler()
     if not cxx:
         return None
     src = _SOURCE.read_bytes()
@@ -69,6 +69,11 @@ def _build() -> ctypes.CDLL | None:
             fn.restype = None
         return dll
     return None
+
+
+def compiler() -> str | None:
+    """The C++ compiler the kernels are built with: ``$CXX``, else ``c++`` / ``g++`` on the PATH, or None."""
+    return os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
 
 
 def _library() -> ctypes.CDLL | None:
@@ -98,8 +103,8 @@ def smallest(x: Tensor, k: int) -> Tensor:
     rows = x.numel() // n
     fn = lib.lieconv_smallest_i32 if x.dtype == torch.int32 else lib.lieconv_smallest_i64
     ptr = ctypes.POINTER(ctypes.c_int32 if x.dtype == torch.int32 else ctypes.c_int64)
-    step, size = x.element_size(), torch.get_num_threads()
-    parts = max(1, min(size, rows // _ROWS_PER_THREAD))
+    step = x.element_size()
+    parts = max(1, min(torch.get_num_threads(), rows // _ROWS_PER_THREAD))
 
     def run(a: int, b: int) -> None:  # rows a:b (ctypes releases the GIL during the call)
         fn(ctypes.cast(x.data_ptr() + a * n * step, ptr), b - a, n, k, ctypes.cast(out.data_ptr() + a * k * step, ptr))
@@ -114,7 +119,7 @@ def smallest(x: Tensor, k: int) -> Tensor:
 
 def _pool(workers: int) -> ThreadPoolExecutor:
     with _lock:
-        pool = _state.get("pool")
-        if pool is None or pool._max_workers < workers:
-            _state["pool"] = pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lieconv-select")
-        return pool
+        if _state.get("workers", 0) < workers:
+            _state["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lieconv-select")
+            _state["workers"] = workers
+        return _state["pool"]

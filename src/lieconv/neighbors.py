@@ -204,15 +204,15 @@ class _Keys:
     example), ``key = bucket * N + j`` for point j, so sorting keys orders by rounded distance, then
     index.  Distances beyond ``cap`` (at least 4 scales) share the last bucket; NaN goes there too.
     Real points' keys are below ``limit`` = (cap + 1) N; a slot that holds no point gets a key at or
-    above it: ``inf``, or the key of the index ``pad_j`` = ``limit`` (any bucket), so a padded slot
-    needs no masking pass once its index is ``pad_j``.  Keys are int32 whenever they fit (cheaper to
+    above it: ``inf``, or the key of the index j = ``limit`` itself (any bucket), so a padded slot
+    needs no masking pass once its index is ``limit``.  Keys are int32 whenever they fit (cheaper to
     build than int64).
     """
 
     def __init__(self, res: float, N: int):
         self.N = N
         self.cap = math.ceil(6 / res)  # the step is within sqrt(2) of scale * res
-        self.limit = self.pad_j = (self.cap + 1) * N
+        self.limit = (self.cap + 1) * N
         self.dtype = torch.int32 if (2 * self.cap + 2) * N < 2**31 - 1 else torch.int64
         self.inf = torch.iinfo(self.dtype).max  # the key of a padding slot: after every real point
 
@@ -641,10 +641,10 @@ class _Nearest:
         tiles, tile_of, start, length, total = tile
         pe_s, pq_s, j_s = self.sorted_points(lv)
         pos, cok, _ = g.gather(start[tiles], length[tiles])  # (T', C)
-        # the tiles' candidates (coordinates, orbits, indices: pad_j where no point), then one row
+        # the tiles' candidates (coordinates, orbits, indices: keys.limit where no point), then one row
         # copy per query
         u, q_u = _take(pe_s, pos), _take(pq_s, pos)  # (E, T', C), (q, T', C)
-        j = _take(j_s, pos).masked_fill_(~cok, self.keys.pad_j)
+        j = _take(j_s, pos).masked_fill_(~cok, self.keys.limit)
         u, q_u, j = u.index_select(1, tile_of), q_u.index_select(1, tile_of), j.index_select(0, tile_of)
         b, qi = b_of[rows], q_of[rows]  # (nq,)
         have = total[tiles][tile_of]
@@ -655,7 +655,7 @@ class _Nearest:
         step = 1 / inv_step
         key = self.keys.keys(self.keys.buckets_(d, inv_step[:, None]), j)
         if self.any_allin:
-            key = torch.where(self.allin[b][:, None] & (j < self.keys.pad_j), j.to(key.dtype), key)
+            key = torch.where(self.allin[b][:, None] & (j < self.keys.limit), j.to(key.dtype), key)
         kk = min(k, key.shape[-1])
         near = _smallest_keys(key, kk, ordered)  # (nq, kk)
         # done: the box holds every real point, or the need-th rounded distance r found keeps
@@ -991,9 +991,10 @@ def neighborhood_indices(
     nbhd_idx = torch.empty(Bg, m, K, dtype=torch.long, device=dev)
     nbhd_mask = torch.empty(Bg, m, K, dtype=torch.bool, device=dev)
     for s0 in range(0, m, chunk):
-        found = nearest(s0, min(m, s0 + chunk), k_max, ordered)  # (Bg, mc, k_max)
-        for s in range(s0, min(m, s0 + chunk), part):
-            e = min(m, s + part, s0 + chunk)
+        e0 = min(m, s0 + chunk)
+        found = nearest(s0, e0, k_max, ordered)  # (Bg, mc, k_max)
+        for s in range(s0, e0, part):
+            e = min(e0, s + part)
             near = found[:, s - s0 : e - s0]
             if knn or k_max <= K:
                 ranks = ranks_all[:K].expand(Bg, e - s, K)
