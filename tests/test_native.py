@@ -59,3 +59,99 @@ def test_without_the_native_kernel_the_search_chooses_the_same(tmp_path):
         results.append(torch.load(path))
     assert results[0][0] is native.available() and results[1][0] is False
     assert torch.equal(results[0][1][0], results[1][1][0]) and torch.equal(results[0][1][1], results[1][1][1])
+
+
+# ------------------------------------------------------------------ the kernel MLP's row passes
+def _swish_inputs(R, d, seed, masked):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randn(R, d, generator=g) * 4
+    scale = torch.rand(d, generator=g) + 0.5
+    shift = torch.randn(d, generator=g)
+    mask = (torch.rand(R, 1, generator=g) < 0.8).float() if masked else None
+    grad = torch.randn(R, d, generator=g)
+    return t, scale, shift, mask, grad
+
+
+def _f64(*ts):
+    return [None if t is None else t.double() for t in ts]
+
+
+@pytest.mark.parametrize(("R", "d"), [(1, 1), (37, 5), (300, 32), (9000, 16)])  # 9000: split over threads
+@pytest.mark.parametrize("masked", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_passes_equal_their_torch_formulas(R, d, masked, affine, threads):
+    """native.swish / moments_ / swish_grad / norm_grad in float32 against the same formulas in float64
+    (float64 takes the torch path)."""
+    t, scale, shift, mask, grad = _swish_inputs(R, d, R + d, masked)
+    if not affine:
+        scale = shift = None
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x = native.swish(t, scale, shift, mask)
+        s1, s2 = torch.zeros(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64)
+        native.moments_(t, s1, s2)
+        out, x2 = torch.empty_like(t), torch.empty_like(t)
+        sums = (torch.zeros(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64))
+        native.swish_grad(grad, t, scale, shift, mask, out, x_out=x2, sums=sums)
+        inplace = grad.clone()
+        native.swish_grad(inplace, t, scale, shift, mask, inplace)  # out may be g
+        d1, d2 = torch.randn(d, dtype=torch.float64).float(), torch.randn(d, dtype=torch.float64).float()
+        sc = torch.ones(d) if scale is None else scale
+        ng = native.norm_grad(grad, t, sc, d1, d2, mask, torch.empty_like(t))
+    finally:
+        torch.set_num_threads(before)
+    t6, sc6, sh6, m6, g6 = _f64(t, scale, shift, mask, grad)
+    x_ref = native.swish(t6, sc6, sh6, m6)
+    o_ref, x2_ref = torch.empty_like(t6), torch.empty_like(t6)
+    sums_ref = (torch.zeros(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64))
+    native.swish_grad(g6, t6, sc6, sh6, m6, o_ref, x_out=x2_ref, sums=sums_ref)
+    close = dict(rtol=1e-5, atol=1e-5)
+    assert torch.allclose(x.double(), x_ref, **close) and torch.allclose(x2.double(), x_ref, **close)
+    assert torch.allclose(out.double(), o_ref, **close) and torch.allclose(inplace.double(), o_ref, **close)
+    assert torch.allclose(s1, t6.sum(0), rtol=1e-6, atol=1e-4) and torch.allclose(s2, (t6 * t6).sum(0), rtol=1e-6)
+    for got, want in zip(sums, sums_ref):
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-3)
+    ng_ref = native.norm_grad(g6, t6, sc.double(), d1.double(), d2.double(), m6, torch.empty_like(t6))
+    assert torch.allclose(ng.double(), ng_ref, **close)
+    if mask is not None:
+        real = mask.squeeze(1) > 0
+        assert (x[~real] == 0).all() and (out[~real] == 0).all()
+
+
+@pytest.mark.parametrize("bn", [True, False])
+@pytest.mark.parametrize("training", [True, False])
+def test_kernel_mlp_in_float32_is_the_same_with_and_without_the_native_passes(monkeypatch, bn, training):
+    """The recomputed kernel MLP (forward, parameter gradients, running statistics) on float32 CPU
+    rows, native passes against torch's, chunked (``_ROW_CHUNK``) and with its products recomputed."""
+    import copy
+
+    from lieconv.nn import KernelMLP, kernels
+
+    monkeypatch.setattr(kernels, "_ROW_CHUNK", 500)
+    torch.manual_seed(0)
+    mlp = KernelMLP(3, 16, hidden=32, bn=bn).train(training)
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(4, 300, 5, 3, generator=g) + 3.0
+    mask = torch.rand(4, 300, 5, generator=g) < 0.9
+    a = torch.where(mask.unsqueeze(-1), a, 0.0)
+    grad = torch.randn(4, 300, 5, 16, generator=g)
+    results = []
+    for use_native, keep in ((True, 1 << 28), (False, 1 << 28), (True, 0)):
+        if not use_native:
+            monkeypatch.setattr(native, "_library", lambda: None)
+        monkeypatch.setattr(kernels, "_KEEP_BYTES", keep)
+        m = copy.deepcopy(mlp)
+        out = m(a, mask)
+        (out * grad).sum().backward()
+        results.append((out, [p.grad for p in m.parameters()], list(m.buffers())))
+        monkeypatch.undo() if not use_native else None
+        monkeypatch.setattr(kernels, "_ROW_CHUNK", 500)
+    ref = results[1]
+    for out, grads, buffers in (results[0], results[2]):
+        assert torch.allclose(out, ref[0], rtol=1e-4, atol=1e-5)
+        for p, q in zip(grads, ref[1]):
+            assert torch.allclose(p, q, rtol=1e-3, atol=1e-4 * q.abs().max().item())
+        for p, q in zip(buffers, ref[2]):
+            assert torch.allclose(p, q, rtol=1e-5, atol=1e-6)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from .. import native
 from ..runtime import known_all
 from .functional import _spans, silu
-from .norm import MaskBatchNorm
+from .norm import MaskBatchNorm, masked_moments
 
 __all__ = ["KernelMLP"]
 
@@ -21,17 +22,21 @@ class KernelMLP(nn.Module):
     batch norm and Swish, mapping kernel inputs a_ij = [log(v_j^-1 u_i), q_i, q_j] to ``out``
     channels (the "cmco" of the PointConv trick).
 
-    With batch norm every layer is one ``addmm``: the normalisation of Linear(x) is folded into the
-    Linear's weight and bias (``MaskBatchNorm.fold_linear``, statistics from the sum and Gram matrix
-    of x), so the per-pair tensors are touched only by the matmul and the Swish.  The rows of every
-    layer input are kept zero at masked pairs (that is what makes the Gram matrix the masked one).
+    Layer l maps x_l (R, d_l) to t_l = x_l W_l^T and x_(l+1) = Swish(t_l * a_l + c_l) * w, w the mask:
+    with batch norm in training (a_l, c_l) come from the masked sums S1 = sum_r t_l, S2 = sum_r t_l^2
+    (``MaskBatchNorm.sums_affine``; the Linear's bias only moves the running mean), otherwise they
+    are folded into the product (one ``addmm``: W_l a_l and the bias).  The first layer's input is
+    centred on its masked mean first (BN is blind to the shift; it keeps S2 / n - mean^2 accurate for
+    inputs whose mean dwarfs their spread, such as raw coordinates).  The rows of every layer input
+    are kept zero at masked pairs, so t_l is zero there and its plain sums are the masked ones.
 
     When the parameters need gradients and the inputs do not (the usual case: coordinates are data),
-    backward is written by hand (``_Recomputed``): it keeps the hidden per-pair activations (not the
-    pre-activations, which one ``addmm`` gives again) when they take at most ``_KEEP_BYTES`` per
-    call, and recomputes them too from ``a`` otherwise (large clouds), so that the memory of a
-    layer's pairs is then its input and output only.  Inputs that need gradients (Hamiltonian
-    networks differentiate with respect to positions, twice) take plain autograd.
+    the forward runs without a graph and backward is written by hand (``_Recomputed``): it keeps the
+    products t_l (not the activations, which one Swish pass gives again) when they take at most
+    ``_KEEP_BYTES`` per call, and recomputes them otherwise (large clouds).  Its passes over the
+    per-pair rows are ``lieconv.native``'s fused ones (affine + Swish + mask, the sums).  Inputs that
+    need gradients (Hamiltonian networks differentiate with respect to positions, twice) take plain
+    autograd (``_rows``), with the same formulas.
 
     Shapes: a (Bg, m, K, in_dim), zero at masked pairs, mask (Bg, m, K) -> (Bg, m, K, out), zero at
     masked pairs.
@@ -53,122 +58,143 @@ class KernelMLP(nn.Module):
             out = self._rows(x, w)
         return out.view(*a.shape[:-1], out.shape[-1])
 
+    def _batch_norm(self) -> bool:
+        """Whether the layers normalise with batch statistics (batch norm, in training)."""
+        return self.norms is not None and self.training
+
+    def _input(self, x: Tensor, w: Tensor | None, count: Tensor | int) -> tuple[Tensor, Tensor | None]:
+        """The first layer's input and the first t's offset: (x - mu) * w and W_0 mu + b_0 with mu the
+        masked mean of x (batch statistics; not under synchronised batch norm, whose sums are
+        all-reduced and must share one centre), else (x, b_0)."""
+        lin = self.linears[0]
+        if not self._batch_norm() or any(n.sync for n in self.norms):
+            return x, lin.bias
+        n = count.clamp(min=1) if isinstance(count, Tensor) else max(count, 1)
+        mu = (x.detach().sum(0, dtype=torch.float64) / n).to(x.dtype)
+        xc = x - mu
+        return (xc if w is None else xc * w), lin.bias + lin.weight.detach() @ mu
+
+    def _folded(self, i: int) -> tuple[Tensor, Tensor]:
+        """(weight, bias) of layer i with its normalisation folded in (no batch statistics)."""
+        lin = self.linears[i]
+        if self.norms is None:
+            return lin.weight, lin.bias
+        scale, shift = self.norms[i].sums_affine(None, None, 0, lin.bias)
+        return lin.weight * scale.unsqueeze(1), shift
+
     def _rows(self, x: Tensor, w: Tensor | None, *, update_stats: bool = True) -> Tensor:
-        """The MLP on rows: x (R, in_dim) zero at masked rows, w (R, 1) 0/1 or None -> (R, out)."""
+        """The MLP on rows by plain autograd: x (R, in_dim) zero at masked rows, w (R, 1) 0/1 or None
+        -> (R, out)."""
         count = x.shape[0] if w is None else w.sum()
+        x, offset = self._input(x, w, count)
         for i, lin in enumerate(self.linears):
-            if self.norms is None:
-                weight, bias = lin.weight, lin.bias
-            else:  # the first input (log coordinates, orbits) may have any offset: centre its Gram matrix
-                weight, bias = self.norms[i].fold_linear(lin, x, w, count, center=i == 0, update_stats=update_stats)
-            x = silu(torch.addmm(bias, x, weight.t()))
+            if self._batch_norm():  # t with the bias (its gradient, zero up to rounding, is autograd's)
+                t = torch.addmm(lin.bias, x, lin.weight.t())
+                s1, s2 = masked_moments(t, w)
+                centre = None if i > 0 or offset is lin.bias else offset - lin.bias
+                scale, shift = self.norms[i].sums_affine(s1, s2, count, centre, update_stats=update_stats)
+                x = silu(torch.addcmul(shift, t, scale))
+            else:
+                weight, bias = self._folded(i)
+                x = silu(torch.addmm(bias, x, weight.t()))
             if w is not None:
                 x = x * w
         return x
 
 
 class _Recomputed(torch.autograd.Function):
-    """KernelMLP._rows with a hand-written backward that recomputes the activations (gradients for
-    the parameters only; x and w are data).
+    """KernelMLP._rows without a graph, with a hand-written backward (gradients for the parameters
+    only; x and w are data).
 
-    forward(mlp, x, w, *params): the MLP without a graph, in chunks of rows (unless they are kept, a
-    layer's output overwrites its input where their widths agree, so one (R x hidden) tensor holds
-    both); per layer
-    the input's sum S_x and Gram matrix G (``MaskBatchNorm.input_stats``, tiny; accumulated over the
-    chunks of the layer below) are kept and the running statistics updated once.  The hidden
-    activations x_1..x_(L-1) are kept too when they fit in ``_KEEP_BYTES`` (R x 64 floats for the
-    default MLP): backward then recomputes no Swish, only the pre-activations (one ``addmm`` each;
-    about a third of its time saved).
-    backward: y_l = x_l Wf_l^T + bf_l again where not kept (Wf, bf: the folded weight and bias,
-    ``fold_stats``), then per layer, last first, with g the gradient of the layer's output (zero at
-    masked rows)::
-
-        g_y = silu'(y_l) * g,    dL/dWf = g_y^T x_l,    dL/dbf = sum_r g_y
-        dL/dx_l = g_y Wf_l + x_l (dL/dG + dL/dG^T) + w (dL/dS_x)^T
-
-    where dL/dG, dL/dS_x and the parameter gradients come from autograd through the small fold
-    (d x d tensors only).  The last term puts the sum's gradient on the real rows only, so g stays
-    zero at masked rows without a masking pass.  Computed in passes over chunks of rows
-    (``_chunked_backward``): besides the engine's gradient, only the hidden pre-activations and one
-    gradient are whole (R x hidden) tensors at any time.
+    forward(mlp, x, w, *params): per layer, in chunks of rows, x_l = Swish(t_(l-1) a + c) * w (fused,
+    ``native.swish``), t_l = x_l W^T (one product) and, with batch statistics, the sums S1, S2 of t_l
+    (``native.moments_``); (a, c) of t_l then follow from its sums (``sums_affine``; running
+    statistics updated once).  The t_l are kept (R x (hidden + hidden + out) floats) when they fit in
+    ``_KEEP_BYTES``, else made again at the start of backward.
+    backward: see ``_chunked_backward``; the affine maps (a, c) are made again from the kept sums,
+    differentiably, and autograd through them (tiny (d,) tensors) gives dL/dgamma, dL/dbeta, dL/dS1,
+    dL/dS2 from the column sums of the gradient.
     """
 
     @staticmethod
     def forward(ctx, mlp: KernelMLP, x: Tensor, w: Tensor | None, *params: Tensor) -> Tensor:
         ctx.mlp, ctx.training = mlp, mlp.training
-        ctx.save_for_backward(x, w)
-        count = x.shape[0] if w is None else w.sum()
-        ctx.count, ctx.stats = count, []
-        bn = mlp.norms is not None
-        L = len(mlp.linears)
-        hidden = [lin.out_features for lin in mlp.linears[:-1]]
-        keep = x.shape[0] * sum(hidden) * x.element_size() <= _KEEP_BYTES
-        kept = []
+        R = x.shape[0]
+        count = R if w is None else w.sum()
+        stats = mlp._batch_norm()
+        widths = [lin.out_features for lin in mlp.linears]
+        keep = R * sum(widths) * x.element_size() <= _KEEP_BYTES
         with torch.no_grad():
-            stats = MaskBatchNorm.input_stats(x, w, count, center=True) if bn and mlp.training else (None, None)
-            h, spans = x, _spans(x.shape[0], _row_chunk(x))
+            x0, offset = mlp._input(x, w, count)
+            ctx.offsets, ctx.sums, ts = [], [], []
+            h, act = x0, None  # h's pending affine + Swish (scale, shift), None: h is the layer's input
             for i, lin in enumerate(mlp.linears):
-                weight, bias = lin.weight, lin.bias
-                if bn:
-                    ctx.stats.append(stats)
-                    weight, bias = mlp.norms[i].fold_stats(lin, *stats, count)
-                wt, width = weight.t(), weight.shape[0]
-                # the output overwrites the input chunk by chunk when it may (same width, not x itself,
-                # not kept)
-                out = h if not keep and h is not x and h.shape[1] == width else x.new_empty(x.shape[0], width)
-                want = bn and mlp.training and i + 1 < L  # the next layer's input statistics
-                sx = x.new_zeros(width) if want else None
-                gram = x.new_zeros(width, width, dtype=torch.float64) if want else None
-                for a, b in spans:
-                    wc = None if w is None else w[a:b]
-                    y = torch.addmm(bias, h[a:b], wt) if out is h else torch.addmm(bias, h[a:b], wt, out=out[a:b])
-                    y = _activation(y, wc, inplace=True)
-                    if out is h:
-                        out[a:b] = y
-                    if want:
-                        sx += y.sum(0)
-                        gram += (y.t() @ y).double()
-                stats, h = (sx, gram), out
-                if keep and i + 1 < L:
-                    kept.append(out)
-        ctx.kept = kept if keep else None
-        return h
+                weight, bias = (lin.weight, None) if stats else mlp._folded(i)
+                sums = (x.new_zeros(widths[i], dtype=torch.float64), x.new_zeros(widths[i], dtype=torch.float64))
+                t = _layer(h, act, w, weight, bias, sums if stats else None)
+                offset = offset if i == 0 else lin.bias
+                ctx.offsets.append(offset.detach())
+                if stats:
+                    ctx.sums.append(sums)
+                    act = mlp.norms[i].sums_affine(*sums, count, offset)
+                else:
+                    act = (None, None)
+                ts.append(t if keep else None)
+                h = t
+            out = native.swish(h, *act, w)
+        ctx.save_for_backward(x0, w)
+        ctx.count, ctx.kept = count, ts if keep else None
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
-        x, w = ctx.saved_tensors
+        x0, w = ctx.saved_tensors
         mlp, count = ctx.mlp, ctx.count
         was = mlp.training
         mlp.train(ctx.training)
         try:
-            folds = []  # per layer: (folded weight, bias, parameter leaves, differentiable (S_x, G) or None)
+            stats = mlp._batch_norm()
+            layers = []  # per layer: _Maps
             with torch.enable_grad():
                 for i, lin in enumerate(mlp.linears):
-                    leaves = [p for p in lin.parameters() if p.requires_grad]
-                    if mlp.norms is None:
-                        folds.append((lin.weight, lin.bias, leaves, None))
-                        continue
-                    norm = mlp.norms[i]
-                    leaves += [p for p in norm.parameters() if p.requires_grad]
-                    stats = (None, None)
-                    if ctx.training:
-                        stats = tuple(t.detach().requires_grad_(i > 0) for t in ctx.stats[i])
-                    weight, bias = norm.fold_stats(lin, *stats, count, update_stats=False)
-                    folds.append((weight, bias, leaves, stats if ctx.training and i > 0 else None))
+                    linear = [p for p in lin.parameters() if p.requires_grad]
+                    norm = [] if mlp.norms is None else [p for p in mlp.norms[i].parameters() if p.requires_grad]
+                    if stats:
+                        sums = tuple(t.detach().requires_grad_() for t in ctx.sums[i])
+                        scale, shift = mlp.norms[i].sums_affine(*sums, count, ctx.offsets[i], update_stats=False)
+                        layers.append(_Maps(lin.weight, None, scale, shift, linear, norm, sums))
+                    else:
+                        weight, bias = mlp._folded(i)
+                        layers.append(_Maps(weight, bias, None, None, linear, norm, None))
         finally:
             mlp.train(was)
-
-        kept, ctx.kept = ctx.kept, None  # released during backward: a second backward recomputes
-        grads = dict(_chunked_backward(x, w, grad, folds, kept))
+        ts, ctx.kept = ctx.kept, None  # released during backward: a second backward recomputes
+        if ts is None:
+            ts = _products(x0, w, layers)
+        grads = dict(_chunked_backward(x0, w, grad, layers, ts))
         return (None, None, None, *[grads.get(p) for p in mlp.parameters()])
 
 
-#: rows per chunk of the kernel MLP's backward passes on CPU: the per-row temporaries of a chunk stay
-#: in cache; other devices take 64x larger chunks (fewer kernel launches)
+class _Maps(NamedTuple):
+    """One kernel-MLP layer in backward: t = x weight^T (+ bias), x_next = Swish(t scale + shift) * w;
+    (scale, shift) None when folded into (weight, bias); ``linear``, ``norm``: the Linear's and the
+    norm's parameters that need gradients; ``sums`` the leaves (S1, S2) the affine map comes from."""
+
+    weight: Tensor
+    bias: Tensor | None
+    scale: Tensor | None
+    shift: Tensor | None
+    linear: list[Tensor]
+    norm: list[Tensor]
+    sums: tuple[Tensor, Tensor] | None
+
+
+#: rows per chunk of the kernel MLP's passes on CPU: the per-row temporaries of a chunk stay in cache;
+#: other devices take 64x larger chunks (fewer kernel launches)
 _ROW_CHUNK = 8192
-#: the kernel MLP keeps its hidden activations for backward when they take at most this many bytes
-#: (per call), and recomputes them otherwise (large clouds)
+#: the kernel MLP keeps its products t_l for backward when they take at most this many bytes (per
+#: call), and recomputes them otherwise (large clouds)
 _KEEP_BYTES = 1 << 28
 
 
@@ -176,96 +202,111 @@ def _row_chunk(x: Tensor) -> int:
     return _ROW_CHUNK if x.device.type == "cpu" else _ROW_CHUNK << 6
 
 
+def _layer(
+    h: Tensor,
+    act: tuple[Tensor | None, Tensor | None] | None,
+    w: Tensor | None,
+    weight: Tensor,
+    bias: Tensor | None,
+    sums: tuple[Tensor, Tensor] | None,
+) -> Tensor:
+    """t = Swish(h scale + shift) * w @ weight^T (+ bias) in chunks of rows (``act`` None: h itself is
+    the input), and with ``sums`` the column sums of t and t^2 added to them.  h (R, d_in) -> (R, d_out)."""
+    R = h.shape[0]
+    t = h.new_empty(R, weight.shape[0])
+    wt = weight.detach().t()
+    bias = None if bias is None else bias.detach()
+    chunk = _row_chunk(h)
+    scratch = h.new_empty(min(R, chunk), h.shape[1]) if act is not None else None
+    for a, b in _spans(R, chunk):
+        x = h[a:b] if act is None else native.swish(h[a:b], *act, None if w is None else w[a:b], out=scratch[: b - a])
+        if bias is None:
+            torch.mm(x, wt, out=t[a:b])
+        else:
+            torch.addmm(bias, x, wt, out=t[a:b])
+        if sums is not None:
+            native.moments_(t[a:b], *sums)
+    return t
+
+
+def _detached(m: _Maps) -> tuple[Tensor | None, Tensor | None]:
+    return (None, None) if m.scale is None else (m.scale.detach(), m.shift.detach())
+
+
+def _products(x0: Tensor, w: Tensor | None, layers: list[_Maps]) -> list[Tensor]:
+    """The t_l of the forward again (no statistics: the affine maps are known)."""
+    ts, h, act = [], x0, None
+    with torch.no_grad():
+        for m in layers:
+            h = _layer(h, act, w, m.weight, m.bias, None)
+            ts.append(h)
+            act = _detached(m)
+    return ts
+
+
 def _chunked_backward(
-    x: Tensor, w: Tensor | None, grad: Tensor, folds: list, kept: list[Tensor] | None = None
+    x0: Tensor, w: Tensor | None, grad: Tensor, layers: list[_Maps], ts: list[Tensor | None]
 ) -> list[tuple[Tensor, Tensor]]:
     """The parameter gradients of ``_Recomputed`` in passes over chunks of rows: [(leaf, gradient)].
 
-    Layer l maps x_l (R, d_l) to y_l = x_l Wf_l^T + bf_l and x_(l+1) = Swish(y_l) * w.  With
-    G_l = dL/dy_l, the reductions dL/dWf_l = G_l^T x_l and dL/dbf_l = sum_r G_l give (through the
-    small fold, by autograd) the parameter gradients and dL/dG, dL/dS_x of the layer's input
-    statistics, and then::
+    Layer l: t_l = x_l W_l^T (+ b_l when folded), y_l = t_l a_l + c_l, x_(l+1) = Swish(y_l) * w.  With
+    G_l = dL/dy_l (zero at masked rows)::
 
-        G_(l-1) = silu'(y_(l-1)) * (G_l Wf_l + x_l (dL/dG + dL/dG^T) + w (dL/dS_x)^T)
+        G_(L-1) = silu'(y_(L-1)) * w * dL/dx_L
+        dL/da_l = sum_r G_l t_l,   dL/dc_l = sum_r G_l    -> (autograd through sums_affine) dL/dS1, dL/dS2
+        dL/dt_l = G_l a_l + w dL/dS1 + 2 t_l dL/dS2       (folded layers: dL/dt_l = G_l)
+        dL/dW_l = (dL/dt_l)^T x_l,   G_(l-1) = silu'(y_(l-1)) * (dL/dt_l W_l)
 
-    Chunk c of G_(l-1) needs only chunk c of G_l and of y_(l-1), so it overwrites G_l (or the stored
-    y_(l-1), which has its width) chunk by chunk.  Stored whole are only the hidden pre-activations
-    (or the kept activations) and one G.  With ``kept`` [x_1..x_(L-1)] from the forward,
-    y_(l-1) = x_(l-1) Wf^T + bf comes again chunk by chunk in the pass that needs it; else
-    y_1..y_(L-2) are recomputed once, in the first pass, y_0 again from the narrow x in every pass,
-    and each x_l = Swish(y_(l-1)) * w one chunk at a time like every temporary.
+    One pass per layer: chunk c of dL/dt_l (``native.norm_grad``, over G_l in place), its product
+    with W_l, then ``native.swish_grad`` gives chunk c of G_(l-1), of x_l (the same sigmoid) and of
+    the column sums of the layer below.  Whole at any time: the t_l, G_l and G_(l-1).
     """
-    R, L = x.shape[0], len(folds)
-    Wd = [f[0].detach() for f in folds]
-    bd = [f[1].detach() for f in folds]
-    spans = _spans(R, _row_chunk(x))
-    xs: list[Tensor | None] | None = [x, *kept] if kept is not None else None
-    ys: list[Tensor | None] = (
-        [None] * (L - 1) if xs is not None else [None] + [x.new_empty(R, Wd[l].shape[0]) for l in range(1, L - 1)]
-    )
+    R, L = x0.shape[0], len(layers)
+    chunk = _row_chunk(x0)
+    spans = _spans(R, chunk)
+    acts = [_detached(m) for m in layers]
+    wv = (lambda a, b: None) if w is None else (lambda a, b: w[a:b])
 
-    def pre(l: int, xc: Tensor, out: Tensor | None = None) -> Tensor:
-        return torch.addmm(bd[l], xc, Wd[l].t()) if out is None else torch.addmm(bd[l], xc, Wd[l].t(), out=out)
+    def column_sums(m: _Maps, d: int) -> tuple[Tensor, Tensor] | None:
+        return None if m.scale is None else (x0.new_zeros(d, dtype=torch.float64), x0.new_zeros(d, dtype=torch.float64))
 
-    def y_of(l: int, a: int, b: int) -> Tensor:  # y_l at rows a:b: stored, or recomputed from x_l
-        return pre(l, x_of(l, a, b)) if ys[l] is None else ys[l][a:b]
-
-    def x_of(l: int, a: int, b: int) -> Tensor:  # x_l at rows a:b: the input, kept, or a new tensor
-        if l == 0 or xs is not None:
-            return (x if l == 0 else xs[l])[a:b]
-        return _activation(y_of(l - 1, a, b), None if w is None else w[a:b])
-
-    # first pass: y_1..y_(L-2) again, G_(L-1) = silu'(y_(L-1)) * dL/dx_L and its reductions
-    G = x.new_empty(R, Wd[-1].shape[0])
-    accT = x.new_zeros(Wd[-1].shape[1], Wd[-1].shape[0])  # (dL/dWf)^T
-    accb = x.new_zeros(Wd[-1].shape[0])
+    G = torch.empty_like(ts[-1])
+    sums = column_sums(layers[-1], G.shape[1])
     for a, b in spans:
-        wc = None if w is None else w[a:b]
-        if kept is not None:
-            xc = x_of(L - 1, a, b)
-        else:
-            xc = x[a:b]
-            for l in range(L - 1):
-                y = pre(l, xc, None if l == 0 else ys[l][a:b])
-                xc = _activation(y, wc, inplace=l == 0)
-        gc = grad[a:b] if w is None else grad[a:b] * wc
-        gy = torch.ops.aten.silu_backward.grad_input(gc, pre(L - 1, xc), grad_input=G[a:b])
-        accT.addmm_(xc.t(), gy)  # (x^T G)^T: MKL is ~7x slower on G^T x when x is narrow
-        accb += gy.sum(0)
+        native.swish_grad(grad[a:b], ts[-1][a:b], *acts[-1], wv(a, b), out=G[a:b], sums=sums)
     out: list[tuple[Tensor, Tensor]] = []
     for l in reversed(range(L)):
-        weight, bias, leaves, stats = folds[l]
-        targets = leaves + (list(stats) if stats is not None else [])
-        outs = torch.autograd.grad((weight, bias), targets, (accT.t(), accb), allow_unused=True) if targets else []
-        out += [(p, gp) for p, gp in zip(leaves, outs) if gp is not None]
-        if l == 0:
-            break
-        g_sx, g_gram = outs[len(leaves) :] if stats is not None else (None, None)
-        M = None if g_gram is None else (g_gram + g_gram.t()).to(x.dtype)
-        s = None if g_sx is None else g_sx.to(x.dtype)
-        width = Wd[l].shape[1]  # d_l: G_(l-1)'s width
-        target = ys[l - 1] if ys[l - 1] is not None else (G if G.shape[1] == width else x.new_empty(R, width))
-        accT = x.new_zeros(Wd[l - 1].shape[1], width)
-        accb = x.new_zeros(width)
+        m = layers[l]
+        d1 = d2 = None
+        if m.scale is not None:  # the batch statistics' gradients, and gamma's and beta's
+            gsums = torch.autograd.grad((m.scale, m.shift), [*m.norm, *m.sums], [s.to(m.scale.dtype) for s in sums])
+            out += list(zip(m.norm, gsums[: len(m.norm)]))
+            d1, d2 = (g.to(x0.dtype) for g in gsums[len(m.norm) :])
+            scale = m.scale.detach()
+        wd = m.weight.detach()
+        accT = x0.new_zeros(wd.shape[1], wd.shape[0])  # (dL/dW)^T
+        accb = x0.new_zeros(wd.shape[0]) if m.bias is not None else None
+        below = layers[l - 1] if l > 0 else None
+        Gn = torch.empty_like(ts[l - 1]) if l > 0 else None
+        nsums = column_sums(below, Gn.shape[1]) if l > 0 else None
+        xs = x0.new_empty(min(R, chunk), wd.shape[1]) if l > 0 else None
         for a, b in spans:
-            wc = None if w is None else w[a:b]
-            y = y_of(l - 1, a, b)
-            gx = G[a:b] @ Wd[l]
-            if M is not None:
-                gx.addmm_(x_of(l, a, b), M)
-            if s is not None:
-                gx = gx.add_(s) if wc is None else gx.addcmul_(wc, s)
-            gy = torch.ops.aten.silu_backward.grad_input(gx, y, grad_input=target[a:b])
-            accT.addmm_(x_of(l - 1, a, b).t(), gy)
-            accb += gy.sum(0)
-        G = target
-        ys[l - 1] = None
-        if xs is not None:
-            xs[l] = None
+            dt = G[a:b] if d1 is None else native.norm_grad(G[a:b], ts[l][a:b], scale, d1, d2, wv(a, b), out=G[a:b])
+            if l == 0:
+                xl = x0[a:b]
+            else:
+                xl = xs[: b - a]
+                torch.mm(dt, wd, out=Gn[a:b])
+                native.swish_grad(Gn[a:b], ts[l - 1][a:b], *acts[l - 1], wv(a, b), out=Gn[a:b], x_out=xl, sums=nsums)
+            accT.addmm_(xl.t(), dt)  # (x^T G)^T: MKL is ~7x slower on G^T x when x is narrow
+            if accb is not None:
+                accb += dt.sum(0)
+        if m.scale is not None:  # the Linear's bias cancels in the norm: its gradient is zero
+            out += [(p, accT.t() if p is m.weight else torch.zeros_like(p)) for p in m.linear]
+        else:
+            leaves = m.linear + m.norm
+            gw = torch.autograd.grad((m.weight, m.bias), leaves, (accT.t(), accb), allow_unused=True)
+            out += [(p, g) for p, g in zip(leaves, gw) if g is not None]
+        ts[l] = None
+        G, sums = Gn, nsums
     return out
-
-
-def _activation(y: Tensor, w: Tensor | None, *, inplace: bool = False) -> Tensor:
-    """Swish(y), zero at the masked rows (w (R, 1) 0/1, or None: every row real); ``inplace``: in y."""
-    a = F.silu(y, inplace=inplace)
-    return a if w is None else a.mul_(w)

@@ -40,9 +40,9 @@ class MaskBatchNorm(nn.Module):
     the count n = sum_r w_r (w the mask): mean = S1 / n, var = S2 / n - mean^2 (``_batch_stats``, the
     one place that turns sums into statistics), so no copy of the real rows is made.
 
-    ``fold_linear`` gives the same normalisation of the output of a ``Linear`` as one affine map of its
-    *input* (the sums of the output follow from the input's sum and Gram matrix): the kernel MLP then
-    needs one matmul per layer and no pass over the per-pair tensors for the statistics.
+    ``sums_affine`` gives the normalisation as an affine map from sums the caller accumulated (the
+    kernel MLP sums its per-pair tensors chunk by chunk, in one fused pass with the product that
+    makes them).
 
     Args:
         channels: c.
@@ -95,76 +95,45 @@ class MaskBatchNorm(nn.Module):
         scale = self.weight * torch.rsqrt(var + self.eps)
         return scale, self.bias - mean * scale
 
-    def fold_linear(
+    def sums_affine(
         self,
-        linear: nn.Linear,
-        x: Tensor,
-        w: Tensor | None,
+        s1: Tensor | None,
+        s2: Tensor | None,
         count: Tensor | int,
-        *,
-        center: bool = False,
-        update_stats: bool = True,
-    ) -> tuple[Tensor, Tensor]:
-        """(weight, bias) with ``x @ weight.T + bias == self(linear(x), mask)`` at the real rows.
-
-        x (R, d) must be zero at the masked rows, w (R, 1) the mask as 0/1 (None: every row is real),
-        ``count`` the number of real rows.  ``fold_stats`` of ``input_stats``.
-        """
-        stats = self.input_stats(x, w, count, center=center) if self.training else (None, None)
-        return self.fold_stats(linear, *stats, count, update_stats=update_stats)
-
-    @staticmethod
-    def input_stats(x: Tensor, w: Tensor | None, count: Tensor | int, *, center: bool = False) -> tuple[Tensor, Tensor]:
-        """(S_x, G): the column sum of x (R, d) (zero at masked rows) and its Gram matrix x^T x in float64.
-
-        ``center``: G computed as (x - S_x/n)^T (x - S_x/n) + S_x S_x^T / n (the same matrix, one more
-        pass over x; accurate for inputs whose mean may dwarf their spread, such as raw coordinates).
-        """
-        sx = x.sum(0)
-        if not center:
-            return sx, (x.t() @ x).double()
-        n = count.clamp(min=1) if isinstance(count, Tensor) else max(count, 1)  # no real row: S_x = 0, G = 0
-        xc = x - sx / n
-        if w is not None:
-            xc = xc * w  # masked rows stay zero
-        return sx, (xc.t() @ xc).double() + torch.outer(sx, sx).double() / n
-
-    def fold_stats(
-        self,
-        linear: nn.Linear,
-        sx: Tensor | None,
-        gram: Tensor | None,
-        count: Tensor | int,
+        offset: Tensor | None = None,
         *,
         update_stats: bool = True,
     ) -> tuple[Tensor, Tensor]:
-        """(weight, bias) of the Linear followed by this norm, from its input's sum S_x and Gram matrix G.
+        """(scale, shift), both (c,), with ``self(t + offset, mask) = t * scale + shift`` at the real rows.
 
-        In training the statistics of y = x W^T + b are S1 = W S_x + n b and
-        S2 = diag(W G W^T) + 2 b * (W S_x) + n b^2 (combined in float64); in evaluation the running
-        ones (``sx``, ``gram`` unused).  Then weight = W * s, bias = beta + (b - mean) * s with
-        s = gamma / sqrt(var + eps).  Differentiable in the parameters, ``sx`` and ``gram``.
+        In training from the masked sums of t, S1 = sum_r w_r t_r and S2 = sum_r w_r t_r^2 (float64), over
+        ``count`` real rows: mean_t = S1 / n, var = S2 / n - mean_t^2, and the running mean tracks
+        mean_t + offset (the kernel MLP keeps t = x W^T, the Linear's output without its bias
+        ``offset``: BN removes the mean, so the bias only moves the running mean).  In evaluation the
+        running statistics (``s1``, ``s2`` unused).  Differentiable in the parameters, s1 and s2.
         """
-        W, b = linear.weight, linear.bias
-        if b is None:
-            b = W.new_zeros(W.shape[0])
+        dtype = self.weight.dtype
+        offset = torch.zeros_like(self.weight) if offset is None else offset
         if self.training:
-            Wd, bd, sxd = W.double(), b.double(), sx.double()
-            wsx = Wd @ sxd
-            s1 = wsx + count * bd
-            s2 = ((Wd @ gram) * Wd).sum(1) + 2 * bd * wsx + count * bd * bd
-            mean, var = self._batch_stats(s1, s2, count, update=update_stats)
-            mean, var = mean.to(W.dtype), var.to(W.dtype)
+            mean, var = self._batch_stats(s1, s2, count, update=update_stats, offset=offset)
+            mean, var = mean.to(dtype), var.to(dtype)
         else:
-            mean, var = self.running_mean.to(W.dtype), self.running_var.to(W.dtype)
+            mean, var = self.running_mean.to(dtype) - offset, self.running_var.to(dtype)
         scale = self.weight * torch.rsqrt(var + self.eps)
-        return W * scale.unsqueeze(1), self.bias + (b - mean) * scale
+        return scale, self.bias - mean * scale
 
     def _batch_stats(
-        self, total: Tensor, total_sq: Tensor, count: Tensor | int, *, update: bool = True
+        self,
+        total: Tensor,
+        total_sq: Tensor,
+        count: Tensor | int,
+        *,
+        update: bool = True,
+        offset: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """(mean, biased var) from the masked sums S1, S2 and the count n; updates the running averages
-        (with the unbiased variance) when n > 1 and ``update``.  n = 0 gives mean 0 and var 1.
+        (with the unbiased variance; the mean plus ``offset``, when given) when n > 1 and ``update``.
+        n = 0 gives mean 0 and var 1.
         With ``sync`` under DDP the sums and the count are first all-reduced over the processes."""
         if self.sync and _world_size() > 1:
             total, total_sq, count = _all_reduce_sums(total, total_sq, count)
@@ -181,7 +150,8 @@ class MaskBatchNorm(nn.Module):
             many = (n > 1).to(total.dtype)
             unbiased = var * (n / (n - 1).clamp(min=1))
             m = self.momentum * many  # no update from a single (or no) real entry
-            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), m.to(self.running_mean.dtype))
+            shifted = mean.detach() if offset is None else mean.detach() + offset.detach().to(mean.dtype)
+            self.running_mean.lerp_(shifted.to(self.running_mean.dtype), m.to(self.running_mean.dtype))
             self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), m.to(self.running_var.dtype))
         return mean, var
 
