@@ -39,7 +39,7 @@ from torch import Tensor
 __all__ = ["available", "compiler", "smallest", "swish", "moments_", "swish_grad", "norm_grad"]
 
 _SOURCES = tuple(Path(__file__).with_name("_native") / name for name in ("select.cpp", "swish.cpp"))
-_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC"]
+_FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC"]
 _lock = threading.Lock()
 _state: dict = {}
 #: rows per thread at least when the rows are split over threads

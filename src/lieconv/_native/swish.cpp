@@ -41,18 +41,62 @@ inline float sigmoid(float y) {
   return 1.0f / (1.0f + p * scale);
 }
 
+// scale / shift as d values (1 / 0 where null), so that the loops below load unconditionally
+struct Affine {
+  std::vector<float> a, c;
+  Affine(const float* scale, const float* shift, int64_t d) : a(d, 1.0f), c(d, 0.0f) {
+    if (scale) std::memcpy(a.data(), scale, d * sizeof(float));
+    if (shift) std::memcpy(c.data(), shift, d * sizeof(float));
+  }
+};
+
+template <bool X>
+LIECONV_CLONES void swish_grad_rows(const float* g, const float* t, int64_t rows, int64_t d, const float* a,
+                                    const float* c, const float* w, float* gout, float* x, double* ga, double* gc) {
+  std::vector<float> pa(d, 0.0f), pc(d, 0.0f);
+  float* pa_ = pa.data();
+  float* pc_ = pc.data();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float wr = w ? w[r] : 1.0f;
+    const float* gr = g + r * d;
+    const float* tr = t + r * d;
+    float* outr = gout + r * d;
+    float* xr = X ? x + r * d : nullptr;
+    for (int64_t j = 0; j < d; ++j) {
+      const float y = tr[j] * a[j] + c[j];
+      const float s = sigmoid(y);
+      const float gy = gr[j] * wr * (s * (1.0f + y * (1.0f - s)));
+      outr[j] = gy;
+      if constexpr (X) xr[j] = y * s * wr;
+      pa_[j] += gy * tr[j];
+      pc_[j] += gy;
+    }
+    if (ga && ((r & 63) == 63 || r + 1 == rows)) {
+      for (int64_t j = 0; j < d; ++j) {
+        ga[j] += pa_[j];
+        gc[j] += pc_[j];
+        pa_[j] = 0.0f;
+        pc_[j] = 0.0f;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" {
 
-LIECONV_CLONES void lieconv_swish(const float* t, int64_t rows, int64_t d, const float* a, const float* c,
+LIECONV_CLONES void lieconv_swish(const float* t, int64_t rows, int64_t d, const float* scale, const float* shift,
                                   const float* w, float* x) {
+  const Affine m(scale, shift, d);
+  const float* a = m.a.data();
+  const float* c = m.c.data();
   for (int64_t r = 0; r < rows; ++r) {
     const float wr = w ? w[r] : 1.0f;
     const float* tr = t + r * d;
     float* xr = x + r * d;
     for (int64_t j = 0; j < d; ++j) {
-      const float y = tr[j] * (a ? a[j] : 1.0f) + (c ? c[j] : 0.0f);
+      const float y = tr[j] * a[j] + c[j];
       xr[j] = y * sigmoid(y) * wr;
     }
   }
@@ -60,51 +104,32 @@ LIECONV_CLONES void lieconv_swish(const float* t, int64_t rows, int64_t d, const
 
 LIECONV_CLONES void lieconv_moments(const float* t, int64_t rows, int64_t d, double* s1, double* s2) {
   std::vector<float> p1(d, 0.0f), p2(d, 0.0f);
+  float* p1_ = p1.data();
+  float* p2_ = p2.data();
   for (int64_t r = 0; r < rows; ++r) {
     const float* tr = t + r * d;
     for (int64_t j = 0; j < d; ++j) {
-      p1[j] += tr[j];
-      p2[j] += tr[j] * tr[j];
+      p1_[j] += tr[j];
+      p2_[j] += tr[j] * tr[j];
     }
     if ((r & 63) == 63 || r + 1 == rows) {  // blocks of 64 rows in float, the blocks in double
       for (int64_t j = 0; j < d; ++j) {
-        s1[j] += p1[j];
-        s2[j] += p2[j];
-        p1[j] = 0.0f;
-        p2[j] = 0.0f;
+        s1[j] += p1_[j];
+        s2[j] += p2_[j];
+        p1_[j] = 0.0f;
+        p2_[j] = 0.0f;
       }
     }
   }
 }
 
-LIECONV_CLONES void lieconv_swish_grad(const float* g, const float* t, int64_t rows, int64_t d, const float* a,
-                                       const float* c, const float* w, float* gout, float* x, double* ga,
-                                       double* gc) {
-  std::vector<float> pa(d, 0.0f), pc(d, 0.0f);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float wr = w ? w[r] : 1.0f;
-    const float* gr = g + r * d;
-    const float* tr = t + r * d;
-    float* outr = gout + r * d;
-    float* xr = x ? x + r * d : nullptr;
-    for (int64_t j = 0; j < d; ++j) {
-      const float y = tr[j] * (a ? a[j] : 1.0f) + (c ? c[j] : 0.0f);
-      const float s = sigmoid(y);
-      const float gy = gr[j] * wr * (s * (1.0f + y * (1.0f - s)));
-      outr[j] = gy;
-      if (xr) xr[j] = y * s * wr;
-      pa[j] += gy * tr[j];
-      pc[j] += gy;
-    }
-    if (ga && ((r & 63) == 63 || r + 1 == rows)) {
-      for (int64_t j = 0; j < d; ++j) {
-        ga[j] += pa[j];
-        gc[j] += pc[j];
-        pa[j] = 0.0f;
-        pc[j] = 0.0f;
-      }
-    }
-  }
+void lieconv_swish_grad(const float* g, const float* t, int64_t rows, int64_t d, const float* scale,
+                        const float* shift, const float* w, float* gout, float* x, double* ga, double* gc) {
+  const Affine m(scale, shift, d);
+  if (x)
+    swish_grad_rows<true>(g, t, rows, d, m.a.data(), m.c.data(), w, gout, x, ga, gc);
+  else
+    swish_grad_rows<false>(g, t, rows, d, m.a.data(), m.c.data(), w, gout, nullptr, ga, gc);
 }
 
 LIECONV_CLONES void lieconv_norm_grad(const float* g, const float* t, int64_t rows, int64_t d, const float* a,
