@@ -14,7 +14,7 @@ from lieconv import native
 @pytest.mark.parametrize(
     ("n", "k"), [(1296, 130), (648, 65), (3000, 1000), (300, 299), (257, 1), (100, 7), (5, 5), (8, 0)]
 )
-@pytest.mark.parametrize("spread", [40, 2**30])  # many ties / almost none
+@pytest.mark.parametrize("spread", [1, 40, 2**30])  # two values / many ties / almost none
 def test_smallest_is_the_multiset_topk_gives(dtype, n, k, spread):
     x = torch.randint(-spread, spread, (301, n), dtype=dtype, generator=torch.Generator().manual_seed(n + k))
     got = native.smallest(x, k)
@@ -155,3 +155,25 @@ def test_kernel_mlp_in_float32_is_the_same_with_and_without_the_native_passes(mo
             assert torch.allclose(p, q, rtol=1e-3, atol=1e-4 * q.abs().max().item())
         for p, q in zip(buffers, ref[2]):
             assert torch.allclose(p, q, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("k", "K", "count"), [(130, 25, 130), (130, 25, 100), (40, 25, 10), (25, 25, 25), (9, 3, 0)])
+def test_draw_is_the_torch_draw(k, K, count):
+    """native.draw: the K largest hash keys of each query's first ``count`` candidates, in topk's order."""
+    from lieconv import random as _random
+
+    g = torch.Generator().manual_seed(k + K + count)
+    B, m = 3, 50
+    near = torch.stack([torch.stack([torch.randperm(5000, generator=g)[:k] for _ in range(m)]) for _ in range(B)])
+    seeds = torch.randint(-(2**62), 2**62, (B, m), generator=g)
+    counts = torch.tensor([count, max(count - 3, 0), count])
+    drawn = native.draw(near, seeds, counts, K)
+    if not native.available():
+        assert drawn is None
+        return
+    keys = _random.hash_pairs(seeds[..., None], near)
+    keys = keys.masked_fill(torch.arange(k) >= counts[:, None, None], torch.iinfo(torch.int64).min)
+    kv, ranks = torch.topk(keys, K, dim=-1)
+    ok = kv > torch.iinfo(torch.int64).min
+    assert torch.equal(drawn[1], ok)
+    assert torch.equal(drawn[0], torch.where(ok, near.gather(-1, ranks), 0))

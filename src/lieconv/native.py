@@ -8,6 +8,11 @@ elsewhere, or when no C++ compiler is found, it is ``torch.topk(x, k, largest=Fa
 sorted=False).values``.  Both give the same multiset of values, so every result built on it is the
 same either way.
 
+``draw(near, seeds, counts, K)``: the search's Monte-Carlo draw of K of each query's candidates
+(``_native/select.cpp``: the hash of ``lieconv.random.hash_pairs`` and a selection of the K largest
+keys, per row in cache), or None where it does not run (the caller then draws with ``torch``:
+the same bits, so the same points in the same order).
+
 ``swish``, ``moments_``, ``swish_grad``, ``norm_grad``: the kernel MLP's passes over a chunk of rows
 (batch-norm affine, Swish, mask, and the column sums of the statistics and their derivatives;
 ``_native/swish.cpp``), each one pass instead of 3-6 ``torch`` operators.  Native on contiguous
@@ -36,7 +41,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["available", "compiler", "smallest", "swish", "moments_", "swish_grad", "norm_grad"]
+__all__ = ["available", "compiler", "smallest", "draw", "swish", "moments_", "swish_grad", "norm_grad"]
 
 _SOURCES = tuple(Path(__file__).with_name("_native") / name for name in ("select.cpp", "swish.cpp"))
 _FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC"]
@@ -79,6 +84,7 @@ def _build() -> ctypes.CDLL | None:
             ("lieconv_moments", [p, n, n, p, p]),
             ("lieconv_swish_grad", [p, p, n, n, p, p, p, p, p, p, p]),
             ("lieconv_norm_grad", [p, p, n, n, p, p, p, p, p]),
+            ("lieconv_draw", [p, n, n, n, p, p, n, p, p]),
         ):
             fn = getattr(dll, name)
             fn.argtypes, fn.restype = args, None
@@ -130,6 +136,45 @@ def smallest(x: Tensor, k: int) -> Tensor:
         bounds = [rows * i // parts for i in range(parts + 1)]
         list(_pool(parts).map(run, bounds[:-1], bounds[1:]))
     return out
+
+
+def draw(near: Tensor, seeds: Tensor, counts: Tensor, K: int) -> tuple[Tensor, Tensor] | None:
+    """K of each query's candidates, uniformly without replacement: (points (B, m, K) int64, ok (B, m, K)
+    bool), or None where the native kernel does not run (not CPU int64, no library).
+
+    Candidate c < counts[b] of query (b, i) is point near[b, i, c]; it gets the key
+    ``lieconv.random.hash_pairs(seeds[b, i], point)`` and the K largest keys are drawn, in descending
+    key order (``torch.topk``'s); past the candidates points are 0 and ok False.
+    Shapes: near (B, m, k) int64, seeds (B, m) int64, counts (B,) int64."""
+    ok_types = all(t.device.type == "cpu" and t.dtype == torch.int64 for t in (near, seeds, counts))
+    lib = _library() if ok_types and near.numel() > 0 else None
+    if lib is None:
+        return None
+    near, seeds, counts = near.contiguous(), seeds.contiguous(), counts.contiguous()
+    B, m, k = near.shape
+    out = near.new_empty(B, m, K)
+    ok = torch.empty(B, m, K, dtype=torch.bool)
+    parts = max(1, min(torch.get_num_threads(), B))
+
+    def run(a: int, b: int) -> None:  # examples a:b
+        lib.lieconv_draw(
+            _ptr(near, a, m * k),
+            b - a,
+            m,
+            k,
+            _ptr(seeds, a, m),
+            _ptr(counts, a, 1),
+            K,
+            _ptr(out, a, m * K),
+            _ptr(ok, a, m * K),
+        )
+
+    if parts == 1:
+        run(0, B)
+    else:
+        bounds = [B * i // parts for i in range(parts + 1)]
+        list(_pool(parts).map(run, bounds[:-1], bounds[1:]))
+    return out, ok
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:

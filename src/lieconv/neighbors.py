@@ -993,6 +993,12 @@ def neighborhood_indices(
     for s0 in range(0, m, chunk):
         e0 = min(m, s0 + chunk)
         found = nearest(s0, e0, k_max, ordered)  # (Bg, mc, k_max)
+        drawn = None if seeds is None else native.draw(found, seeds[:, s0:e0], k_cand, K)
+        if drawn is not None:  # the draw below, in C++ (the same bits)
+            ok = drawn[1] & query_mask[:, s0:e0, None]
+            nbhd_idx[:, s0:e0] = torch.where(ok, drawn[0], 0)
+            nbhd_mask[:, s0:e0] = ok
+            continue
         for s in range(s0, e0, part):
             e = min(e0, s + part)
             near = found[:, s - s0 : e - s0]
