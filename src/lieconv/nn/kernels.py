@@ -70,7 +70,7 @@ class KernelMLP(nn.Module):
         if not self._batch_norm() or any(n.sync for n in self.norms):
             return x, lin.bias
         n = count.clamp(min=1) if isinstance(count, Tensor) else max(count, 1)
-        mu = (x.detach().sum(0, dtype=torch.float64) / n).to(x.dtype)
+        mu = x.detach().sum(0) / n  # any centre will do (the norm is blind to it): float sums
         xc = x - mu
         return (xc if w is None else xc * w), lin.bias + lin.weight.detach() @ mu
 
@@ -259,7 +259,8 @@ def _chunked_backward(
 
     One pass per layer: chunk c of dL/dt_l (``native.norm_grad``, over G_l in place), its product
     with W_l, then ``native.swish_grad`` gives chunk c of G_(l-1), of x_l (the same sigmoid) and of
-    the column sums of the layer below.  Whole at any time: the t_l, G_l and G_(l-1).
+    the column sums of the layer below.  Whole at any time: the t_l, G_l and G_(l-1) (written over t_l
+    where their widths agree).
     """
     R, L = x0.shape[0], len(layers)
     chunk = _row_chunk(x0)
@@ -287,7 +288,9 @@ def _chunked_backward(
         accT = x0.new_zeros(wd.shape[1], wd.shape[0])  # (dL/dW)^T
         accb = x0.new_zeros(wd.shape[0]) if m.bias is not None else None
         below = layers[l - 1] if l > 0 else None
-        Gn = torch.empty_like(ts[l - 1]) if l > 0 else None
+        Gn = None  # G_(l-1): into t_l's storage where the widths agree (t_l's chunk is read first)
+        if l > 0:
+            Gn = ts[l] if ts[l].shape[1] == ts[l - 1].shape[1] else torch.empty_like(ts[l - 1])
         nsums = column_sums(below, Gn.shape[1]) if l > 0 else None
         xs = x0.new_empty(min(R, chunk), wd.shape[1]) if l > 0 else None
         for a, b in spans:

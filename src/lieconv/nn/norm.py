@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .. import native
 from ..runtime import known_all
 
 __all__ = ["MaskBatchNorm", "masked_moments"]
@@ -176,6 +177,10 @@ class _MaskedMoments(torch.autograd.Function):
         acc = torch.float64 if x.dtype in (torch.float16, torch.bfloat16, torch.float32) else x.dtype
         xw = x if w is None else x * w
         ctx.save_for_backward(x, w)
+        if x.dtype == torch.float32:  # one pass (native.moments_: float32 blocks of rows, summed in float64)
+            s1, s2 = x.new_zeros(x.shape[-1], dtype=acc), x.new_zeros(x.shape[-1], dtype=acc)
+            native.moments_(xw.reshape(-1, x.shape[-1]), s1, s2)  # w is 0/1: (w x)^2 = w x^2
+            return s1, s2
         return xw.sum(dims, dtype=acc), (xw * x).sum(dims, dtype=acc)
 
     @staticmethod
