@@ -33,7 +33,7 @@ class KernelMLP(nn.Module):
     When the parameters need gradients and the inputs do not (the usual case: coordinates are data),
     the forward runs without a graph and backward is written by hand (``_Recomputed``): it keeps the
     products t_l (not the activations, which one Swish pass gives again) when they take at most
-    ``_KEEP_BYTES`` per call, and recomputes them otherwise (large clouds).  Its passes over the
+    ``_KEEP_BYTES`` per call, and recomputes them chunk by chunk otherwise (large clouds).  Its passes over the
     per-pair rows are ``lieconv.native``'s fused ones (affine + Swish + mask, the sums).  Inputs that
     need gradients (Hamiltonian networks differentiate with respect to positions, twice) take plain
     autograd (``_rows``), with the same formulas.
@@ -110,7 +110,9 @@ class _Recomputed(torch.autograd.Function):
     ``native.swish``), t_l = x_l W^T (one product) and, with batch statistics, the sums S1, S2 of t_l
     (``native.moments_``); (a, c) of t_l then follow from its sums (``sums_affine``; running
     statistics updated once).  The t_l are kept (R x (hidden + hidden + out) floats) when they fit in
-    ``_KEEP_BYTES``, else made again at the start of backward.
+    ``_KEEP_BYTES``, else only the last one (R x out), and backward makes the others again chunk by
+    chunk from x where a pass needs them (large clouds: the memory of a layer's pairs stays a few
+    (R x hidden) tensors).
     backward: see ``_chunked_backward``; the affine maps (a, c) are made again from the kept sums,
     differentiably, and autograd through them (tiny (d,) tensors) gives dL/dgamma, dL/dbeta, dL/dS1,
     dL/dS2 from the column sums of the gradient.
@@ -123,7 +125,7 @@ class _Recomputed(torch.autograd.Function):
         count = R if w is None else w.sum()
         stats = mlp._batch_norm()
         widths = [lin.out_features for lin in mlp.linears]
-        keep = R * sum(widths) * x.element_size() <= _KEEP_BYTES
+        keep = _keeps(x, mlp.linears)
         with torch.no_grad():
             x0, offset = mlp._input(x, w, count)
             ctx.offsets, ctx.sums, ts = [], [], []
@@ -139,7 +141,7 @@ class _Recomputed(torch.autograd.Function):
                     act = mlp.norms[i].sums_affine(*sums, count, offset)
                 else:
                     act = (None, None)
-                ts.append(t if keep else None)
+                ts.append(t if keep or i + 1 == len(mlp.linears) else None)
                 h = t
             out = native.swish(h, *act, w)
         ctx.save_for_backward(x0, w)
@@ -171,7 +173,7 @@ class _Recomputed(torch.autograd.Function):
             mlp.train(was)
         ts, ctx.kept = ctx.kept, None  # released during backward: a second backward recomputes
         if ts is None:
-            ts = _products(x0, w, layers)
+            ts = _products(x0, w, layers, _keeps(x0, layers))
         grads = dict(_chunked_backward(x0, w, grad, layers, ts))
         return (None, None, None, *[grads.get(p) for p in mlp.parameters()])
 
@@ -233,13 +235,19 @@ def _detached(m: _Maps) -> tuple[Tensor | None, Tensor | None]:
     return (None, None) if m.scale is None else (m.scale.detach(), m.shift.detach())
 
 
-def _products(x0: Tensor, w: Tensor | None, layers: list[_Maps]) -> list[Tensor]:
-    """The t_l of the forward again (no statistics: the affine maps are known)."""
+def _keeps(x: Tensor, layers: list) -> bool:
+    """Whether every t_l of a call is kept (``_KEEP_BYTES``), or only the last one."""
+    return x.shape[0] * sum(m.weight.shape[0] for m in layers) * x.element_size() <= _KEEP_BYTES
+
+
+def _products(x0: Tensor, w: Tensor | None, layers: list[_Maps], keep: bool) -> list[Tensor | None]:
+    """The t_l of the forward again (no statistics: the affine maps are known); all of them, or the
+    last one only (the others are then made chunk by chunk where backward needs them)."""
     ts, h, act = [], x0, None
     with torch.no_grad():
-        for m in layers:
+        for i, m in enumerate(layers):
             h = _layer(h, act, w, m.weight, m.bias, None)
-            ts.append(h)
+            ts.append(h if keep or i + 1 == len(layers) else None)
             act = _detached(m)
     return ts
 
@@ -259,14 +267,27 @@ def _chunked_backward(
 
     One pass per layer: chunk c of dL/dt_l (``native.norm_grad``, over G_l in place), its product
     with W_l, then ``native.swish_grad`` gives chunk c of G_(l-1), of x_l (the same sigmoid) and of
-    the column sums of the layer below.  Whole at any time: the t_l, G_l and G_(l-1) (written over t_l
-    where their widths agree).
+    the column sums of the layer below.  Whole at any time: the kept t_l, G_l and G_(l-1) (written
+    over t_l where their widths agree); a t_l not kept is made again per chunk from t_(l-1) (itself
+    kept or made again, down to x_0).
     """
     R, L = x0.shape[0], len(layers)
     chunk = _row_chunk(x0)
     spans = _spans(R, chunk)
     acts = [_detached(m) for m in layers]
     wv = (lambda a, b: None) if w is None else (lambda a, b: w[a:b])
+
+    def t_rows(l: int, a: int, b: int, below: Tensor | None = None) -> Tensor:
+        """t_l at rows a:b: kept, or made from t_(l-1) there (``below``, else made too)."""
+        if ts[l] is not None:
+            return ts[l][a:b]
+        if l == 0:
+            h = x0[a:b]
+        else:
+            h = native.swish(t_rows(l - 1, a, b) if below is None else below, *acts[l - 1], wv(a, b))
+        wt = layers[l].weight.detach().t()
+        bias = layers[l].bias
+        return torch.mm(h, wt) if bias is None else torch.addmm(bias.detach(), h, wt)
 
     def column_sums(m: _Maps, d: int) -> tuple[Tensor, Tensor] | None:
         return None if m.scale is None else (x0.new_zeros(d, dtype=torch.float64), x0.new_zeros(d, dtype=torch.float64))
@@ -290,17 +311,23 @@ def _chunked_backward(
         below = layers[l - 1] if l > 0 else None
         Gn = None  # G_(l-1): into t_l's storage where the widths agree (t_l's chunk is read first)
         if l > 0:
-            Gn = ts[l] if ts[l].shape[1] == ts[l - 1].shape[1] else torch.empty_like(ts[l - 1])
+            width = layers[l].weight.shape[1]
+            fits = ts[l] is not None and ts[l].shape[1] == width
+            Gn = ts[l] if fits else x0.new_empty(R, width)
         nsums = column_sums(below, Gn.shape[1]) if l > 0 else None
         xs = x0.new_empty(min(R, chunk), wd.shape[1]) if l > 0 else None
         for a, b in spans:
-            dt = G[a:b] if d1 is None else native.norm_grad(G[a:b], ts[l][a:b], scale, d1, d2, wv(a, b), out=G[a:b])
+            tp = t_rows(l - 1, a, b) if l > 0 else None  # t_(l-1), then t_l from it where not kept
+            if d1 is not None:
+                dt = native.norm_grad(G[a:b], t_rows(l, a, b, tp), scale, d1, d2, wv(a, b), out=G[a:b])
+            else:
+                dt = G[a:b]
             if l == 0:
                 xl = x0[a:b]
             else:
                 xl = xs[: b - a]
                 torch.mm(dt, wd, out=Gn[a:b])
-                native.swish_grad(Gn[a:b], ts[l - 1][a:b], *acts[l - 1], wv(a, b), out=Gn[a:b], x_out=xl, sums=nsums)
+                native.swish_grad(Gn[a:b], tp, *acts[l - 1], wv(a, b), out=Gn[a:b], x_out=xl, sums=nsums)
             accT.addmm_(xl.t(), dt)  # (x^T G)^T: MKL is ~7x slower on G^T x when x is narrow
             if accb is not None:
                 accb += dt.sum(0)
