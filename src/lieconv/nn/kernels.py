@@ -133,7 +133,9 @@ class _Recomputed(torch.autograd.Function):
             for i, lin in enumerate(mlp.linears):
                 weight, bias = (lin.weight, None) if stats else mlp._folded(i)
                 sums = (x.new_zeros(widths[i], dtype=torch.float64), x.new_zeros(widths[i], dtype=torch.float64))
-                t = _layer(h, act, w, weight, bias, sums if stats else None)
+                # t over h where h is not kept and has t's width (each chunk of h is read first)
+                over = h if i > 0 and not keep and h.shape[1] == widths[i] else None
+                t = _layer(h, act, w, weight, bias, sums if stats else None, out=over)
                 offset = offset if i == 0 else lin.bias
                 ctx.offsets.append(offset.detach())
                 if stats:
@@ -211,11 +213,13 @@ def _layer(
     weight: Tensor,
     bias: Tensor | None,
     sums: tuple[Tensor, Tensor] | None,
+    out: Tensor | None = None,
 ) -> Tensor:
     """t = Swish(h scale + shift) * w @ weight^T (+ bias) in chunks of rows (``act`` None: h itself is
-    the input), and with ``sums`` the column sums of t and t^2 added to them.  h (R, d_in) -> (R, d_out)."""
+    the input), and with ``sums`` the column sums of t and t^2 added to them.  h (R, d_in) -> (R, d_out),
+    into ``out`` when given (which may be h when ``act`` is given: each chunk is read before it is written)."""
     R = h.shape[0]
-    t = h.new_empty(R, weight.shape[0])
+    t = h.new_empty(R, weight.shape[0]) if out is None else out
     wt = weight.detach().t()
     bias = None if bias is None else bias.detach()
     chunk = _row_chunk(h)
@@ -246,7 +250,8 @@ def _products(x0: Tensor, w: Tensor | None, layers: list[_Maps], keep: bool) -> 
     ts, h, act = [], x0, None
     with torch.no_grad():
         for i, m in enumerate(layers):
-            h = _layer(h, act, w, m.weight, m.bias, None)
+            over = h if i > 0 and not keep and h.shape[1] == m.weight.shape[0] else None
+            h = _layer(h, act, w, m.weight, m.bias, None, out=over)
             ts.append(h if keep or i + 1 == len(layers) else None)
             act = _detached(m)
     return ts
