@@ -132,10 +132,14 @@ class _Recomputed(torch.autograd.Function):
             h, act = x0, None  # h's pending affine + Swish (scale, shift), None: h is the layer's input
             for i, lin in enumerate(mlp.linears):
                 weight, bias = (lin.weight, None) if stats else mlp._folded(i)
-                sums = (x.new_zeros(widths[i], dtype=torch.float64), x.new_zeros(widths[i], dtype=torch.float64))
+                sums = (
+                    (x.new_zeros(widths[i], dtype=torch.float64), x.new_zeros(widths[i], dtype=torch.float64))
+                    if stats
+                    else None
+                )
                 # t over h where h is not kept and has t's width (each chunk of h is read first)
                 over = h if i > 0 and not keep and h.shape[1] == widths[i] else None
-                t = _layer(h, act, w, weight, bias, sums if stats else None, out=over)
+                t = _layer(h, act, w, weight, bias, sums, out=over)
                 offset = offset if i == 0 else lin.bias
                 ctx.offsets.append(offset.detach())
                 if stats:
@@ -143,7 +147,7 @@ class _Recomputed(torch.autograd.Function):
                     act = mlp.norms[i].sums_affine(*sums, count, offset)
                 else:
                     act = (None, None)
-                ts.append(t if keep or i + 1 == len(mlp.linears) else None)
+                ts.append(t if keep else None)
                 h = t
             out = native.swish(h, *act, w)
         ctx.save_for_backward(x0, w)
