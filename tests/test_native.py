@@ -42,11 +42,13 @@ def test_the_compiled_selection_is_in_use_where_a_compiler_is():
 
 
 def test_without_the_native_kernel_the_search_chooses_the_same(tmp_path):
-    """LIECONV_NATIVE=0 (torch.topk) and the compiled kernel choose the same neighbourhoods."""
+    """LIECONV_NATIVE=0 (torch.topk) and the compiled kernel choose the same neighbourhoods (float64
+    points: the distances are the group's torch formula either way, the ranking and draw native or not)."""
     code = (
         "import torch, sys; from lieconv import native, get_group, lift, Points; from lieconv import neighbors as nb\n"
         "g = torch.Generator().manual_seed(0)\n"
-        "x = lift(Points.from_coords(torch.randn(3, 400, 2, generator=g)), get_group('SE2'), 2, generator=g)\n"
+        "c = torch.randn(3, 400, 2, generator=g, dtype=torch.float64)\n"
+        "x = lift(Points.from_coords(c), get_group('SE2'), 2, generator=g)\n"
         "out = nb.neighborhood_indices(get_group('SE2'), x.elems, x.orbits, x.mask, x.elems, x.orbits, x.mask,"
         " num_nbhd=9, fill=0.2, generator=torch.Generator().manual_seed(1))\n"
         "torch.save((native.available(), out), sys.argv[1])\n"
@@ -177,3 +179,69 @@ def test_draw_is_the_torch_draw(k, K, count):
     ok = kv > torch.iinfo(torch.int64).min
     assert torch.equal(drawn[1], ok)
     assert torch.equal(drawn[0], torch.where(ok, near.gather(-1, ranks), 0))
+
+
+# ------------------------------------------------------------------ distances and farthest points
+def _elements(name, shape, g):
+    from lieconv import get_group
+    from lieconv.groups import T
+
+    G = T(1) if name == "T1" else get_group(name)
+    e = torch.randn(*shape, G.elem_dim, generator=g) * 3
+    if name == "SE2":
+        e[..., 0] = torch.rand(*shape, generator=g) * 8 - 4  # angles past +-pi: the wrap
+    return G, e
+
+
+@pytest.mark.parametrize("name", ["SE2", "T1", "T2", "T3"])
+def test_native_distance_is_the_group_formula_to_float_rounding_and_the_same_bits_in_any_layout(name):
+    g = torch.Generator().manual_seed(3)
+    G, u = _elements(name, (4, 300), g)
+    v = u[:, 7:8].clone()
+    v[1, 0, 0] = u[1, 5, 0]  # a zero angle difference (0 / 0 in 1 / sinc)
+    got = native.distance(G.native_distance, u, v)
+    if not native.available():
+        assert got is None
+        return
+    assert got.shape == (4, 300) and got.dtype == torch.float32
+    ref = G.elem_distance(u.double(), v.double(), None, None)
+    assert torch.all((got.double() - ref).abs() <= 4e-7 * (ref + 1)), (got.double() - ref).abs().max()
+    assert torch.equal(got, G.elem_distance(u, v, None, None))  # the group's elem_distance in float32
+    for other in (
+        native.distance(G.native_distance, v, u),  # symmetric
+        native.distance(G.native_distance, u, v.expand_as(u).contiguous()),  # pairs
+        native.distance(G.native_distance, u.transpose(0, 1), v.transpose(0, 1)).T,  # strided
+        native.distance(G.native_distance, u.movedim(-1, 0).contiguous().movedim(0, -1), v),  # coordinate planes
+    ):
+        assert torch.equal(got, other)
+
+
+def test_native_distance_declines_what_it_has_no_kernel_for():
+    u = torch.randn(5, 3)
+    assert native.distance(None, u, u) is None
+    assert native.distance("se2", u.double(), u.double()) is None
+    assert native.distance("euclid", torch.randn(5, 4), torch.randn(5, 4)) is None  # 4 coordinates
+
+
+@pytest.mark.parametrize("name", ["SE2", "T2", "T3"])
+@pytest.mark.parametrize("rows", [True, False])
+def test_native_farthest_points_are_the_loop_on_the_same_distances(monkeypatch, name, rows):
+    """The compiled loop and the torch loop (both on the native distances) give the same points,
+    flags and rows: padding, an example without real points, more steps than real points, ties."""
+    from lieconv import neighbors as nb
+
+    g = torch.Generator().manual_seed(4)
+    G, e = _elements(name, (5, 90), g)
+    e[2, :40] = e[2, :40].round()  # exact distance ties
+    mask = torch.ones(5, 90, dtype=torch.bool)
+    mask[1, 30:] = False
+    mask[3] = False
+    mask[4, :10] = False  # the first real point is not point 0
+    q = e.new_zeros(5, 90, 0)
+    for msk in (mask, torch.ones_like(mask)):
+        got = nb.farthest_point_indices(G, e, q, msk, 60, keep_rows=rows)
+        monkeypatch.setattr(native, "farthest", lambda *a, **k: None)
+        ref = nb.farthest_point_indices(G, e, q, msk, 60, keep_rows=rows)
+        monkeypatch.undo()
+        for a, b in zip(got, ref):
+            assert (a is None and b is None) or torch.equal(a, b)

@@ -13,6 +13,13 @@ same either way.
 keys, per row in cache), or None where it does not run (the caller then draws with ``torch``:
 the same bits, so the same points in the same order).
 
+``distance(kind, u, v)`` and ``farthest(kind, ...)``: the group distances of the built-in kinds
+(``LieGroup.native_distance``: ``"euclid"`` of 1-3 coordinates, ``"se2"``) in one pass per row,
+and the whole farthest-point loop on them (``_native/distance.cpp``), or None where they do not run
+(the caller then takes the group's ``torch`` formula).  Not bit-equal to the ``torch`` formula (its
+own sine), but every distance of a kind is the same bits wherever it is computed, so farthest-point
+rows stay the search's own numbers.
+
 ``swish``, ``moments_``, ``swish_grad``, ``norm_grad``: the kernel MLP's passes over a chunk of rows
 (batch-norm affine, Swish, mask, and the column sums of the statistics and their derivatives;
 ``_native/swish.cpp``), each one pass instead of 3-6 ``torch`` operators.  Native on contiguous
@@ -41,10 +48,21 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["available", "compiler", "smallest", "draw", "swish", "moments_", "swish_grad", "norm_grad"]
+__all__ = [
+    "available",
+    "compiler",
+    "smallest",
+    "draw",
+    "distance",
+    "farthest",
+    "swish",
+    "moments_",
+    "swish_grad",
+    "norm_grad",
+]
 
-_SOURCES = tuple(Path(__file__).with_name("_native") / name for name in ("select.cpp", "swish.cpp"))
-_FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC"]
+_SOURCES = tuple(Path(__file__).with_name("_native") / name for name in ("select.cpp", "swish.cpp", "distance.cpp"))
+_FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC"]
 _lock = threading.Lock()
 _state: dict = {}
 #: rows per thread at least when the rows are split over threads
@@ -85,6 +103,8 @@ def _build() -> ctypes.CDLL | None:
             ("lieconv_swish_grad", [p, p, n, n, p, p, p, p, p, p, p]),
             ("lieconv_norm_grad", [p, p, n, n, p, p, p, p, p]),
             ("lieconv_draw", [p, n, n, n, p, p, n, p, p]),
+            ("lieconv_distance", [ctypes.c_int, p, n, p, p, n, p, n, p, p]),
+            ("lieconv_farthest", [ctypes.c_int, p, n, n, n, n, p, n, p, p, n, p, p, p, ctypes.c_int]),
         ):
             fn = getattr(dll, name)
             fn.argtypes, fn.restype = args, None
@@ -175,6 +195,102 @@ def draw(near: Tensor, seeds: Tensor, counts: Tensor, K: int) -> tuple[Tensor, T
         bounds = [B * i // parts for i in range(parts + 1)]
         list(_pool(parts).map(run, bounds[:-1], bounds[1:]))
     return out, ok
+
+
+#: the kernel numbers of ``LieGroup.native_distance`` (``_native/distance.cpp``): "euclid" by its
+#: number of coordinates, "se2" on (theta, t1, t2)
+_KINDS = {("euclid", 1): 1, ("euclid", 2): 2, ("euclid", 3): 3, ("se2", 3): 16}
+
+
+def _kind(kind: str | None, *tensors: Tensor) -> tuple[ctypes.CDLL | None, int]:
+    """(library, kernel number) when ``kind`` has a kernel for these float32 CPU tensors' last axis."""
+    if kind is None or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
+        return None, 0
+    number = _KINDS.get((kind, tensors[0].shape[-1]), 0)
+    return (_library(), number) if number else (None, 0)
+
+
+def distance(kind: str | None, u: Tensor, v: Tensor) -> Tensor | None:
+    """The group distance of ``kind`` between u and v (broadcast over the leading axes), float32, or
+    None where no kernel runs (not float32 on CPU, another kind or width, no library).
+
+    Shapes: u (..., E), v (..., E) -> broadcast(...) contiguous."""
+    lib, number = _kind(kind, u, v)
+    if lib is None or u.shape[-1] != v.shape[-1]:
+        return None
+    shape = torch.broadcast_shapes(u.shape[:-1], v.shape[:-1])
+    out = torch.empty(shape, dtype=torch.float32)
+    if out.numel() == 0:
+        return out
+    full = (*shape, u.shape[-1]) if shape else (1, u.shape[-1])
+    ue, ve = u.expand(full), v.expand(full)
+    dims = max(1, len(shape))
+    i64 = ctypes.c_int64 * dims
+    us, vs = i64(*ue.stride()[:-1]), i64(*ve.stride()[:-1])
+    size = i64(*full[:-1])
+    u_at, v_at = ue.data_ptr(), ve.data_ptr()
+    lib.lieconv_distance(number, u_at, ue.stride(-1), us, v_at, ve.stride(-1), vs, dims, size, out.data_ptr())
+    return out
+
+
+def farthest(
+    kind: str | None,
+    elems: Tensor,
+    mask: Tensor | None,
+    m: int,
+    first: Tensor,
+    inv_step: Tensor,
+    cap: int,
+    rows_dtype: torch.dtype | None,
+) -> tuple[Tensor, Tensor, Tensor | None] | None:
+    """The farthest-point loop of ``lieconv.neighbors`` on the distances of ``kind`` (see
+    ``distance``), or None where no kernel runs.
+
+    From ``first`` (Bg,) each step takes the point with the largest running minimum of
+    ``round(d * inv_step)`` (padding, ``~mask``, keeps -1 and is never taken; the lowest index among
+    equal ones) and lowers the minima by its distances.  Returns idx (Bg, m) int64, ok (Bg, m)
+    bool (the first point exists / a step's minimum was > 0) and with ``rows_dtype`` each step's
+    rounded distances clamped to [0, cap] (NaN: cap), (Bg, m, N).
+
+    Shapes: elems (Bg, N, E) float32, mask (Bg, N) bool or None (all real), inv_step (Bg,) float32."""
+    lib, number = _kind(kind, elems, inv_step)
+    if lib is None or m <= 0:
+        return None
+    Bg, N, _ = elems.shape
+    planes = elems.movedim(-1, 0).contiguous()  # (E, Bg, N)
+    mask_u8 = None if mask is None else mask.to(torch.uint8).contiguous()
+    first, inv_step = first.to(torch.int64).contiguous(), inv_step.contiguous()
+    idx = torch.empty(Bg, m, dtype=torch.int64)
+    ok = torch.empty(Bg, m, dtype=torch.bool)
+    rows = None if rows_dtype is None else torch.empty(Bg, m, N, dtype=rows_dtype)
+    wide = int(rows_dtype == torch.int64)
+    parts = max(1, min(torch.get_num_threads(), Bg))
+
+    def run(a: int, b: int) -> None:  # examples a:b
+        lib.lieconv_farthest(
+            number,
+            planes.data_ptr(),
+            Bg * N,
+            a,
+            b,
+            N,
+            _ptr(mask_u8),
+            m,
+            first.data_ptr(),
+            inv_step.data_ptr(),
+            cap,
+            idx.data_ptr(),
+            ok.data_ptr(),
+            _ptr(rows),
+            wide,
+        )
+
+    if parts == 1:
+        run(0, Bg)
+    else:
+        bounds = [Bg * i // parts for i in range(parts + 1)]
+        list(_pool(parts).map(run, bounds[:-1], bounds[1:]))
+    return idx, ok, rows
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:

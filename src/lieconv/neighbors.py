@@ -719,9 +719,25 @@ def _fps_loop(
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """The plain farthest-point loop: m steps of one distance row each -> (idx, ok, rows).  ``rows``
     (Bg, m, N) when ``keep_rows``: each step's row as ``_Keys.buckets`` (what the neighbour search
-    ranks those queries by), else None."""
+    ranks those queries by), else None.  Groups with a ``native_distance`` run the whole loop in
+    ``lieconv.native.farthest`` on float32 CPU tensors (the same steps, on that kernel's distances)."""
     Bg, N = mask.shape
     keys = _Keys(res, N)
+    if m > 0 and Bg > 0 and N > 0 and group.q_dim == 0 and group.native_distance is not None:
+        first = mask.to(torch.uint8).argmax(dim=1)
+        d = group.elem_distance(elems, elems[torch.arange(Bg, device=mask.device), first][:, None], orbits, orbits)
+        fast = native.farthest(
+            group.native_distance,
+            elems,
+            None if known_all(mask) else mask,
+            m,
+            first,
+            _inv_step(d, mask, res),
+            keys.cap,
+            keys.dtype if keep_rows else None,
+        )
+        if fast is not None:
+            return fast
     rows = torch.empty(Bg, m, N, dtype=keys.dtype, device=mask.device) if keep_rows else None
     if m == 0:
         z = torch.zeros(Bg, 0, dtype=torch.long, device=mask.device)

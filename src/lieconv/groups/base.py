@@ -36,6 +36,10 @@ class LieGroup:
     stabilizer_dim: int = 0
     affine: bool = False
     name: str = "LieGroup"
+    #: the ``lieconv.native`` kernel that computes ``elem_distance`` ("euclid", "se2"), or None: the
+    #: neighbour search and farthest-point sampling then run it in one pass per row on float32 CPU
+    #: tensors (its float rounding, the same everywhere it is used), and this group's formula elsewhere
+    native_distance: str | None = None
 
     def __init__(self, *, alpha: float = 0.2):
         if not 0.0 <= float(alpha) <= 1.0:

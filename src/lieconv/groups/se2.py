@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor
 
+from .. import native
 from ._common import expand_samples, uniform_angles
 from ._series import cosc_sq, half_cot_sq, sinc_sq, wrap_angle
 from .base import LieGroup
@@ -43,6 +44,7 @@ class SE2(LieGroup):
     stabilizer_dim = 1
     affine = True
     name = "SE(2)"
+    native_distance = "se2"
 
     @property
     def elem_dim(self) -> int:
@@ -123,7 +125,11 @@ class SE2(LieGroup):
     def elem_distance(self, u: Tensor, v: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:
         """||log(v^-1 u)|| in closed form: V^-1 is a scaled rotation, so no rotation is needed:
         ``||log||^2 = phi^2 + (h(phi)^2 + phi^2 / 4) ||t_u - t_v||^2 = phi^2 + ||t_u - t_v||^2 /
-        sinc(phi / 2)^2`` (no gradients: used only to choose neighbourhoods)."""
+        sinc(phi / 2)^2`` (no gradients: used only to choose neighbourhoods); float32 on CPU:
+        ``lieconv.native.distance``."""
+        d = native.distance(self.native_distance, u, v)
+        if d is not None:
+            return d
         # phi / 2 in [-pi / 2, pi / 2], exactly a / 2 for |a| < pi (the distance is even in phi: the
         # branch at +-pi does not matter)
         half = (u[..., 0] - v[..., 0]).mul_(0.5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .. import native
 from .base import LieGroup
 
 __all__ = ["T", "Trivial"]
@@ -18,6 +19,7 @@ class T(LieGroup):
     """
 
     affine = True
+    native_distance = "euclid"
 
     def __init__(self, d: int = 2, *, alpha: float = 0.2):
         super().__init__(alpha=alpha)
@@ -73,7 +75,11 @@ class T(LieGroup):
 
     def elem_distance(self, u: Tensor, v: Tensor, q_u: Tensor, q_v: Tensor) -> Tensor:
         """||u - v|| summed coordinate by coordinate (no (..., d) difference tensor and no sum
-        over a short last axis, both slow on CPU; no gradients: used only for selection)."""
+        over a short last axis, both slow on CPU; no gradients: used only for selection); float32 on
+        CPU: ``lieconv.native.distance``."""
+        d = native.distance(self.native_distance, u, v)
+        if d is not None:
+            return d
         sq = None
         for i in range(self.space_dim):
             di = u[..., i] - v[..., i]
