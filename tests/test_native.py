@@ -161,7 +161,8 @@ def test_kernel_mlp_in_float32_is_the_same_with_and_without_the_native_passes(mo
 
 @pytest.mark.parametrize(("k", "K", "count"), [(130, 25, 130), (130, 25, 100), (40, 25, 10), (25, 25, 25), (9, 3, 0)])
 def test_draw_is_the_torch_draw(k, K, count):
-    """native.draw: the K largest hash keys of each query's first ``count`` candidates, in topk's order."""
+    """native.draw: the points of the K largest hash keys of each query's first ``count`` candidates,
+    in ascending order."""
     from lieconv import random as _random
 
     g = torch.Generator().manual_seed(k + K + count)
@@ -178,7 +179,34 @@ def test_draw_is_the_torch_draw(k, K, count):
     kv, ranks = torch.topk(keys, K, dim=-1)
     ok = kv > torch.iinfo(torch.int64).min
     assert torch.equal(drawn[1], ok)
-    assert torch.equal(drawn[0], torch.where(ok, near.gather(-1, ranks), 0))
+    points = torch.where(ok, near.gather(-1, ranks), 5000).sort(-1).values
+    assert torch.equal(drawn[0], torch.where(ok, points, 0))
+
+
+@pytest.mark.parametrize("spread", [3, 20000])  # many ties at the k-th bucket / few
+def test_nearest_draw_is_the_ranking_then_the_draw(spread):
+    """native.nearest_draw on bucket rows: the counts[b] smallest (bucket, index) of each row
+    (padding never, ``allin`` examples by index), then native.draw of K of them."""
+    g = torch.Generator().manual_seed(spread)
+    B, m, N, K = 4, 40, 300, 25
+    rows = torch.randint(0, spread, (B, m + 7, N), dtype=torch.int32, generator=g)[:, 3 : m + 3]  # strided
+    mask = torch.rand(B, N, generator=g) > 0.2
+    mask[3] = True
+    allin = torch.tensor([False, True, False, False])
+    qmask = torch.rand(B, m, generator=g) > 0.1
+    counts = torch.tensor([30, int(mask[1].sum()), 10, 200])
+    seeds = torch.randint(-(2**62), 2**62, (B, m), generator=g)
+    got = native.nearest_draw(rows, mask, allin, qmask, counts, seeds, K)
+    if not native.available():
+        assert got is None
+        return
+    j = torch.arange(N)
+    key = torch.where(allin[:, None, None], j.expand(B, m, N), rows.long() * N + j).masked_fill(~mask[:, None], 2**62)
+    near = torch.sort(key, -1).indices  # nearest first
+    ref = native.draw(near, seeds, counts, K)
+    ok = ref[1] & qmask[..., None]
+    assert torch.equal(got[1], ok)
+    assert torch.equal(got[0], torch.where(ok, ref[0], 0))
 
 
 # ------------------------------------------------------------------ distances and farthest points

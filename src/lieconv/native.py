@@ -11,7 +11,9 @@ same either way.
 ``draw(near, seeds, counts, K)``: the search's Monte-Carlo draw of K of each query's candidates
 (``_native/select.cpp``: the hash of ``lieconv.random.hash_pairs`` and a selection of the K largest
 keys, per row in cache), or None where it does not run (the caller then draws with ``torch``:
-the same bits, so the same points in the same order).
+the same bits, so the same points in the same order: ascending).  ``nearest_draw``: the dense
+search on rounded distance rows and this draw fused (``_native/select.cpp``: the k-th bucket by
+counting passes, the candidates in one pass, no keys built).
 
 ``distance(kind, u, v)`` and ``farthest(kind, ...)``: the group distances of the built-in kinds
 (``LieGroup.native_distance``: ``"euclid"`` of 1-3 coordinates, ``"se2"``) in one pass per row,
@@ -53,6 +55,7 @@ __all__ = [
     "compiler",
     "smallest",
     "draw",
+    "nearest_draw",
     "distance",
     "farthest",
     "swish",
@@ -103,6 +106,7 @@ def _build() -> ctypes.CDLL | None:
             ("lieconv_swish_grad", [p, p, n, n, p, p, p, p, p, p, p]),
             ("lieconv_norm_grad", [p, p, n, n, p, p, p, p, p]),
             ("lieconv_draw", [p, n, n, n, p, p, n, p, p]),
+            ("lieconv_nearest_draw", [p, n, n, n, n, p, p, p, n, p, p, n, n, p, p]),
             ("lieconv_distance", [ctypes.c_int, p, n, p, p, n, p, n, p, p]),
             ("lieconv_farthest", [ctypes.c_int, p, n, n, n, n, p, n, p, p, n, p, p, p, ctypes.c_int]),
         ):
@@ -163,8 +167,8 @@ def draw(near: Tensor, seeds: Tensor, counts: Tensor, K: int) -> tuple[Tensor, T
     bool), or None where the native kernel does not run (not CPU int64, no library).
 
     Candidate c < counts[b] of query (b, i) is point near[b, i, c]; it gets the key
-    ``lieconv.random.hash_pairs(seeds[b, i], point)`` and the K largest keys are drawn, in descending
-    key order (``torch.topk``'s); past the candidates points are 0 and ok False.
+    ``lieconv.random.hash_pairs(seeds[b, i], point)`` and the points of the K largest keys are drawn,
+    in ascending point order (independent of the candidates' order); past the candidates points are 0 and ok False.
     Shapes: near (B, m, k) int64, seeds (B, m) int64, counts (B,) int64."""
     ok_types = all(t.device.type == "cpu" and t.dtype == torch.int64 for t in (near, seeds, counts))
     lib = _library() if ok_types and near.numel() > 0 else None
@@ -291,6 +295,65 @@ def farthest(
         bounds = [Bg * i // parts for i in range(parts + 1)]
         list(_pool(parts).map(run, bounds[:-1], bounds[1:]))
     return idx, ok, rows
+
+
+def nearest_draw(
+    buckets: Tensor,
+    mask: Tensor | None,
+    allin: Tensor | None,
+    qmask: Tensor,
+    counts: Tensor,
+    seeds: Tensor,
+    K: int,
+) -> tuple[Tensor, Tensor] | None:
+    """The dense neighbour search on rounded distances and its draw in one pass per query: the
+    ``counts[b]`` real points of smallest (bucket, index) of each query, then ``draw``'s K of them
+    (ascending points), or None where the kernel does not run (not int32 CPU rows, no library).
+
+    ``mask`` (Bg, N): the real points (None: all); ``allin`` (Bg,) bool: examples whose candidates
+    are all their real points (no ranking; None: none); ``qmask`` (Bg, m): the real queries.
+    Shapes: buckets (Bg, m, N) int32 (each row contiguous), counts (Bg,) int64, seeds (Bg, m) int64
+    -> (points (Bg, m, K) int64, ok (Bg, m, K) bool)."""
+    cpu = all(t.device.type == "cpu" for t in (buckets, qmask, counts, seeds))
+    rows_ok = buckets.dtype == torch.int32 and buckets.stride(-1) == 1 and buckets.stride(1) == buckets.shape[-1]
+    lib = _library() if cpu and rows_ok and seeds.dtype == torch.int64 and buckets.numel() > 0 else None
+    if lib is None:
+        return None
+    Bg, m, N = buckets.shape
+    seeds = seeds if seeds.stride(-1) == 1 else seeds.contiguous()
+    q8 = qmask.to(torch.uint8).contiguous()
+    m8 = None if mask is None else mask.to(torch.uint8).contiguous()
+    a8 = None if allin is None else allin.to(torch.uint8).contiguous()
+    counts = counts.to(torch.int64).contiguous()
+    out = torch.empty(Bg, m, K, dtype=torch.int64)
+    ok = torch.empty(Bg, m, K, dtype=torch.bool)
+    parts = max(1, min(torch.get_num_threads(), Bg))
+
+    def run(a: int, b: int) -> None:  # examples a:b
+        lib.lieconv_nearest_draw(
+            _ptr(buckets, a, buckets.stride(0)),
+            b - a,
+            m,
+            N,
+            buckets.stride(0),
+            _ptr(m8, a, N),
+            _ptr(a8, a, 1),
+            _ptr(q8, a, m),
+            m,
+            _ptr(counts, a, 1),
+            _ptr(seeds, a, seeds.stride(0)),
+            seeds.stride(0),
+            K,
+            _ptr(out, a, m * K),
+            _ptr(ok, a, m * K),
+        )
+
+    if parts == 1:
+        run(0, Bg)
+    else:
+        bounds = [Bg * i // parts for i in range(parts + 1)]
+        list(_pool(parts).map(run, bounds[:-1], bounds[1:]))
+    return out, ok
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:

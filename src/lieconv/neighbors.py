@@ -525,21 +525,11 @@ class _Nearest:
     def _dense(self, s: int, e: int, k: int, ordered: bool) -> Tensor:
         """One cell per example: every query against every point, in chunks of queries (the
         farthest-point rows ``rows`` when given: no distance is computed again)."""
-        Bg, N = self.mask.shape
-        width = 1 if self.rows is not None else self.width
-        chunk = max(1, _SEARCH_ELEMENTS // max(1, Bg * N * width))
+        N = self.mask.shape[1]
         out = []
         j = torch.arange(N, device=self.mask.device)
-        for a in range(s, e, chunk):
-            z = min(e, a + chunk)
-            if self.rows is not None:
-                buckets = self.rows[:, a:z]
-            else:
-                d = self.group.elem_distance(
-                    self.pe_v[:, None], self.qe[:, a:z, None], self.pq_v[:, None], self.qq[:, a:z, None]
-                )
-                buckets = self.keys.buckets(d, self.inv_step[:, None, None])
-            key = self.keys.keys(buckets, j)
+        for a, z in self.row_chunks(s, e):
+            key = self.keys.keys(self.buckets(a, z), j)
             if self.any_allin:
                 key = torch.where(self.allin[:, None, None], j.to(key.dtype), key)
             if not self.all_real:
@@ -548,6 +538,39 @@ class _Nearest:
             near = torch.where(self.qmask[:, a:z, None], self.keys.index(near), 0)
             out.append(torch.nn.functional.pad(near, (0, k - near.shape[-1])))
         return torch.cat(out, 1)
+
+    def row_chunks(self, s: int, e: int) -> list[tuple[int, int]]:
+        """Queries s:e in chunks of the dense search (about ``_SEARCH_ELEMENTS`` distances each)."""
+        Bg, N = self.mask.shape
+        width = 1 if self.rows is not None else self.width
+        step = max(1, _SEARCH_ELEMENTS // max(1, Bg * N * width))
+        return [(a, min(e, a + step)) for a in range(s, e, step)]
+
+    def buckets(self, a: int, z: int) -> Tensor:
+        """The rounded distances of queries a:z to every point (dense search): (Bg, z - a, N) of the
+        key dtype, the farthest-point rows when given."""
+        if self.rows is not None:
+            return self.rows[:, a:z]
+        d = self.group.elem_distance(
+            self.pe_v[:, None], self.qe[:, a:z, None], self.pq_v[:, None], self.qq[:, a:z, None]
+        )
+        return self.keys.buckets(d, self.inv_step[:, None, None])
+
+    def draw(self, s: int, e: int, counts: Tensor, seeds: Tensor, K: int) -> tuple[Tensor, Tensor] | None:
+        """The dense search of queries s:e with the Monte-Carlo draw of K of each query's ``counts``
+        nearest, fused (``native.nearest_draw``: the points ``neighborhood_indices`` draws, in the same
+        order), or None where that kernel does not run (cell lists, int64 keys, other devices)."""
+        if self.x.shape[-1] != 0 or self.keys.dtype != torch.int32:
+            return None
+        mask = None if self.all_real else self.mask
+        allin = self.allin if self.any_allin else None
+        parts = []
+        for a, z in self.row_chunks(s, e):
+            got = native.nearest_draw(self.buckets(a, z), mask, allin, self.qmask[:, a:z], counts, seeds[:, a:z], K)
+            if got is None:
+                return None
+            parts.append(got)
+        return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
 
     def __call__(self, s: int, e: int, k: int, ordered: bool = True) -> Tensor:
         if self.x.shape[-1] == 0:
@@ -958,7 +981,8 @@ def neighborhood_indices(
     (n_b real points in example b; distances rounded to ``TIE_RESOLUTION`` of the example's
     scale, ties going to the lowest index); ``num_nbhd`` of them are drawn uniformly without
     replacement (all of them when fewer): the largest random keys of ``_random_keys``, one per
-    (query, point) pair, so the draw depends on the candidate set, not on its distance order.
+    (query, point) pair, so the draw depends on the candidate set, not on its distance order; a
+    draw lists its points in ascending index order (without one, they come nearest first).
     ``knn=True`` takes the ``num_nbhd`` nearest instead.
     When the neighbourhood is every real point (``num_nbhd >= n_b`` and the ball holds them all)
     they are listed in index order and no distance is computed.  Masked slots hold index 0.
@@ -1008,8 +1032,10 @@ def neighborhood_indices(
     nbhd_mask = torch.empty(Bg, m, K, dtype=torch.bool, device=dev)
     for s0 in range(0, m, chunk):
         e0 = min(m, s0 + chunk)
-        found = nearest(s0, e0, k_max, ordered)  # (Bg, mc, k_max)
-        drawn = None if seeds is None else native.draw(found, seeds[:, s0:e0], k_cand, K)
+        drawn = None if seeds is None else nearest.draw(s0, e0, k_cand, seeds, K)
+        if drawn is None:
+            found = nearest(s0, e0, k_max, ordered)  # (Bg, mc, k_max)
+            drawn = None if seeds is None else native.draw(found, seeds[:, s0:e0], k_cand, K)
         if drawn is not None:  # the draw below, in C++ (the same bits)
             ok = drawn[1] & query_mask[:, s0:e0, None]
             nbhd_idx[:, s0:e0] = torch.where(ok, drawn[0], 0)
@@ -1019,13 +1045,14 @@ def neighborhood_indices(
             e = min(e0, s + part)
             near = found[:, s - s0 : e - s0]
             if knn or k_max <= K:
-                ranks = ranks_all[:K].expand(Bg, e - s, K)
                 ok = in_cand[..., :K].expand(Bg, e - s, K)
-            else:  # K of the candidates, uniformly: the K largest of their keys
+                points = near[..., :K]
+            else:  # K of the candidates, uniformly: the K largest of their keys, in ascending point order
                 keys = _random_keys(seeds[:, s:e], near).masked_fill_(~in_cand, _KEY_MIN)
                 kv, ranks = torch.topk(keys, K, dim=-1)
-                ok = kv > _KEY_MIN
+                ok = kv > _KEY_MIN  # a prefix of the K slots
+                points = torch.where(ok, torch.gather(near, -1, ranks), N).sort(-1).values
             ok = ok & query_mask[:, s:e, None]
-            nbhd_idx[:, s:e] = torch.where(ok, torch.gather(near, -1, ranks), 0)
+            nbhd_idx[:, s:e] = torch.where(ok, points, 0)
             nbhd_mask[:, s:e] = ok
     return nbhd_idx, nbhd_mask
