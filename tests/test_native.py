@@ -273,3 +273,60 @@ def test_native_farthest_points_are_the_loop_on_the_same_distances(monkeypatch, 
         monkeypatch.undo()
         for a, b in zip(got, ref):
             assert (a is None and b is None) or torch.equal(a, b)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_index_add_is_torchs_in_the_same_order(threads):
+    """Rows scattered with repeats, many rows per thread, and the torch stand-in on what it declines."""
+    g = torch.Generator().manual_seed(5)
+    was = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for R, n, d in ((7, 40, 3), (9000, 70000, 19)):
+            idx = torch.randint(0, R, (n,), generator=g)
+            src = torch.randn(n, d, generator=g)
+            base = torch.randn(R, d, generator=g)
+            assert torch.equal(native.index_add_(base.clone(), idx, src), base.clone().index_add_(0, idx, src))
+        out = torch.zeros(5, 4, dtype=torch.float64)  # not float32: torch's own
+        src64 = torch.randn(6, 4, dtype=torch.float64, generator=g)
+        idx = torch.tensor([0, 4, 4, 1, 0, 2])
+        assert torch.equal(native.index_add_(out, idx, src64), torch.zeros_like(out).index_add_(0, idx, src64))
+    finally:
+        torch.set_num_threads(was)
+
+
+@pytest.mark.parametrize(("R", "C", "n", "K", "H"), [(500, 38, 300, 25, 16), (40, 800, 37, 9, 16), (30, 7, 129, 3, 32)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gather_contract_and_its_gradients_are_the_gathered_products(R, C, n, K, H, threads):
+    """z = f^T s, dL/ds = f dz and dL/drows = scatter(s dz^T) against the gather and torch.bmm: channel
+    widths with and without a tail of 16, repeated rows, 16 and 32 kernel channels, threads."""
+    g = torch.Generator().manual_seed(6)
+    rows, s, dz = torch.randn(R, C, generator=g), torch.randn(n, K, H, generator=g), torch.randn(n, C, H, generator=g)
+    idx = torch.randint(0, R, (n * K,), generator=g)
+    f = rows[idx].view(n, K, C).double()
+    want_z = torch.bmm(f.transpose(1, 2), s.double())
+    want_ds = torch.bmm(f, dz.double())
+    want_rows = torch.zeros(R, C, dtype=torch.float64).index_add_(
+        0, idx, torch.bmm(s.double(), dz.double().transpose(1, 2)).view(-1, C)
+    )
+    was = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        z = native.gather_contract(rows, idx, s, torch.empty(n, C, H))
+        z2, ds, gr = torch.empty(n, C, H), torch.empty(n, K, H), torch.zeros(R, C)
+        assert native.gather_contract_grad(rows, idx, s, dz, z2, ds, gr)
+        gr_only = torch.zeros(R, C)
+        assert native.gather_contract_grad(rows, idx, s, dz, grad_rows=gr_only)
+    finally:
+        torch.set_num_threads(was)
+    assert z is not None and torch.equal(z, z2)  # the same sums in forward and backward
+    assert torch.equal(gr, gr_only)
+    for got, want in ((z, want_z), (ds, want_ds), (gr, want_rows)):
+        assert torch.allclose(got.double(), want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+
+
+def test_gather_contract_declines_what_it_has_no_kernel_for():
+    rows, idx = torch.randn(10, 4), torch.zeros(6, dtype=torch.int64)
+    assert native.gather_contract(rows, idx, torch.randn(2, 3, 8), torch.empty(2, 4, 8)) is None  # 8 channels
+    assert native.gather_contract(rows.double(), idx, torch.randn(2, 3, 16).double(), torch.empty(2, 4, 16)) is None
+    assert not native.gather_contract_grad(rows, idx.int(), torch.randn(2, 3, 16), torch.randn(2, 4, 16))

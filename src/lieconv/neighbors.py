@@ -137,7 +137,29 @@ def gather_points(x: Tensor, idx: Tensor) -> Tensor:
     flat = idx.expand(B, *idx.shape[1:]).reshape(B, -1)
     if x.shape[0] > 1:
         flat = flat + (torch.arange(B, device=idx.device) * N).view(B, 1)
-    return rows.index_select(0, flat.reshape(-1)).view(B, *idx.shape[1:], *feat)
+    flat = flat.reshape(-1)
+    graph = rows.requires_grad and torch.is_grad_enabled()
+    out = _GatherRows.apply(rows, flat) if graph else rows.index_select(0, flat)
+    return out.view(B, *idx.shape[1:], *feat)
+
+
+class _GatherRows(torch.autograd.Function):
+    """rows.index_select(0, idx) whose backward scatters with ``native.index_add_`` (``torch``'s
+    differentiable ``index_add`` under create_graph)."""
+
+    @staticmethod
+    def forward(ctx, rows: Tensor, idx: Tensor) -> Tensor:
+        ctx.save_for_backward(idx)
+        ctx.rows = rows.shape[0]
+        return rows.index_select(0, idx)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (idx,) = ctx.saved_tensors
+        zeros = grad.new_zeros(ctx.rows, grad.shape[1])
+        if torch.is_grad_enabled():
+            return zeros.index_add(0, idx, grad), None
+        return native.index_add_(zeros, idx, grad.contiguous()), None
 
 
 #: Relative resolution at which distances count as equal, keyed on the dtype of the *inputs*: exact

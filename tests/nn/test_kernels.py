@@ -131,6 +131,37 @@ def test_gather_contract_linear_equals_gather_bmm_linear_twice_differentiable(
     assert torch.autograd.gradgradcheck(fn, (rows, weights, W))
 
 
+@pytest.mark.parametrize(("nb", "chunk"), [(1, 1 << 18), (1, 700), (3, 700)])
+def test_gather_contract_linear_in_float32_takes_the_native_contraction(monkeypatch, nb, chunk):
+    """float32 CPU with 16 kernel channels (``native.gather_contract``): the value and the three
+    gradients of the float64 formula, in one chunk and in ragged chunks, one batch or three side by side."""
+    import lieconv.nn.conv as conv
+    from lieconv import native
+
+    if not native.available():
+        pytest.skip("no C++ compiler: the torch contraction is the only one")
+    monkeypatch.setattr(conv, "_GATHER_CHUNK", chunk)
+    calls = []
+    for name in ("gather_contract", "gather_contract_grad"):
+        fn = getattr(native, name)
+        monkeypatch.setattr(native, name, lambda *a, _fn=fn, _n=name, **k: calls.append(_n) or _fn(*a, **k))
+    g = torch.Generator().manual_seed(3)
+    G, K, c, h, o = 40, 7, 5, 16, 6
+    rows = torch.randn(30, nb * c, generator=g, requires_grad=True)
+    idx = torch.randint(0, 30, (G * K,), generator=g)
+    weights = torch.randn(G, K, h, generator=g, requires_grad=True)
+    W = torch.randn(o, c * h, generator=g, requires_grad=True)
+    out = conv.gather_contract_linear(rows, idx, weights, W)
+    grad = torch.randn(G, nb, o, generator=g)
+    got = torch.autograd.grad(out, (rows, weights, W), grad)
+    r64, w64, W64 = (t.detach().double().requires_grad_() for t in (rows, weights, W))
+    ref = torch.bmm(r64[idx].view(G, K, nb * c).transpose(1, 2), w64).reshape(G, nb, c * h) @ W64.t()
+    want = torch.autograd.grad(ref, (r64, w64, W64), grad.double())
+    assert {"gather_contract", "gather_contract_grad"} <= set(calls)
+    for a, b in ((out, ref), *zip(got, want)):
+        assert torch.allclose(a.double(), b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
+
+
 def test_affine_silu_matches_autograd_twice_differentiable():
     from lieconv.nn.blocks import affine_silu
 

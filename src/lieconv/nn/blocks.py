@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import native
 from ..data import Lifted
 from ..neighbors import gather_points
 from .conv import LieConv, zero_masked
@@ -45,21 +45,42 @@ def affine_silu(x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
 
 
 class _AffineSiLU(torch.autograd.Function):
+    """Forward and first backward are one pass each over the rows (``native.swish`` /
+    ``native.swish_grad``, the sums of the scale's and the shift's gradients in float64); a backward
+    with create_graph is made of differentiable ops."""
+
     @staticmethod
     def forward(ctx, x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
         ctx.save_for_backward(x, scale, shift)
-        return F.silu(torch.addcmul(shift, x, scale))
+        c = x.shape[-1]
+        return native.swish(x.reshape(-1, c), scale.contiguous(), shift.contiguous(), None).view(x.shape)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, scale, shift = ctx.saved_tensors
-        y = torch.addcmul(shift, x, scale)
-        # create_graph: silu_grad is twice differentiable (aten's fused silu_backward is not)
-        dy = silu_grad(grad, y) if torch.is_grad_enabled() else torch.ops.aten.silu_backward(grad, y)
-        dims = tuple(range(x.dim() - 1))
-        grad_x = dy * scale if ctx.needs_input_grad[0] else None
-        grad_scale = (dy * x).sum(dims) if ctx.needs_input_grad[1] else None
-        grad_shift = dy.sum(dims) if ctx.needs_input_grad[2] else None
+        want_x, want_scale, want_shift = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # silu_grad is twice differentiable (aten's fused silu_backward is not)
+            dy = silu_grad(grad, torch.addcmul(shift, x, scale))
+            dims = tuple(range(x.dim() - 1))
+            grad_x = dy * scale if want_x else None
+            grad_scale = (dy * x).sum(dims) if want_scale else None
+            grad_shift = dy.sum(dims) if want_shift else None
+            return grad_x, grad_scale, grad_shift
+        c = x.shape[-1]
+        rows = x.reshape(-1, c)
+        sums = (x.new_zeros(c, dtype=torch.float64), x.new_zeros(c, dtype=torch.float64))
+        dy = native.swish_grad(
+            grad.reshape(-1, c).contiguous(),
+            rows,
+            scale.contiguous(),
+            shift.contiguous(),
+            None,
+            out=torch.empty_like(rows),
+            sums=sums if want_scale or want_shift else None,
+        )
+        grad_x = dy.mul_(scale).view(x.shape) if want_x else None
+        grad_scale = sums[0].to(x.dtype) if want_scale else None
+        grad_shift = sums[1].to(x.dtype) if want_shift else None
         return grad_x, grad_scale, grad_shift
 
 
@@ -142,8 +163,8 @@ class BottleneckBlock(nn.Module):
             out = out + self.shortcut(skip)
         elif self.chout == self.chin:
             out = out + skip
-        else:
-            out = torch.cat([out[..., : self.chin] + skip, out[..., self.chin :]], dim=-1)
+        else:  # widening: the shortcut on the first chin channels (in place: up's output is not saved)
+            out[..., : self.chin] += skip
         return h.replace(values=p.unpack(out) if p.active else zero_masked(out, h.mask))
 
 

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .. import native
 from .._checks import check_fraction, check_int
 from ..data import FarthestOrder, Lifted
 from ..groups.base import LieGroup
@@ -394,7 +395,8 @@ class _GatherContractLinear(torch.autograd.Function):
         z = rows.new_empty(min(G, outer), rows.shape[1], h)
         for g0, g1 in _spans(G, outer):
             n = g1 - g0
-            _GatherContractLinear._contract(rows, idx, weights, g0, g1, inner, z[:n])
+            if native.gather_contract(rows, idx[g0 * K : g1 * K], weights[g0:g1], z[:n]) is None:
+                _GatherContractLinear._contract(rows, idx, weights, g0, g1, inner, z[:n])
             torch.mm(z[:n].view(n * nb, ch), weight.t(), out=out[g0:g1].view(n * nb, o))
         ctx.save_for_backward(rows, idx, weights, weight)
         return out
@@ -426,16 +428,25 @@ class _GatherContractLinear(torch.autograd.Function):
             n = g1 - g0
             gc = grad[g0:g1].reshape(n * nb, o)
             dz = (gc @ weight).view(n, Bc, h) if want_rows or want_s else None
-            for a, b in _spans(g1, inner, g0):  # one gather per chunk serves z and dL/ds
-                i = idx[a * K : b * K]
-                if want_w or want_s:
-                    f = rows.index_select(0, i).view(b - a, K, Bc)
-                if want_w:
-                    torch.bmm(f.transpose(1, 2), weights[a:b], out=z[a - g0 : b - g0])
-                if want_s:
-                    torch.bmm(f, dz[a - g0 : b - g0], out=gs[a:b])  # (groups, K, h)
-                if want_rows:
-                    gr.index_add_(0, i, torch.bmm(weights[a:b], dz[a - g0 : b - g0].transpose(1, 2)).view(-1, Bc))
+            zs, ss = (z[:n] if want_w else None), (gs[g0:g1] if want_s else None)
+            if not native.gather_contract_grad(rows, idx[g0 * K : g1 * K], weights[g0:g1], dz, zs, ss, gr):
+                _GatherContractLinear._chunk_grads(rows, idx, weights, dz, g0, g1, inner, zs, ss, gr)
             if want_w:
                 gw.addmm_(gc.t(), z[:n].view(n * nb, ch))
         return gr, None, gs, gw
+
+    @staticmethod
+    def _chunk_grads(rows, idx, weights, dz, g0, g1, inner, z, gs, gr) -> None:
+        """``native.gather_contract_grad`` with ``torch``: z, dL/ds and dL/drows of the groups g0:g1
+        (each where given), ``inner`` groups per gather."""
+        K, Bc = weights.shape[1], rows.shape[1]
+        for a, b in _spans(g1, inner, g0):  # one gather per chunk serves z and dL/ds
+            i = idx[a * K : b * K]
+            if z is not None or gs is not None:
+                f = rows.index_select(0, i).view(b - a, K, Bc)
+            if z is not None:
+                torch.bmm(f.transpose(1, 2), weights[a:b], out=z[a - g0 : b - g0])
+            if gs is not None:
+                torch.bmm(f, dz[a - g0 : b - g0], out=gs[a - g0 : b - g0])  # (groups, K, h)
+            if gr is not None:
+                native.index_add_(gr, i, torch.bmm(weights[a:b], dz[a - g0 : b - g0].transpose(1, 2)).view(-1, Bc))
