@@ -318,7 +318,9 @@ class LieConv(nn.Module):
             raise ValueError("features: precomputed point features need full neighbourhoods (covers_all)")
         packed = None if sel.full else self.pack_queries(x, sel)
         xs, ss, packing = (x, sel, None) if packed is None else packed
-        a = torch.where(ss.nbhd_mask.unsqueeze(-1), self.kernel_inputs(xs, ss), 0.0)  # padding may be non-finite
+        a = self.kernel_inputs(xs, ss)
+        if not known_all(ss.nbhd_mask):  # zero at masked pairs (their points may be non-finite padding)
+            a = torch.where(ss.nbhd_mask.unsqueeze(-1), a, 0.0)
         s = self.kernel(a, ss.nbhd_mask)  # zero at masked pairs
         h = self.aggregate(xs.values, s, ss, features, xs.mask)
         if packing is not None:
