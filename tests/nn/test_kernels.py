@@ -162,6 +162,28 @@ def test_gather_contract_linear_in_float32_takes_the_native_contraction(monkeypa
         assert torch.allclose(a.double(), b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
 
 
+def test_affine_silu_in_float32_and_in_mixed_precision_matches_autograd():
+    """The native pass each way (float32) and the promoting torch formula (bfloat16 values, float32
+    parameters) against autograd through silu in float64."""
+    from lieconv.nn.blocks import affine_silu
+
+    g = torch.Generator().manual_seed(1)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = (torch.randn(300, 37, generator=g) * 3).to(dtype).requires_grad_()
+        scale = (torch.rand(37, generator=g) + 0.5).requires_grad_()
+        shift = torch.randn(37, generator=g, requires_grad=True)
+        y = affine_silu(x, scale, shift)
+        grad = torch.randn(y.shape, generator=g)
+        got = torch.autograd.grad(y, (x, scale, shift), grad)
+        x64, s64, c64 = (t.detach().double().requires_grad_() for t in (x, scale, shift))
+        ref = torch.nn.functional.silu(x64 * s64 + c64)
+        want = torch.autograd.grad(ref, (x64, s64, c64), grad.double())
+        tol = 1e-5 if dtype == torch.float32 else 2e-2
+        assert y.dtype == torch.float32 and got[0].dtype == dtype
+        for a, b in ((y, ref), *zip(got, want)):
+            assert torch.allclose(a.double(), b, rtol=tol, atol=tol * b.abs().max().item())
+
+
 def test_affine_silu_matches_autograd_twice_differentiable():
     from lieconv.nn.blocks import affine_silu
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import native
@@ -52,6 +53,8 @@ class _AffineSiLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
         ctx.save_for_backward(x, scale, shift)
+        if not x.dtype == scale.dtype == shift.dtype:  # mixed precision: the promoting torch formula
+            return F.silu(torch.addcmul(shift, x, scale))
         c = x.shape[-1]
         return native.swish(x.reshape(-1, c), scale.contiguous(), shift.contiguous(), None).view(x.shape)
 
@@ -59,8 +62,10 @@ class _AffineSiLU(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         x, scale, shift = ctx.saved_tensors
         want_x, want_scale, want_shift = ctx.needs_input_grad
-        if torch.is_grad_enabled():  # silu_grad is twice differentiable (aten's fused silu_backward is not)
-            dy = silu_grad(grad, torch.addcmul(shift, x, scale))
+        if torch.is_grad_enabled() or not x.dtype == scale.dtype == shift.dtype:
+            y = torch.addcmul(shift, x, scale)
+            # create_graph: silu_grad is twice differentiable (aten's fused silu_backward is not)
+            dy = silu_grad(grad, y) if torch.is_grad_enabled() else torch.ops.aten.silu_backward(grad.to(y.dtype), y)
             dims = tuple(range(x.dim() - 1))
             grad_x = dy * scale if want_x else None
             grad_scale = (dy * x).sum(dims) if want_scale else None
