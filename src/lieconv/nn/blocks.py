@@ -89,6 +89,22 @@ class _AffineSiLU(torch.autograd.Function):
         return grad_x, grad_scale, grad_shift
 
 
+class _AddLeading(torch.autograd.Function):
+    """out[..., :c] += skip in place (c = skip's channels; out is a fresh product nothing saved), whose
+    backward passes the gradient on and its first c channels to skip (no copy of either)."""
+
+    @staticmethod
+    def forward(ctx, out: Tensor, skip: Tensor) -> Tensor:
+        ctx.c = skip.shape[-1]
+        out[..., : ctx.c] += skip
+        ctx.mark_dirty(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return grad, grad[..., : ctx.c]
+
+
 class BottleneckBlock(nn.Module):
     """x -> x|_queries + [BN, Swish, Linear(chin -> chin/4), BN, Swish, LieConv(chin/4 -> chout/4),
     BN, Swish, Linear(chout/4 -> chout)](x).
@@ -168,8 +184,8 @@ class BottleneckBlock(nn.Module):
             out = out + self.shortcut(skip)
         elif self.chout == self.chin:
             out = out + skip
-        else:  # widening: the shortcut on the first chin channels (in place: up's output is not saved)
-            out[..., : self.chin] += skip
+        else:  # widening: the shortcut on the first chin channels
+            out = _AddLeading.apply(out, skip)
         return h.replace(values=p.unpack(out) if p.active else zero_masked(out, h.mask))
 
 
