@@ -51,6 +51,7 @@ wheel-check: setup
 	build/wheel-check/venv/bin/pip install -q $(TORCH)
 	build/wheel-check/venv/bin/pip install -q build/wheel-check/lieconv-*.whl
 	cd build/wheel-check && venv/bin/python -c "import lieconv, lieconv.models; print('lieconv', lieconv.__version__)"
+	cd build/wheel-check && venv/bin/python -c "import lieconv.native as n; assert all(p.is_file() for p in (*n._SOURCES, n._HEADER)), 'native sources missing from the wheel'"
 	cd build/wheel-check && venv/bin/lieconv --help > /dev/null && echo "wheel-check: lieconv --help ok"
 
 # Optional: fetch the data of the image and molecule tasks ahead of time (otherwise installed on first use).

@@ -80,6 +80,7 @@ _SOURCES = tuple(
     Path(__file__).with_name("_native") / name
     for name in ("select.cpp", "swish.cpp", "distance.cpp", "scatter.cpp", "contract.cpp")
 )
+_HEADER = Path(__file__).with_name("_native") / "common.h"
 _FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC"]
 _lock = threading.Lock()
 _state: dict = {}
@@ -88,12 +89,12 @@ _ROWS_PER_THREAD = 256
 
 
 def _build() -> ctypes.CDLL | None:
-    if os.environ.get("LIECONV_NATIVE", "1") == "0" or not all(s.is_file() for s in _SOURCES):
+    if os.environ.get("LIECONV_NATIVE", "1") == "0" or not all(s.is_file() for s in (*_SOURCES, _HEADER)):
         return None
     cxx = compiler()
     if not cxx:
         return None
-    src = b"".join(s.read_bytes() for s in _SOURCES)
+    src = b"".join(s.read_bytes() for s in (*_SOURCES, _HEADER))
     tag = hashlib.sha256(src + " ".join([cxx, *_FLAGS, platform.machine(), platform.system()]).encode()).hexdigest()
     for root in (os.environ.get("LIECONV_CACHE"), Path.home() / ".cache" / "lieconv", Path(tempfile.gettempdir())):
         if not root:
@@ -172,11 +173,7 @@ def smallest(x: Tensor, k: int) -> Tensor:
     def run(a: int, b: int) -> None:  # rows a:b (ctypes releases the GIL during the call)
         fn(ctypes.cast(x.data_ptr() + a * n * step, ptr), b - a, n, k, ctypes.cast(out.data_ptr() + a * k * step, ptr))
 
-    if parts == 1:
-        run(0, rows)
-    else:
-        bounds = [rows * i // parts for i in range(parts + 1)]
-        list(_pool(parts).map(run, bounds[:-1], bounds[1:]))
+    _split(rows, parts, run)
     return out
 
 
@@ -211,11 +208,7 @@ def draw(near: Tensor, seeds: Tensor, counts: Tensor, K: int) -> tuple[Tensor, T
             _ptr(ok, a, m * K),
         )
 
-    if parts == 1:
-        run(0, B)
-    else:
-        bounds = [B * i // parts for i in range(parts + 1)]
-        list(_pool(parts).map(run, bounds[:-1], bounds[1:]))
+    _split(B, parts, run)
     return out, ok
 
 
@@ -307,11 +300,7 @@ def farthest(
             wide,
         )
 
-    if parts == 1:
-        run(0, Bg)
-    else:
-        bounds = [Bg * i // parts for i in range(parts + 1)]
-        list(_pool(parts).map(run, bounds[:-1], bounds[1:]))
+    _split(Bg, parts, run)
     return idx, ok, rows
 
 
@@ -366,11 +355,7 @@ def nearest_draw(
             _ptr(ok, a, m * K),
         )
 
-    if parts == 1:
-        run(0, Bg)
-    else:
-        bounds = [Bg * i // parts for i in range(parts + 1)]
-        list(_pool(parts).map(run, bounds[:-1], bounds[1:]))
+    _split(Bg, parts, run)
     return out, ok
 
 
@@ -398,12 +383,7 @@ def _ptr(t: Tensor | None, row: int = 0, width: int = 0) -> int | None:
 
 def _by_rows(rows: int, run) -> None:
     """run(a, b, part) over row ranges, ``_parts(rows)`` of them (one per thread)."""
-    parts = _parts(rows)
-    if parts == 1:
-        run(0, rows, 0)
-        return
-    bounds = [rows * i // parts for i in range(parts + 1)]
-    list(_pool(parts).map(run, bounds[:-1], bounds[1:], range(parts)))
+    _split(rows, _parts(rows), run, with_part=True)
 
 
 def _sums(target: tuple[Tensor, Tensor] | None, parts: int) -> list[tuple[Tensor, Tensor]] | None:
@@ -562,11 +542,7 @@ def index_add_(out: Tensor, idx: Tensor, src: Tensor) -> Tensor:
     def run(a: int, b: int) -> None:  # destination rows a:b
         lib.lieconv_index_add(out.data_ptr(), a, b, idx.data_ptr(), src.data_ptr(), idx.shape[0], d)
 
-    if parts == 1:
-        run(0, n_out)
-    else:
-        bounds = [n_out * i // parts for i in range(parts + 1)]
-        list(_pool(parts).map(run, bounds[:-1], bounds[1:]))
+    _split(n_out, parts, run)
     return out
 
 
@@ -648,10 +624,11 @@ def gather_contract_grad(
     return True
 
 
-def _split(n: int, parts: int, run) -> None:
-    """run(a, b) over ``parts`` ranges of 0:n, one per thread."""
-    if parts == 1:
-        run(0, n)
-        return
+def _split(n: int, parts: int, run, *, with_part: bool = False) -> None:
+    """run(a, b) (``with_part``: run(a, b, part)) over ``parts`` ranges of 0:n, one per thread of the pool."""
     bounds = [n * i // parts for i in range(parts + 1)]
-    list(_pool(parts).map(run, bounds[:-1], bounds[1:]))
+    args = (bounds[:-1], bounds[1:], range(parts)) if with_part else (bounds[:-1], bounds[1:])
+    if parts == 1:
+        run(*(a[0] for a in args))
+    else:
+        list(_pool(parts).map(run, *args))

@@ -3,11 +3,7 @@
 // thread: every thread reads all indices, writes only its own rows, so the sums are the serial ones).
 #include <cstdint>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define LIECONV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define LIECONV_CLONES
-#endif
+#include "common.h"
 
 extern "C" {
 
