@@ -217,10 +217,9 @@ class LieConv(nn.Module):
         nq = gather_points(x.orbits, sel.nbhd_idx)  # (Bg, m, K, q)
         rel_fn = self.group.rel_embed if self.kernel_input == "smooth" else self.group.rel_log
         rel = rel_fn(qe.unsqueeze(2), ne)  # (Bg, m, K, lie_dim or embed_dim)
-        parts = [rel]
-        if self.group.q_dim:
-            parts += [qq.unsqueeze(2).expand_as(nq), nq]
-        return torch.cat(parts, dim=-1)
+        if not self.group.q_dim:
+            return rel
+        return torch.cat([rel, qq.unsqueeze(2).expand_as(nq), nq], dim=-1)
 
     def point_features(self, values: Tensor, mask: Tensor | None = None) -> Tensor:
         """``W_h f_j`` for every point j and kernel channel h, with ``W_h = W[:, (c, h)]``: the pointwise
