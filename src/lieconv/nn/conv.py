@@ -362,8 +362,10 @@ def gather_contract_linear(rows: Tensor, idx: Tensor, weights: Tensor, weight: T
     (at least ``_LINEAR_ROWS`` rows).  Neither the (G*K, nb*c) gathered rows nor the (G, nb*c*h)
     z are ever whole or kept for backward: backward gathers and contracts each chunk again for
     ``dL/dW = sum_g G_g^T z_g``, ``dL/ds_g = f_g dz_g`` and ``dL/drows += scatter(s_g dz_g^T)`` with
-    ``dz_g = G_g W``.  Twice differentiable (a backward with ``create_graph`` is made of
-    differentiable ops on whole tensors).
+    ``dz_g = G_g W``.  On CPU (float32, h of 16 or 32) the contraction and those gradients are
+    ``lieconv.native.gather_contract`` / ``gather_contract_grad``, which read each neighbour's row
+    where it lies (no gathered chunk; one pass gives z, dL/ds and dL/drows).  Twice differentiable
+    (a backward with ``create_graph`` is made of differentiable ops on whole tensors).
     """
     return _GatherContractLinear.apply(rows, idx, weights, weight)
 
