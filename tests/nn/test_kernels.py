@@ -41,6 +41,31 @@ def test_sums_affine_is_batch_norm_of_the_linear_at_real_rows(offset):
     assert torch.allclose((t * scale + shift)[mask], ref_bn(lin(x), mask)[mask], atol=1e-9)
 
 
+@pytest.mark.parametrize("case", ["plain", "clamped", "empty", "one"])
+def test_sums_affine_grad_is_autograd_through_sums_affine(case):
+    """The closed-form derivatives of the kernel MLP's batch norm against autograd: ordinary sums, a
+    variance clamped at zero (S2 / n < mean^2 by rounding), no real row, a single real row."""
+    from lieconv.nn.norm import MaskBatchNorm
+
+    g = torch.Generator().manual_seed(7)
+    bn = MaskBatchNorm(6, zero_masked=False)
+    with torch.no_grad():
+        bn.weight.copy_(torch.rand(6, generator=g) + 0.5)
+        bn.bias.copy_(torch.randn(6, generator=g))
+    count = {"plain": 40, "clamped": 40, "empty": 0, "one": 1}[case]
+    s1 = torch.randn(6, dtype=torch.float64, generator=g) * 40
+    s2 = s1 * s1 / max(count, 1) + torch.rand(6, dtype=torch.float64, generator=g) * 30
+    if case == "clamped":
+        s2[:3] = s1[:3] * s1[:3] / count * (1 - 1e-9)
+    gs, gc = torch.randn(6, generator=g), torch.randn(6, generator=g)
+    leaves = (s1.clone().requires_grad_(), s2.clone().requires_grad_())
+    scale, shift = bn.sums_affine(*leaves, count, update_stats=False)
+    want = torch.autograd.grad((scale, shift), [bn.weight, bn.bias, *leaves], (gs, gc))
+    got = bn.sums_affine_grad(s1, s2, count, gs, gc)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and torch.allclose(a, b, rtol=1e-5, atol=1e-7 * (1 + b.abs().max().item()))
+
+
 def test_mask_batch_norm_statistics_count_only_real_entries():
     x, mask = _rows()
     bn = MaskBatchNorm(5).double()

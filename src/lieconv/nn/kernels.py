@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -168,7 +170,13 @@ class _Recomputed(torch.autograd.Function):
                 for i, lin in enumerate(mlp.linears):
                     linear = [p for p in lin.parameters() if p.requires_grad]
                     norm = [] if mlp.norms is None else [p for p in mlp.norms[i].parameters() if p.requires_grad]
-                    if stats:
+                    if stats and not mlp.norms[i].sync:  # the statistics' derivatives in closed form
+                        bn, sums = mlp.norms[i], ctx.sums[i]
+                        with torch.no_grad():
+                            scale, shift = bn.sums_affine(*sums, count, ctx.offsets[i], update_stats=False)
+                        grads = functools.partial(bn.sums_affine_grad, *sums, count)
+                        layers.append(_Maps(lin.weight, None, scale, shift, linear, norm, sums, grads, bn))
+                    elif stats:  # through the all-reduce: autograd
                         sums = tuple(t.detach().requires_grad_() for t in ctx.sums[i])
                         scale, shift = mlp.norms[i].sums_affine(*sums, count, ctx.offsets[i], update_stats=False)
                         layers.append(_Maps(lin.weight, None, scale, shift, linear, norm, sums))
@@ -187,7 +195,9 @@ class _Recomputed(torch.autograd.Function):
 class _Maps(NamedTuple):
     """One kernel-MLP layer in backward: t = x weight^T (+ bias), x_next = Swish(t scale + shift) * w;
     (scale, shift) None when folded into (weight, bias); ``linear``, ``norm``: the Linear's and the
-    norm's parameters that need gradients; ``sums`` the leaves (S1, S2) the affine map comes from."""
+    norm's parameters that need gradients; ``sums`` the sums (S1, S2) the affine map comes from: leaves
+    of its graph, or with ``stats_grad`` (``MaskBatchNorm.sums_affine_grad`` on them: gs, gc ->
+    (dL/dgamma, dL/dbeta, dL/dS1, dL/dS2)) plain tensors, ``bn`` the norm."""
 
     weight: Tensor
     bias: Tensor | None
@@ -196,6 +206,8 @@ class _Maps(NamedTuple):
     linear: list[Tensor]
     norm: list[Tensor]
     sums: tuple[Tensor, Tensor] | None
+    stats_grad: Callable | None = None
+    bn: nn.Module | None = None
 
 
 #: rows per chunk of the kernel MLP's passes on CPU: the per-row temporaries of a chunk stay in cache;
@@ -310,9 +322,16 @@ def _chunked_backward(
         m = layers[l]
         d1 = d2 = None
         if m.scale is not None:  # the batch statistics' gradients, and gamma's and beta's
-            gsums = torch.autograd.grad((m.scale, m.shift), [*m.norm, *m.sums], [s.to(m.scale.dtype) for s in sums])
-            out += list(zip(m.norm, gsums[: len(m.norm)]))
-            d1, d2 = (g.to(x0.dtype) for g in gsums[len(m.norm) :])
+            gs, gc = (s.to(m.scale.dtype) for s in sums)
+            if m.stats_grad is not None:
+                g_gamma, g_beta, d1, d2 = m.stats_grad(gs, gc)
+                own = {id(m.bn.weight): g_gamma, id(m.bn.bias): g_beta}
+                out += [(p, own[id(p)]) for p in m.norm]
+            else:
+                gsums = torch.autograd.grad((m.scale, m.shift), [*m.norm, *m.sums], [gs, gc])
+                out += list(zip(m.norm, gsums[: len(m.norm)]))
+                d1, d2 = gsums[len(m.norm) :]
+            d1, d2 = d1.to(x0.dtype), d2.to(x0.dtype)
             scale = m.scale.detach()
         wd = m.weight.detach()
         accT = x0.new_zeros(wd.shape[1], wd.shape[0])  # (dL/dW)^T

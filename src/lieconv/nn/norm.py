@@ -123,6 +123,33 @@ class MaskBatchNorm(nn.Module):
         scale = self.weight * torch.rsqrt(var + self.eps)
         return scale, self.bias - mean * scale
 
+    def sums_affine_grad(
+        self, s1: Tensor, s2: Tensor, count: Tensor | int, grad_scale: Tensor, grad_shift: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The derivatives of ``sums_affine`` with batch statistics (not under ``sync``): from dL/dscale
+        and dL/dshift (c,), (dL/dweight, dL/dbias, dL/dS1, dL/dS2), the last two in S1's dtype.
+
+        With n the count, mean = S1 / n, v = S2 / n - mean^2, var = max(v, 0), r = (var + eps)^(-1/2),
+        scale = weight r, shift = bias - mean scale (n < 1: mean 0, var 1, constants)::
+
+            dL/dbias = gc,   dL/dweight = (gs - gc mean) r,   dL/dvar = -(gs - gc mean) weight r^3 / 2
+            dL/dS2 = [v >= 0] dL/dvar / n,   dL/dS1 = (-gc scale - 2 mean [v >= 0] dL/dvar) / n
+
+        (the same numbers autograd gives through ``sums_affine``, without building its graph)."""
+        dtype = self.weight.dtype
+        n = torch.as_tensor(count, dtype=s1.dtype, device=s1.device)
+        safe, empty = n.clamp(min=1), n < 1
+        mean = s1 / safe
+        v = s2 / safe - mean * mean
+        mean = torch.where(empty, torch.zeros_like(mean), mean)
+        var = torch.where(empty, torch.ones_like(v), v.clamp(min=0))
+        mean_c, r = mean.to(dtype), torch.rsqrt(var.to(dtype) + self.eps)
+        g_total = grad_scale - grad_shift * mean_c
+        g_var = (g_total * self.weight.detach() * r.pow(3) * -0.5).to(s1.dtype)
+        g_var = torch.where(empty | (v < 0), torch.zeros_like(g_var), g_var)
+        g_mean = torch.where(empty, torch.zeros_like(g_var), (-grad_shift * self.weight.detach() * r).to(s1.dtype))
+        return g_total * r, grad_shift, (g_mean - 2 * mean * g_var) / safe, g_var / safe
+
     def _batch_stats(
         self,
         total: Tensor,
