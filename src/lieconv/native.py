@@ -626,9 +626,9 @@ def gather_contract_grad(
 
 def _split(n: int, parts: int, run, *, with_part: bool = False) -> None:
     """run(a, b) (``with_part``: run(a, b, part)) over ``parts`` ranges of 0:n, one per thread of the pool."""
+    if parts == 1:  # the common case, kept lean: it runs once per chunk of rows
+        run(0, n, 0) if with_part else run(0, n)
+        return
     bounds = [n * i // parts for i in range(parts + 1)]
     args = (bounds[:-1], bounds[1:], range(parts)) if with_part else (bounds[:-1], bounds[1:])
-    if parts == 1:
-        run(*(a[0] for a in args))
-    else:
-        list(_pool(parts).map(run, *args))
+    list(_pool(parts).map(run, *args))
