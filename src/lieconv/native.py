@@ -141,6 +141,8 @@ def compiler() -> str | None:
 
 
 def _library() -> ctypes.CDLL | None:
+    if "lib" in _state:  # built (or found missing) once: no lock on the hot path
+        return _state["lib"]
     with _lock:
         if "lib" not in _state:
             _state["lib"] = _build()
@@ -370,8 +372,8 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 # ------------------------------------------------------------------ the kernel MLP's row passes
 def _native_rows(*tensors: Tensor | None) -> ctypes.CDLL | None:
     """The library when every given tensor is a contiguous float32 CPU tensor (None: absent), else None."""
-    for t in tensors:
-        if t is not None and (t.device.type != "cpu" or t.dtype != torch.float32 or not t.is_contiguous()):
+    for t in tensors:  # is_cpu / dtype identity: the cheap forms of these checks (they run per chunk)
+        if t is not None and not (t.is_cpu and t.dtype is torch.float32 and t.is_contiguous()):
             return None
     return _library()
 
