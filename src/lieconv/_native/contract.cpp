@@ -13,10 +13,6 @@
 #include <cstring>
 #include <utility>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
 #include "common.h"
 
 namespace {
@@ -100,7 +96,7 @@ LIECONV_CLONES void ds_group(const float* rows, int64_t C, const int64_t* idx, c
 
 // dzt (H, Cp) = dz (C, H) transposed, Cp = C rounded up to 16 (the padding written as zeros on the
 // AVX-512 path, left as it is otherwise)
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef LIECONV_X86
 // one 16 x 16 tile: rows r < ``rows`` of ``in`` (zeros past them) into the 16 rows of ``out``
 __attribute__((target("avx512f"))) void transpose16(const float* in, int64_t ld_in, int rows, float* out, int64_t ld_out) {
   __m512 r[16], t[16];
@@ -123,14 +119,10 @@ __attribute__((target("avx512f"))) void transpose16(const float* in, int64_t ld_
   }
   for (int i = 0; i < 16; ++i) _mm512_storeu_ps(out + i * ld_out, r[i]);
 }
-
-const bool kAvx512 = __builtin_cpu_supports("avx512f");
-#else
-const bool kAvx512 = false;
 #endif
 
 void transpose(const float* dz, int64_t C, int64_t H, float* dzt, int64_t Cp) {
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef LIECONV_X86
   if (kAvx512) {
     for (int64_t c0 = 0; c0 < C; c0 += 16)
       for (int64_t j0 = 0; j0 < H; j0 += 16)

@@ -14,10 +14,7 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define LIECONV_X86 1
-#endif
+#include "common.h"
 
 namespace {
 
@@ -77,7 +74,6 @@ __attribute__((target("avx512f"))) void split_avx512(const int64_t* src, int64_t
   c2 = b;
 }
 
-const bool kAvx512 = __builtin_cpu_supports("avx512f");
 #endif
 
 template <typename T>

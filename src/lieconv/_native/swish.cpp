@@ -14,11 +14,6 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define LIECONV_AVX512 1
-#endif
-
 #include "common.h"
 
 namespace {
@@ -84,10 +79,9 @@ LIECONV_CLONES void swish_grad_rows(const float* g, const float* t, int64_t rows
   }
 }
 
-#ifdef LIECONV_AVX512
+#ifdef LIECONV_X86
 // The same passes in AVX-512 (rows of d values in vectors of 16, the last one masked): the sigmoid's
 // polynomial with FMAs, 2^n by scalef and 1 / (1 + e) by rcp14 and one Newton step (~1 ulp).
-const bool kAvx512 = __builtin_cpu_supports("avx512f");
 
 #define LIECONV_V4 __attribute__((target("avx512f,avx512dq,fma")))
 
@@ -158,8 +152,6 @@ LIECONV_V4 void swish_grad_avx512(const float* g, const float* t, int64_t rows, 
     }
   }
 }
-#else
-const bool kAvx512 = false;
 #endif
 
 }  // namespace
@@ -171,7 +163,7 @@ LIECONV_CLONES void lieconv_swish(const float* t, int64_t rows, int64_t d, const
   const Affine m(scale, shift, d);
   const float* a = m.a.data();
   const float* c = m.c.data();
-#ifdef LIECONV_AVX512
+#ifdef LIECONV_X86
   if (kAvx512) return swish_avx512(t, rows, d, a, c, w, x);
 #endif
   for (int64_t r = 0; r < rows; ++r) {
@@ -209,7 +201,7 @@ LIECONV_CLONES void lieconv_moments(const float* t, int64_t rows, int64_t d, dou
 void lieconv_swish_grad(const float* g, const float* t, int64_t rows, int64_t d, const float* scale,
                         const float* shift, const float* w, float* gout, float* x, double* ga, double* gc) {
   const Affine m(scale, shift, d);
-#ifdef LIECONV_AVX512
+#ifdef LIECONV_X86
   if (kAvx512 && x) return swish_grad_avx512<true>(g, t, rows, d, m.a.data(), m.c.data(), w, gout, x, ga, gc);
   if (kAvx512) return swish_grad_avx512<false>(g, t, rows, d, m.a.data(), m.c.data(), w, gout, nullptr, ga, gc);
 #endif
