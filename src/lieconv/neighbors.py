@@ -592,6 +592,8 @@ class _Nearest:
             if got is None:
                 return None
             parts.append(got)
+        if len(parts) == 1:
+            return parts[0]
         return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
 
     def __call__(self, s: int, e: int, k: int, ordered: bool = True) -> Tensor:

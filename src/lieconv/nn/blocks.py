@@ -73,7 +73,8 @@ class _AffineSiLU(torch.autograd.Function):
             return grad_x, grad_scale, grad_shift
         c = x.shape[-1]
         rows = x.reshape(-1, c)
-        sums = (x.new_zeros(c, dtype=torch.float64), x.new_zeros(c, dtype=torch.float64))
+        wanted = want_scale or want_shift
+        sums = (x.new_zeros(c, dtype=torch.float64), x.new_zeros(c, dtype=torch.float64)) if wanted else None
         dy = native.swish_grad(
             grad.reshape(-1, c).contiguous(),
             rows,
@@ -81,7 +82,7 @@ class _AffineSiLU(torch.autograd.Function):
             shift.contiguous(),
             None,
             out=torch.empty_like(rows),
-            sums=sums if want_scale or want_shift else None,
+            sums=sums,
         )
         grad_x = dy.mul_(scale).view(x.shape) if want_x else None
         grad_scale = sums[0].to(x.dtype) if want_scale else None

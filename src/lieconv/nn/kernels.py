@@ -174,8 +174,8 @@ class _Recomputed(torch.autograd.Function):
                         bn, sums = mlp.norms[i], ctx.sums[i]
                         with torch.no_grad():
                             scale, shift = bn.sums_affine(*sums, count, ctx.offsets[i], update_stats=False)
-                        grads = functools.partial(bn.sums_affine_grad, *sums, count)
-                        layers.append(_Maps(lin.weight, None, scale, shift, linear, norm, sums, grads, bn))
+                        grads = functools.partial(_stats_grads, bn, sums, count)
+                        layers.append(_Maps(lin.weight, None, scale, shift, linear, norm, sums, grads))
                     elif stats:  # through the all-reduce: autograd
                         sums = tuple(t.detach().requires_grad_() for t in ctx.sums[i])
                         scale, shift = mlp.norms[i].sums_affine(*sums, count, ctx.offsets[i], update_stats=False)
@@ -196,8 +196,8 @@ class _Maps(NamedTuple):
     """One kernel-MLP layer in backward: t = x weight^T (+ bias), x_next = Swish(t scale + shift) * w;
     (scale, shift) None when folded into (weight, bias); ``linear``, ``norm``: the Linear's and the
     norm's parameters that need gradients; ``sums`` the sums (S1, S2) the affine map comes from: leaves
-    of its graph, or with ``stats_grad`` (``MaskBatchNorm.sums_affine_grad`` on them: gs, gc ->
-    (dL/dgamma, dL/dbeta, dL/dS1, dL/dS2)) plain tensors, ``bn`` the norm."""
+    of its graph, or with ``stats_grad`` (``_stats_grads``: gs, gc -> ([(norm parameter, gradient)],
+    dL/dS1, dL/dS2)) plain tensors."""
 
     weight: Tensor
     bias: Tensor | None
@@ -207,7 +207,13 @@ class _Maps(NamedTuple):
     norm: list[Tensor]
     sums: tuple[Tensor, Tensor] | None
     stats_grad: Callable | None = None
-    bn: nn.Module | None = None
+
+
+def _stats_grads(bn, sums: tuple[Tensor, Tensor], count, gs: Tensor, gc: Tensor):
+    """``MaskBatchNorm.sums_affine_grad`` as ([(parameter, gradient)] for those of gamma, beta that
+    need one, dL/dS1, dL/dS2)."""
+    g_gamma, g_beta, d1, d2 = bn.sums_affine_grad(*sums, count, gs, gc)
+    return [(p, g) for p, g in ((bn.weight, g_gamma), (bn.bias, g_beta)) if p.requires_grad], d1, d2
 
 
 #: rows per chunk of the kernel MLP's passes on CPU: the per-row temporaries of a chunk stay in cache;
@@ -324,9 +330,8 @@ def _chunked_backward(
         if m.scale is not None:  # the batch statistics' gradients, and gamma's and beta's
             gs, gc = (s.to(m.scale.dtype) for s in sums)
             if m.stats_grad is not None:
-                g_gamma, g_beta, d1, d2 = m.stats_grad(gs, gc)
-                own = {id(m.bn.weight): g_gamma, id(m.bn.bias): g_beta}
-                out += [(p, own[id(p)]) for p in m.norm]
+                pairs, d1, d2 = m.stats_grad(gs, gc)
+                out += pairs
             else:
                 gsums = torch.autograd.grad((m.scale, m.shift), [*m.norm, *m.sums], [gs, gc])
                 out += list(zip(m.norm, gsums[: len(m.norm)]))

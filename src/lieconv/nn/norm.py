@@ -137,16 +137,14 @@ class MaskBatchNorm(nn.Module):
 
         (the same numbers autograd gives through ``sums_affine``, without building its graph)."""
         dtype = self.weight.dtype
+        mean, var = self._batch_stats(s1, s2, count, update=False)
         n = torch.as_tensor(count, dtype=s1.dtype, device=s1.device)
         safe, empty = n.clamp(min=1), n < 1
-        mean = s1 / safe
-        v = s2 / safe - mean * mean
-        mean = torch.where(empty, torch.zeros_like(mean), mean)
-        var = torch.where(empty, torch.ones_like(v), v.clamp(min=0))
+        clamped = s2 / safe - mean * mean < 0  # v < 0 (where not empty: mean is S1 / n there)
         mean_c, r = mean.to(dtype), torch.rsqrt(var.to(dtype) + self.eps)
         g_total = grad_scale - grad_shift * mean_c
         g_var = (g_total * self.weight.detach() * r.pow(3) * -0.5).to(s1.dtype)
-        g_var = torch.where(empty | (v < 0), torch.zeros_like(g_var), g_var)
+        g_var = torch.where(empty | clamped, torch.zeros_like(g_var), g_var)
         g_mean = torch.where(empty, torch.zeros_like(g_var), (-grad_shift * self.weight.detach() * r).to(s1.dtype))
         return g_total * r, grad_shift, (g_mean - 2 * mean * g_var) / safe, g_var / safe
 
