@@ -330,3 +330,45 @@ def test_gather_contract_declines_what_it_has_no_kernel_for():
     assert native.gather_contract(rows, idx, torch.randn(2, 3, 8), torch.empty(2, 4, 8)) is None  # 8 channels
     assert native.gather_contract(rows.double(), idx, torch.randn(2, 3, 16).double(), torch.empty(2, 4, 16)) is None
     assert not native.gather_contract_grad(rows, idx.int(), torch.randn(2, 3, 16), torch.randn(2, 4, 16))
+
+
+@pytest.mark.parametrize(("n", "m", "k", "p"), [(5, 6, 96, 96), (3, 25, 40, 48), (9, 1, 16, 16), (2, 13, 7, 80)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bmm_is_torchs_for_every_layout(monkeypatch, n, m, k, p, threads):
+    """op(a) @ op(b) (+ out) against torch.bmm in float64: plain, a transposed (k small), b transposed
+    (k a multiple of 16), accumulated, on slices of a larger batch (row and batch strides), every
+    row and column tail of the tiles, threads; on any CPU (BMM_ANYWHERE)."""
+    monkeypatch.setattr(native, "BMM_ANYWHERE", True)
+    g = torch.Generator().manual_seed(7)
+    a, at = torch.randn(n + 2, m, k + 3, generator=g)[1:-1, :, :k], torch.randn(n, k, m, generator=g)
+    b, bt = torch.randn(n, k, p + 16, generator=g)[..., 16:], torch.randn(n, p, k, generator=g)
+    start = torch.randn(n, m, p, generator=g)
+    was = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        cases = [((a, b), {}), ((at, b), dict(trans_a=True))]
+        if k % 16 == 0:
+            cases.append(((a, bt), dict(trans_b=True)))
+        for (x, y), kw in cases:
+            want = torch.bmm(
+                x.double().transpose(1, 2) if kw.get("trans_a") else x.double(),
+                y.double().transpose(1, 2) if kw.get("trans_b") else y.double(),
+            )
+            for acc in (False, True):
+                out = start.clone()
+                assert native.bmm(x, y, out, accumulate=acc, **kw) is out
+                ref = want + start.double() if acc else want
+                torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5 * k)
+    finally:
+        torch.set_num_threads(was)
+
+
+def test_bmm_declines_what_it_has_no_kernel_for(monkeypatch):
+    monkeypatch.setattr(native, "BMM_ANYWHERE", True)
+    a, b = torch.randn(2, 3, 16), torch.randn(2, 16, 16)
+    assert native.bmm(a, b, torch.empty(2, 3, 16)) is not None
+    assert native.bmm(a.double(), b.double(), torch.empty(2, 3, 16, dtype=torch.float64)) is None
+    assert native.bmm(a, b[..., :8], torch.empty(2, 3, 8)) is None  # p not a multiple of 16
+    assert native.bmm(a, b.transpose(1, 2), torch.empty(2, 3, 16)) is None  # b's rows not contiguous
+    assert native.bmm(torch.randn(2, 3, 8), torch.randn(2, 16, 8), torch.empty(2, 3, 16), trans_b=True) is None
+    assert native.bmm(a, b, torch.empty(2, 4, 16)) is None  # shapes that do not match

@@ -31,6 +31,10 @@ gathered rows f_gk = rows[idx[g K + k]], and its gradients (``_native/contract.c
 read where they lie, never gathered into a (pairs, C) tensor; 16 or 32 kernel channels), or
 None / False where they do not run (the caller then gathers and multiplies with ``torch``).
 
+``bmm(a, b, out)``: batched products of small matrices (``_native/bmm.cpp``: C_b (+)= op(a_b) op(b_b)
+with the tiles in registers; the dense aggregation's ``(6 x 96) @ (96 x 96)`` products, where a BLAS
+call per matrix costs more than its arithmetic), or None where it does not run.
+
 ``swish``, ``moments_``, ``swish_grad``, ``norm_grad``: the kernel MLP's passes over a chunk of rows
 (batch-norm affine, Swish, mask, and the column sums of the statistics and their derivatives;
 ``_native/swish.cpp``), each one pass instead of 3-6 ``torch`` operators.  Native on contiguous
@@ -74,11 +78,12 @@ __all__ = [
     "index_add_",
     "gather_contract",
     "gather_contract_grad",
+    "bmm",
 ]
 
 _SOURCES = tuple(
     Path(__file__).with_name("_native") / name
-    for name in ("select.cpp", "swish.cpp", "distance.cpp", "scatter.cpp", "contract.cpp")
+    for name in ("select.cpp", "swish.cpp", "distance.cpp", "scatter.cpp", "contract.cpp", "bmm.cpp")
 )
 _HEADER = Path(__file__).with_name("_native") / "common.h"
 _FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC"]
@@ -128,9 +133,12 @@ def _build() -> ctypes.CDLL | None:
             ("lieconv_index_add", [p, n, n, p, p, n, n]),
             ("lieconv_gather_contract", [p, n, p, p, n, n, n, p]),
             ("lieconv_gather_contract_grad", [p, n, p, p, n, n, n, p, p, p, p, n, n]),
+            ("lieconv_bmm_nn", [p, n, n, n, p, n, n, p, n, n, n, n, n, n, ctypes.c_int]),
+            ("lieconv_bmm_nt", [p, n, n, p, n, n, p, n, n, n, n, n, n, ctypes.c_int]),
         ):
             fn = getattr(dll, name)
             fn.argtypes, fn.restype = args, None
+        dll.lieconv_bmm_fast.argtypes, dll.lieconv_bmm_fast.restype = [], ctypes.c_int
         return dll
     return None
 
@@ -624,6 +632,49 @@ def gather_contract_grad(
     if grad_rows is not None:  # a sum over groups per row: split the rows (each part reads every group)
         _split(R, parts, lambda lo, hi: run(0, n, lo, hi, False, True))
     return True
+
+
+#: run ``bmm`` where the CPU has no AVX-512 too (its kernels are written for 16-float registers: on
+#: narrower ones ``torch.bmm`` is faster); tests set it to check the kernels on any machine
+BMM_ANYWHERE = False
+
+
+def bmm(a: Tensor, b: Tensor, out: Tensor, *, trans_a: bool = False, trans_b: bool = False, accumulate: bool = False):
+    """``out_i = op(a_i) @ op(b_i)`` (``accumulate``: ``+=``), op the transpose of the last two axes where
+    asked; ``out``, or None where the kernel does not run (then nothing is written).
+
+    Shapes: op(a) (n, m, k), op(b) (n, k, p), out (n, m, p): float32 CPU tensors whose last axis is
+    contiguous as stored (any row and batch strides: slices of a batch need no copy), p a multiple of
+    16 (``trans_b``: k a multiple of 16), not both transposed, and an AVX-512 CPU (``BMM_ANYWHERE``)."""
+    lib = _library() if a.is_cpu and a.dtype is torch.float32 else None
+    if lib is None or (trans_a and trans_b) or not (BMM_ANYWHERE or lib.lieconv_bmm_fast()):
+        return None
+    for t in (a, b, out):
+        if t.dim() != 3 or not t.is_cpu or t.dtype is not torch.float32 or (t.stride(2) != 1 and t.shape[2] > 1):
+            return None
+    n, m, p = out.shape
+    k = a.shape[1] if trans_a else a.shape[2]
+    if (a.shape[0], b.shape[0]) != (n, n) or (a.shape[2] if trans_a else a.shape[1]) != m:
+        return None
+    if (b.shape[2], b.shape[1]) != (k, p) if trans_b else (b.shape[1], b.shape[2]) != (k, p):
+        return None
+    if (k if trans_b else p) % 16 or min(n, m, p) == 0:
+        return None
+    if k == 0:
+        return out if accumulate else out.zero_()
+    parts = max(1, min(torch.get_num_threads(), n // 8))
+    (sa, ra), (sb, rb), (so, ro) = (t.stride()[:2] for t in (a, b, out))
+
+    def run(i: int, j: int) -> None:  # matrices i:j
+        at, bt, ot = (t.data_ptr() + i * st * 4 for t, st in ((a, sa), (b, sb), (out, so)))
+        if trans_b:
+            lib.lieconv_bmm_nt(at, sa, ra, bt, sb, rb, ot, so, ro, j - i, m, k, p, accumulate)
+        else:
+            sar, sak = (1, ra) if trans_a else (ra, 1)
+            lib.lieconv_bmm_nn(at, sa, sar, sak, bt, sb, rb, ot, so, ro, j - i, m, k, p, accumulate)
+
+    _split(n, parts, run)
+    return out
 
 
 def _split(n: int, parts: int, run, *, with_part: bool = False) -> None:

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .. import native
+
 __all__ = ["silu", "silu_grad", "contract", "point_contract"]
 
 
@@ -115,11 +117,27 @@ def _ct(x: Tensor) -> Tensor:
     return x.transpose(1, 2).contiguous()
 
 
+def _bmm(a: Tensor, b: Tensor, out: Tensor | None = None, *, ta: bool = False, tb: bool = False, acc: bool = False):
+    """``op(a) @ op(b)`` batched, op the transpose of the last two axes where ``ta`` / ``tb``, into (or with
+    ``acc`` added to) ``out``: ``native.bmm`` where it runs and no graph is recorded, else ``torch``."""
+    graph = a.requires_grad or b.requires_grad or (out is not None and out.requires_grad)
+    if not (graph and torch.is_grad_enabled()):
+        o = out if out is not None else a.new_empty(a.shape[0], a.shape[2 if ta else 1], b.shape[1 if tb else 2])
+        if native.bmm(a, b, o, trans_a=ta, trans_b=tb, accumulate=acc) is not None:
+            return o
+        A, B = (_ct(a) if ta else a), (b.transpose(1, 2) if tb else b)
+        return out.baddbmm_(A, B) if acc else torch.bmm(A, B, out=o)
+    A, B = (_ct(a) if ta else a), (b.transpose(1, 2) if tb else b)
+    if acc:
+        return torch.baddbmm(out, A, B)
+    return torch.bmm(A, B) if out is None else torch.bmm(A, B, out=out)
+
+
 class _Contract(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: Tensor, g: Tensor) -> Tensor:
         ctx.save_for_backward(s, g)
-        return torch.bmm(s, g)
+        return _bmm(s, g)
 
     @staticmethod
     def backward(ctx, G: Tensor):
@@ -129,8 +147,8 @@ class _Contract(torch.autograd.Function):
         if torch.is_grad_enabled() and (want_s or want_g):
             ds, dg = _ContractGrad.apply(G, s, g, want_s, want_g)
             return (ds if want_s else None), (dg if want_g else None)
-        ds = torch.bmm(G, g.transpose(1, 2)) if want_s else None
-        dg = torch.bmm(_ct(s), G) if want_g else None
+        ds = _bmm(G, g, tb=True) if want_s else None
+        dg = _bmm(s, G, ta=True) if want_g else None
         return ds, dg
 
 
@@ -142,8 +160,8 @@ class _ContractGrad(torch.autograd.Function):
     def forward(ctx, G: Tensor, s: Tensor, g: Tensor, want_s: bool, want_g: bool):
         ctx.save_for_backward(G, s, g)
         ctx.set_materialize_grads(False)
-        A = torch.bmm(G, g.transpose(1, 2)) if want_s else G.new_empty(0)
-        C = torch.bmm(_ct(s), G) if want_g else G.new_empty(0)
+        A = _bmm(G, g, tb=True) if want_s else G.new_empty(0)
+        C = _bmm(s, G, ta=True) if want_g else G.new_empty(0)
         if not want_s:
             ctx.mark_non_differentiable(A)
         if not want_g:
@@ -161,13 +179,13 @@ class _ContractGrad(torch.autograd.Function):
         need_G, need_s, need_g = ctx.needs_input_grad[:3]
         if need_G:
             if gA is not None:
-                dG = torch.bmm(gA, g)
+                dG = _bmm(gA, g)
             if gC is not None:
-                dG = torch.bmm(s, gC) if dG is None else torch.baddbmm(dG, s, gC)
+                dG = _bmm(s, gC) if dG is None else _bmm(s, gC, dG, acc=True)
         if need_s and gC is not None:
-            ds = torch.bmm(G, gC.transpose(1, 2))
+            ds = _bmm(G, gC, tb=True)
         if need_g and gA is not None:
-            dg = torch.bmm(_ct(gA), G)
+            dg = _bmm(gA, G, ta=True)
         return dG, ds, dg, None, None
 
 
@@ -220,18 +238,18 @@ def _to_points(
     the chunk's other products keep it in cache; returns ``(df, dw, G gᵀ or None)``."""
     B, N, c = f.shape
     pulled = want_f or want_w
-    if pulled:
-        L = _ct(torch.cat(lhs, 1) if len(lhs) > 1 else lhs[0])  # (B, N·h, k·m)
-        R = torch.cat(rhs, 1) if len(rhs) > 1 else rhs[0].contiguous()  # (B, k·m, o)
     df = f.new_empty(B, N, c) if want_f else None
     dw = weight.new_zeros(weight.shape) if want_w else None
     A = None if ds is None else ds[0].new_empty(B, ds[0].shape[1], ds[1].shape[1])
     for b0, b1 in _chunks(B, lhs[0].shape[2] * rhs[0].shape[2]):
         if A is not None:
-            torch.bmm(ds[0][b0:b1], ds[1][b0:b1].transpose(1, 2), out=A[b0:b1])
+            _bmm(ds[0][b0:b1], ds[1][b0:b1], A[b0:b1], tb=True)
         if not pulled:
             continue
-        dg = torch.bmm(L[b0:b1], R[b0:b1]).view((b1 - b0) * N, -1)  # (rows, h·o)
+        dg = _bmm(lhs[0][b0:b1], rhs[0][b0:b1], ta=True)
+        for l, r in zip(lhs[1:], rhs[1:]):
+            _bmm(l[b0:b1], r[b0:b1], dg, ta=True, acc=True)
+        dg = dg.view((b1 - b0) * N, -1)  # (rows, h·o)
         if want_f:
             torch.mm(dg, weight.t(), out=df[b0:b1].view(-1, c))
         if want_w:
@@ -249,7 +267,7 @@ class _PointContract(torch.autograd.Function):
         out = f.new_empty(B, s.shape[1], O)
         for b0, b1 in _chunks(B, P * O):  # each chunk of g is contracted while it is in cache
             torch.mm(f[b0:b1].reshape(-1, c), weight, out=g[b0:b1].view(-1, weight.shape[1]))
-            torch.bmm(s[b0:b1], g[b0:b1], out=out[b0:b1])
+            _bmm(s[b0:b1], g[b0:b1], out[b0:b1])
         ctx.save_for_backward(s, f, weight, g)
         ctx.calls, ctx.stash = 0, []
         return out
@@ -293,17 +311,16 @@ class _PointContractGrad(torch.autograd.Function):
         through_g = need_G and gA is not None  # the term Ā g of ∂G
         dG = ds = df = dw = None
         if gF is None and gD is None:
-            dG = torch.bmm(gA, g) if through_g else None
+            dG = _bmm(gA, g) if through_g else None
         else:  # through C = sᵀG, chunk by chunk (Ā g too, while the chunk of g is in cache)
-            st = _ct(s)
             ds = s.new_empty(B, s.shape[1], P) if need_s else None
             df = f.new_zeros(f.shape) if need_f and gD is not None else None
             dw = weight.new_zeros(weight.shape) if need_w and gF is not None else None
             dG = (G.new_empty(G.shape) if through_g else G.new_zeros(G.shape)) if need_G else None
             for b0, b1 in _chunks(B, P * O):
                 if through_g:
-                    torch.bmm(gA[b0:b1], g[b0:b1], out=dG[b0:b1])
-                C = torch.bmm(st[b0:b1], G[b0:b1]).view((b1 - b0) * N, -1)  # (rows, h·o)
+                    _bmm(gA[b0:b1], g[b0:b1], dG[b0:b1])
+                C = _bmm(s[b0:b1], G[b0:b1], ta=True).view((b1 - b0) * N, -1)  # (rows, h·o)
                 gC = None if gF is None else gF[b0:b1].reshape(-1, c) @ weight
                 if gD is not None:
                     fc = f[b0:b1].reshape(-1, c)
@@ -314,9 +331,9 @@ class _PointContractGrad(torch.autograd.Function):
                     dw.addmm_(gF[b0:b1].reshape(-1, c).t(), C)
                 gC = gC.view(b1 - b0, P, O)
                 if ds is not None:
-                    torch.bmm(G[b0:b1], gC.transpose(1, 2), out=ds[b0:b1])
+                    _bmm(G[b0:b1], gC, ds[b0:b1], tb=True)
                 if dG is not None:
-                    dG[b0:b1].baddbmm_(s[b0:b1], gC)
+                    _bmm(s[b0:b1], gC, dG[b0:b1], acc=True)
         if gA is not None and (need_f or need_w):  # the terms through g: to the forward node if it runs next
             fwd = ctx.fwd
             if fwd.calls == ctx.fwd_calls and torch._C._will_engine_execute_node(fwd):
