@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lieconv import native
 
@@ -120,6 +121,31 @@ def test_row_passes_equal_their_torch_formulas(R, d, masked, affine, threads):
     if mask is not None:
         real = mask.squeeze(1) > 0
         assert (x[~real] == 0).all() and (out[~real] == 0).all()
+
+
+@pytest.mark.parametrize("n", [1, 37, 9000])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_swish_grad2_is_the_second_derivative_formula(n, threads):
+    """native.swish_grad2 in float32 against autograd's derivatives of g silu'(y) in float64, over
+    y from -100 to 100 (the sigmoid's clamped range included), either output alone."""
+    gen = torch.Generator().manual_seed(n)
+    y = torch.cat([torch.randn(n, generator=gen) * 4, torch.tensor([-100.0, -30.0, 0.0, 30.0, 100.0])])
+    h, g = torch.randn(y.shape, generator=gen), torch.randn(y.shape, generator=gen)
+    g6, y6 = g.double().requires_grad_(), y.double().requires_grad_()
+    dy_ = torch.autograd.grad(F.silu(y6), y6, torch.ones_like(y6), create_graph=True)[0]
+    want_g, want_y = torch.autograd.grad(g6 * dy_, (g6, y6), h.double())
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        dg, dy = native.swish_grad2(h, g, y)
+        only_g, none_y = native.swish_grad2(h, g, y, want_y=False)
+        none_g, only_y = native.swish_grad2(h, g, y, want_g=False)
+    finally:
+        torch.set_num_threads(before)
+    assert none_y is None and none_g is None
+    assert torch.equal(dg, only_g) and torch.equal(dy, only_y)
+    for got, want in ((dg, want_g), (dy, want_y)):  # silu'' crosses zero: absolute error at its scale
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6 * want.abs().max().item())
 
 
 @pytest.mark.parametrize("bn", [True, False])

@@ -9,6 +9,8 @@
 //   swish_grad:  y = t * a + c,  g' = g * w * silu'(y)  (silu' = s (1 + y (1 - s)), s = sigmoid(y)),
 //                optionally x = silu(y) * w, ga += sum_r g' t, gc += sum_r g'
 //   norm_grad:   dt = g * a + w * d1 + 2 t * d2
+//   swish_grad2: the derivatives of g' = g silu'(y) (flat values): dg = h silu'(y), dy = h g silu''(y)
+//                (silu'' = s (1 - s) (2 + y (1 - 2 s))), each where asked
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -80,6 +82,14 @@ LIECONV_CLONES void swish_grad_rows(const float* g, const float* t, int64_t rows
 }
 
 #ifdef LIECONV_X86
+LIECONV_CLONES void swish_grad2_values(const float* h, const float* g, const float* y, int64_t n, float* dg, float* dy) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = sigmoid(y[i]);
+    if (dg) dg[i] = h[i] * (s * (1.0f + y[i] * (1.0f - s)));
+    if (dy) dy[i] = h[i] * g[i] * (s * (1.0f - s) * (2.0f + y[i] * (1.0f - 2.0f * s)));
+  }
+}
+
 // The same passes in AVX-512 (rows of d values in vectors of 16, the last one masked): the sigmoid's
 // polynomial with FMAs, 2^n by scalef and 1 / (1 + e) by rcp14 and one Newton step (~1 ulp).
 
@@ -152,6 +162,21 @@ LIECONV_V4 void swish_grad_avx512(const float* g, const float* t, int64_t rows, 
     }
   }
 }
+
+LIECONV_V4 void swish_grad2_avx512(const float* h, const float* g, const float* y, int64_t n, float* dg, float* dy) {
+  const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 yv = _mm512_maskz_loadu_ps(m, y + i), hv = _mm512_maskz_loadu_ps(m, h + i);
+    const __m512 s = sigmoid16(yv);
+    const __m512 q = _mm512_sub_ps(one, s);
+    if (dg) _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(hv, _mm512_mul_ps(s, _mm512_fmadd_ps(yv, q, one))));
+    if (dy) {
+      const __m512 d2 = _mm512_mul_ps(_mm512_mul_ps(s, q), _mm512_fmadd_ps(yv, _mm512_fnmadd_ps(two, s, one), two));
+      _mm512_mask_storeu_ps(dy + i, m, _mm512_mul_ps(_mm512_mul_ps(hv, _mm512_maskz_loadu_ps(m, g + i)), d2));
+    }
+  }
+}
 #endif
 
 }  // namespace
@@ -220,6 +245,13 @@ LIECONV_CLONES void lieconv_norm_grad(const float* g, const float* t, int64_t ro
     float* outr = out + r * d;
     for (int64_t j = 0; j < d; ++j) outr[j] = gr[j] * a[j] + wr * d1[j] + 2.0f * tr[j] * d2[j];
   }
+}
+
+void lieconv_swish_grad2(const float* h, const float* g, const float* y, int64_t n, float* dg, float* dy) {
+#ifdef LIECONV_X86
+  if (kAvx512) return swish_grad2_avx512(h, g, y, n, dg, dy);
+#endif
+  swish_grad2_values(h, g, y, n, dg, dy);
 }
 
 }  // extern "C"

@@ -62,40 +62,55 @@ def silu_grad(g: Tensor, x: Tensor) -> Tensor:
     return _SiLUGrad.apply(g, x)
 
 
+def _rows(x: Tensor) -> Tensor:
+    """x as (rows, last axis) for the native row passes (a view where x is contiguous)."""
+    return x.reshape(-1, x.shape[-1]) if x.dim() != 2 else x
+
+
+def _silu_grad_values(g: Tensor, x: Tensor) -> Tensor:
+    """``g silu'(x)`` without a graph: one native pass where it runs (``aten.silu_backward`` else)."""
+    if g.shape != x.shape or x.dim() == 0:
+        return torch.ops.aten.silu_backward(g, x)
+    out = torch.empty_like(x)
+    native.swish_grad(_rows(g), _rows(x), None, None, None, out=_rows(out))
+    return out
+
+
 class _SiLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
         ctx.save_for_backward(x)
-        return F.silu(x)
+        if x.dim() == 0:
+            return F.silu(x)
+        out = torch.empty_like(x)
+        native.swish(_rows(x), None, None, None, out=_rows(out))
+        return out
 
     @staticmethod
     def backward(ctx, g: Tensor) -> Tensor:
         (x,) = ctx.saved_tensors
         if torch.is_grad_enabled():
             return _SiLUGrad.apply(g, x)
-        return torch.ops.aten.silu_backward(g, x)
+        return _silu_grad_values(g, x)
 
 
 class _SiLUGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, g: Tensor, x: Tensor) -> Tensor:
         ctx.save_for_backward(g, x)
-        return torch.ops.aten.silu_backward(g, x)
+        return _silu_grad_values(g, x)
 
     @staticmethod
     def backward(ctx, gg: Tensor):
         g, x = ctx.saved_tensors
-        grad_g = grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_g = silu_grad(gg, x) if torch.is_grad_enabled() else torch.ops.aten.silu_backward(gg, x)
-        if ctx.needs_input_grad[1]:
-            if torch.is_grad_enabled():  # a third derivative: plain differentiable operations
-                s = torch.sigmoid(x)
-                grad_x = gg * g * s * (1 - s) * (2 + x * (1 - 2 * s))
-            else:  # the same, in place on two temporaries
-                s = torch.sigmoid(x)
-                v = torch.mul(s, s).neg_().add_(s)  # s (1 - s)
-                grad_x = s.mul_(-2).add_(1).mul_(x).add_(2).mul_(v).mul_(g).mul_(gg)
+        want_g, want_x = ctx.needs_input_grad[:2]
+        if not torch.is_grad_enabled():
+            return native.swish_grad2(gg, g, x, want_g, want_x)
+        grad_g = silu_grad(gg, x) if want_g else None
+        grad_x = None
+        if want_x:  # a third derivative: plain differentiable operations
+            s = torch.sigmoid(x)
+            grad_x = gg * g * s * (1 - s) * (2 + x * (1 - 2 * s))
         return grad_g, grad_x
 
 
@@ -241,12 +256,14 @@ def _to_points(
     df = f.new_empty(B, N, c) if want_f else None
     dw = weight.new_zeros(weight.shape) if want_w else None
     A = None if ds is None else ds[0].new_empty(B, ds[0].shape[1], ds[1].shape[1])
-    for b0, b1 in _chunks(B, lhs[0].shape[2] * rhs[0].shape[2]):
+    spans = _chunks(B, lhs[0].shape[2] * rhs[0].shape[2])
+    buf = f.new_empty(spans[0][1], lhs[0].shape[2], rhs[0].shape[2]) if pulled else None  # one chunk's dg
+    for b0, b1 in spans:
         if A is not None:
             _bmm(ds[0][b0:b1], ds[1][b0:b1], A[b0:b1], tb=True)
         if not pulled:
             continue
-        dg = _bmm(lhs[0][b0:b1], rhs[0][b0:b1], ta=True)
+        dg = _bmm(lhs[0][b0:b1], rhs[0][b0:b1], buf[: b1 - b0], ta=True)
         for l, r in zip(lhs[1:], rhs[1:]):
             _bmm(l[b0:b1], r[b0:b1], dg, ta=True, acc=True)
         dg = dg.view((b1 - b0) * N, -1)  # (rows, h·o)
@@ -317,14 +334,21 @@ class _PointContractGrad(torch.autograd.Function):
             df = f.new_zeros(f.shape) if need_f and gD is not None else None
             dw = weight.new_zeros(weight.shape) if need_w and gF is not None else None
             dG = (G.new_empty(G.shape) if through_g else G.new_zeros(G.shape)) if need_G else None
-            for b0, b1 in _chunks(B, P * O):
+            spans = _chunks(B, P * O)
+            bufs = g.new_empty(2, spans[0][1], P, O)  # one chunk's C and C̄, written over per chunk
+            for b0, b1 in spans:
                 if through_g:
                     _bmm(gA[b0:b1], g[b0:b1], dG[b0:b1])
-                C = _bmm(s[b0:b1], G[b0:b1], ta=True).view((b1 - b0) * N, -1)  # (rows, h·o)
-                gC = None if gF is None else gF[b0:b1].reshape(-1, c) @ weight
+                C = _bmm(s[b0:b1], G[b0:b1], bufs[0, : b1 - b0], ta=True).view((b1 - b0) * N, -1)  # (rows, h·o)
+                gC = bufs[1, : b1 - b0].view((b1 - b0) * N, -1)
+                if gF is not None:
+                    torch.mm(gF[b0:b1].reshape(-1, c), weight, out=gC)
                 if gD is not None:
                     fc = f[b0:b1].reshape(-1, c)
-                    gC = fc @ gD if gC is None else gC.addmm_(fc, gD)
+                    if gF is None:
+                        torch.mm(fc, gD, out=gC)
+                    else:
+                        gC.addmm_(fc, gD)
                     if df is not None:
                         df[b0:b1].view(-1, c).addmm_(C, gD.t())
                 if dw is not None:
