@@ -25,6 +25,23 @@ def test_silu_value_and_derivatives_to_third_order():
     assert torch.autograd.gradgradcheck(silu_grad, (g, x))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_silu_on_strided_inputs(dtype):
+    """Transposed and expanded inputs (and gradients): the values and first and second derivatives of
+    F.silu (float32 takes the native passes)."""
+    base = torch.randn(33, 4, 5, dtype=dtype)
+    for x in (base.permute(2, 0, 1), base.transpose(0, 1), base[:, :1].expand(33, 4, 5), base[::2], base[0].t()):
+        x = x.detach().requires_grad_()
+        g = torch.randn(x.shape[::-1], dtype=dtype).permute(*reversed(range(x.dim())))  # strided too
+        got, want = [], []
+        for f, res in ((silu, got), (F.silu, want)):
+            y = f(x)
+            (d1,) = torch.autograd.grad(y, x, g, create_graph=True)
+            res += [y.detach(), d1.detach(), *torch.autograd.grad((d1 * d1).sum(), x)]
+        tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(got, want, **tol)
+
+
 def test_silu_derivatives_equal_autograds():
     x = torch.randn(40, **F64, requires_grad=True)
     v = torch.randn(40, **F64)

@@ -71,7 +71,7 @@ def _silu_grad_values(g: Tensor, x: Tensor) -> Tensor:
     """``g silu'(x)`` without a graph: one native pass where it runs (``aten.silu_backward`` else)."""
     if g.shape != x.shape or x.dim() == 0:
         return torch.ops.aten.silu_backward(g, x)
-    out = torch.empty_like(x)
+    out = torch.empty_like(x, memory_format=torch.contiguous_format)  # _rows(out) is a view
     native.swish_grad(_rows(g), _rows(x), None, None, None, out=_rows(out))
     return out
 
@@ -82,7 +82,7 @@ class _SiLU(torch.autograd.Function):
         ctx.save_for_backward(x)
         if x.dim() == 0:
             return F.silu(x)
-        out = torch.empty_like(x)
+        out = torch.empty_like(x, memory_format=torch.contiguous_format)  # _rows(out) is a view
         native.swish(_rows(x), None, None, None, out=_rows(out))
         return out
 
