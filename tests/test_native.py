@@ -313,6 +313,10 @@ def test_index_add_is_torchs_in_the_same_order(threads):
             src = torch.randn(n, d, generator=g)
             base = torch.randn(R, d, generator=g)
             assert torch.equal(native.index_add_(base.clone(), idx, src), base.clone().index_add_(0, idx, src))
+            wide = torch.randn(n, d + 5, generator=g)[:, 2 : 2 + d]  # rows d + 5 apart: read in place
+            assert torch.equal(native.index_add_(base.clone(), idx, wide), base.clone().index_add_(0, idx, wide))
+            cols = torch.randn(d, n, generator=g).t()  # transposed: torch's
+            assert torch.equal(native.index_add_(base.clone(), idx, cols), base.clone().index_add_(0, idx, cols))
         out = torch.zeros(5, 4, dtype=torch.float64)  # not float32: torch's own
         src64 = torch.randn(6, 4, dtype=torch.float64, generator=g)
         idx = torch.tensor([0, 4, 4, 1, 0, 2])

@@ -133,7 +133,7 @@ def _build() -> ctypes.CDLL | None:
             ("lieconv_nearest_draw", [p, n, n, n, n, p, p, p, n, p, p, n, n, p, p]),
             ("lieconv_distance", [ctypes.c_int, p, n, p, p, n, p, n, p, p]),
             ("lieconv_farthest", [ctypes.c_int, p, n, n, n, n, p, n, p, p, n, p, p, p, ctypes.c_int]),
-            ("lieconv_index_add", [p, n, n, p, p, n, n]),
+            ("lieconv_index_add", [p, n, n, p, p, n, n, n]),
             ("lieconv_gather_contract", [p, n, p, p, n, n, n, p]),
             ("lieconv_gather_contract_grad", [p, n, p, p, n, n, n, p, p, p, p, n, n]),
             ("lieconv_bmm_nn", [p, n, n, n, p, n, n, p, n, n, n, n, n, n, ctypes.c_int]),
@@ -563,19 +563,22 @@ def index_add_(out: Tensor, idx: Tensor, src: Tensor) -> Tensor:
     """``out.index_add_(0, idx, src)``: ``out[idx[i]] += src[i]`` in the order of i (every index in
     [0, R_out): the caller's own indices; ``torch`` checks them where the native loop does not run).
 
-    Shapes: out (R_out, d), idx (R,) int64, src (R, d) -> out."""
+    Shapes: out (R_out, d), idx (R,) int64, src (R, d) (its rows any distance apart) -> out."""
     d = out.shape[1] if out.dim() == 2 else -1
     ok = (
         idx.dtype == torch.int64 and idx.device.type == "cpu" and idx.is_contiguous() and src.shape == (idx.shape[0], d)
     )
-    lib = _native_rows(out, src) if ok else None
+    # src: float32 rows of contiguous values, any distance apart (a slice of a wider gradient)
+    ok = ok and src.is_cpu and src.dtype is torch.float32 and (src.stride(1) == 1 or d == 1) and src.stride(0) >= d
+    lib = _native_rows(out) if ok else None
     if lib is None:
         return out.index_add_(0, idx, src)
     n_out = out.shape[0]
     parts = max(1, min(torch.get_num_threads(), n_out // _ROWS_PER_THREAD, idx.shape[0] // (16 * _ROWS_PER_THREAD)))
+    ld = src.stride(0)
 
     def run(a: int, b: int) -> None:  # destination rows a:b
-        lib.lieconv_index_add(out.data_ptr(), a, b, idx.data_ptr(), src.data_ptr(), idx.shape[0], d)
+        lib.lieconv_index_add(out.data_ptr(), a, b, idx.data_ptr(), src.data_ptr(), idx.shape[0], d, ld)
 
     _split(n_out, parts, run)
     return out

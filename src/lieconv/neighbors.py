@@ -159,7 +159,7 @@ class _GatherRows(torch.autograd.Function):
         zeros = grad.new_zeros(ctx.rows, grad.shape[1])
         if torch.is_grad_enabled():
             return zeros.index_add(0, idx, grad), None
-        return native.index_add_(zeros, idx, grad.contiguous()), None
+        return native.index_add_(zeros, idx, grad), None
 
 
 #: Relative resolution at which distances count as equal, keyed on the dtype of the *inputs*: exact

@@ -138,14 +138,24 @@ class MaskBatchNorm(nn.Module):
         (the same numbers autograd gives through ``sums_affine``, without building its graph)."""
         dtype = self.weight.dtype
         mean, var = self._batch_stats(s1, s2, count, update=False)
-        n = torch.as_tensor(count, dtype=s1.dtype, device=s1.device)
-        safe, empty = n.clamp(min=1), n < 1
-        clamped = s2 / safe - mean * mean < 0  # v < 0 (where not empty: mean is S1 / n there)
+        known = not isinstance(count, Tensor)  # a count known on the host: no masks of the empty case
+        if known:
+            safe, empty = float(max(count, 1)), None if count >= 1 else True
+        else:
+            n = torch.as_tensor(count, dtype=s1.dtype, device=s1.device)
+            safe, empty = n.clamp(min=1), n < 1
         mean_c, r = mean.to(dtype), torch.rsqrt(var.to(dtype) + self.eps)
         g_total = grad_scale - grad_shift * mean_c
         g_var = (g_total * self.weight.detach() * r.pow(3) * -0.5).to(s1.dtype)
-        g_var = torch.where(empty | clamped, torch.zeros_like(g_var), g_var)
-        g_mean = torch.where(empty, torch.zeros_like(g_var), (-grad_shift * self.weight.detach() * r).to(s1.dtype))
+        g_mean = (-grad_shift * self.weight.detach() * r).to(s1.dtype)
+        if empty is True:  # n < 1: constant statistics
+            g_var, g_mean = torch.zeros_like(g_var), torch.zeros_like(g_var)
+        else:
+            drop = s2 / safe - mean * mean < 0  # v < 0: var clamped (where not empty: mean is S1 / n)
+            if empty is not None:
+                drop = drop | empty
+                g_mean = torch.where(empty, torch.zeros_like(g_var), g_mean)
+            g_var = torch.where(drop, torch.zeros_like(g_var), g_var)
         return g_total * r, grad_shift, (g_mean - 2 * mean * g_var) / safe, g_var / safe
 
     def _batch_stats(
@@ -163,6 +173,8 @@ class MaskBatchNorm(nn.Module):
         With ``sync`` under DDP the sums and the count are first all-reduced over the processes."""
         if self.sync and _world_size() > 1:
             total, total_sq, count = _all_reduce_sums(total, total_sq, count)
+        if not isinstance(count, Tensor):  # known on the host: the same numbers with scalar arithmetic
+            return self._host_count_stats(total, total_sq, int(count), update, offset)
         n = torch.as_tensor(count, dtype=total.dtype, device=total.device)
         safe = n.clamp(min=1)
         mean = total / safe
@@ -179,6 +191,23 @@ class MaskBatchNorm(nn.Module):
             shifted = mean.detach() if offset is None else mean.detach() + offset.detach().to(mean.dtype)
             self.running_mean.lerp_(shifted.to(self.running_mean.dtype), m.to(self.running_mean.dtype))
             self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), m.to(self.running_var.dtype))
+        return mean, var
+
+    def _host_count_stats(
+        self, total: Tensor, total_sq: Tensor, n: int, update: bool, offset: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """``_batch_stats`` for a count n known on the host (a Python number): no tensors for the count
+        and no masks of the empty case (a dozen small operators fewer per call)."""
+        if n < 1:  # mean 0, var 1, still functions of the sums (zero derivatives, as from the masks)
+            return total * 0.0, total_sq * 0.0 + 1.0
+        mean = total / float(n)
+        var = (total_sq / float(n) - mean * mean).clamp(min=0)
+        if update and n > 1:
+            with torch.no_grad():
+                shifted = mean.detach() if offset is None else mean.detach() + offset.detach().to(mean.dtype)
+                unbiased = var.detach() * (float(n) / (n - 1))
+                self.running_mean.lerp_(shifted.to(self.running_mean.dtype), self.momentum)
+                self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
         return mean, var
 
 
