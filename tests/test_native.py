@@ -152,11 +152,17 @@ def test_swish_grad2_is_the_second_derivative_formula(n, threads):
 @pytest.mark.parametrize("training", [True, False])
 def test_kernel_mlp_in_float32_is_the_same_with_and_without_the_native_passes(monkeypatch, bn, training):
     """The recomputed kernel MLP (forward, parameter gradients, running statistics) on float32 CPU
-    rows, native passes against torch's, chunked (``_ROW_CHUNK``) and with its products recomputed."""
+    rows, native passes against torch's, chunked (``_ROW_CHUNK``): the whole loops native (one thread,
+    ``native.mlp_forward`` / ``mlp_backward``), the passes native in Python loops (two threads), and
+    with its products recomputed."""
     import copy
 
     from lieconv.nn import KernelMLP, kernels
 
+    ran = []
+    for name in ("mlp_forward", "mlp_backward"):
+        real = getattr(native, name)
+        monkeypatch.setattr(native, name, lambda *a, _f=real, **k: ran.append(_f(*a, **k)) or ran[-1])
     monkeypatch.setattr(kernels, "_ROW_CHUNK", 500)
     torch.manual_seed(0)
     mlp = KernelMLP(3, 16, hidden=32, bn=bn).train(training)
@@ -166,18 +172,25 @@ def test_kernel_mlp_in_float32_is_the_same_with_and_without_the_native_passes(mo
     a = torch.where(mask.unsqueeze(-1), a, 0.0)
     grad = torch.randn(4, 300, 5, 16, generator=g)
     results = []
-    for use_native, keep in ((True, 1 << 28), (False, 1 << 28), (True, 0)):
-        if not use_native:
-            monkeypatch.setattr(native, "_library", lambda: None)
-        monkeypatch.setattr(kernels, "_KEEP_BYTES", keep)
-        m = copy.deepcopy(mlp)
-        out = m(a, mask)
-        (out * grad).sum().backward()
-        results.append((out, [p.grad for p in m.parameters()], list(m.buffers())))
-        monkeypatch.undo() if not use_native else None
-        monkeypatch.setattr(kernels, "_ROW_CHUNK", 500)
+    was = torch.get_num_threads()
+    try:
+        for use_native, keep, threads in ((True, 1 << 28, 1), (False, 1 << 28, 1), (True, 0, 1), (True, 1 << 28, 2)):
+            torch.set_num_threads(threads)
+            with monkeypatch.context() as mp:
+                if not use_native:
+                    mp.setattr(native, "_library", lambda: None)
+                mp.setattr(kernels, "_KEEP_BYTES", keep)
+                ran.clear()
+                m = copy.deepcopy(mlp)
+                out = m(a, mask)
+                (out * grad).sum().backward()
+            results.append((out, [p.grad for p in m.parameters()], list(m.buffers())))
+            loops = native.available() and native._state.get("sgemm") and use_native and threads == 1
+            assert any(ran) == bool(loops)  # the native loops ran where they can
+    finally:
+        torch.set_num_threads(was)
     ref = results[1]
-    for out, grads, buffers in (results[0], results[2]):
+    for out, grads, buffers in (results[0], results[2], results[3]):
         assert torch.allclose(out, ref[0], rtol=1e-4, atol=1e-5)
         for p, q in zip(grads, ref[1]):
             assert torch.allclose(p, q, rtol=1e-3, atol=1e-4 * q.abs().max().item())

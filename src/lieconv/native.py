@@ -38,7 +38,9 @@ call per matrix costs more than its arithmetic), or None where it does not run.
 ``swish``, ``moments_``, ``swish_grad``, ``norm_grad``: the kernel MLP's passes over a chunk of rows
 (batch-norm affine, Swish, mask, and the column sums of the statistics and their derivatives;
 ``_native/swish.cpp``), each one pass instead of 3-6 ``torch`` operators; ``swish_grad2``: the two
-derivatives of ``g silu'(y)`` (training through a derivative) in one pass.  Native on contiguous
+derivatives of ``g silu'(y)`` (training through a derivative) in one pass; ``mlp_forward`` /
+``mlp_backward``: a kernel-MLP layer's whole chunk loop in one call (``_native/mlp.cpp``: these
+passes and the BLAS ``sgemm_`` that torch exports, called from C++; one thread).  Native on contiguous
 float32 CPU tensors; the same formulas in ``torch`` otherwise (equal to float rounding: the native
 sigmoid is a polynomial within ~2e-7 of torch's).
 
@@ -77,6 +79,8 @@ __all__ = [
     "swish_grad",
     "norm_grad",
     "swish_grad2",
+    "mlp_forward",
+    "mlp_backward",
     "index_add_",
     "gather_contract",
     "gather_contract_grad",
@@ -85,7 +89,7 @@ __all__ = [
 
 _SOURCES = tuple(
     Path(__file__).with_name("_native") / name
-    for name in ("select.cpp", "swish.cpp", "distance.cpp", "scatter.cpp", "contract.cpp", "bmm.cpp")
+    for name in ("select.cpp", "swish.cpp", "distance.cpp", "scatter.cpp", "contract.cpp", "bmm.cpp", "mlp.cpp")
 )
 _HEADER = Path(__file__).with_name("_native") / "common.h"
 _FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC"]
@@ -138,12 +142,31 @@ def _build() -> ctypes.CDLL | None:
             ("lieconv_gather_contract_grad", [p, n, p, p, n, n, n, p, p, p, p, n, n]),
             ("lieconv_bmm_nn", [p, n, n, n, p, n, n, p, n, n, n, n, n, n, ctypes.c_int]),
             ("lieconv_bmm_nt", [p, n, n, p, n, n, p, n, n, n, n, n, n, ctypes.c_int]),
+            ("lieconv_set_sgemm", [p]),
+            ("lieconv_mlp_forward", [p, n, n, ctypes.c_int, p, p, p, p, n, p, p, p, p, n, p]),
+            ("lieconv_mlp_backward", [p, p, n, n, p, p, p, p, p, n, p, p, p, p, p, p, p, p, p, n, p]),
         ):
             fn = getattr(dll, name)
             fn.argtypes, fn.restype = args, None
         dll.lieconv_bmm_fast.argtypes, dll.lieconv_bmm_fast.restype = [], ctypes.c_int
+        sgemm = _torch_sgemm()
+        _state["sgemm"] = sgemm is not None
+        if sgemm is not None:
+            dll.lieconv_set_sgemm(sgemm)
         return dll
     return None
+
+
+def _torch_sgemm() -> int | None:
+    """The address of the BLAS ``sgemm_`` that torch's own CPU library exports (MKL in the x86-64
+    builds), or None: the kernel MLP's native loops call it, so their products are torch's."""
+    suffix = ".dylib" if platform.system() == "Darwin" else ".so"
+    try:
+        return ctypes.cast(
+            ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / f"libtorch_cpu{suffix}")).sgemm_, ctypes.c_void_p
+        ).value
+    except (OSError, AttributeError):
+        return None
 
 
 def compiler() -> str | None:
@@ -535,6 +558,81 @@ def norm_grad(g: Tensor, t: Tensor, scale: Tensor, d1: Tensor, d2: Tensor, mask:
 
     _by_rows(R, run)
     return out
+
+
+def _mlp_lib(*tensors: Tensor | None) -> ctypes.CDLL | None:
+    """The library when the kernel MLP's loops run natively on these tensors: built with torch's
+    ``sgemm_``, one thread (with more, the Python loops split each chunk's passes over the threads),
+    every tensor contiguous float32 on the CPU."""
+    lib = _native_rows(*tensors)
+    return lib if lib is not None and _state.get("sgemm") and torch.get_num_threads() == 1 else None
+
+
+def mlp_forward(
+    h: Tensor,
+    act: tuple[Tensor | None, Tensor | None] | None,
+    w: Tensor | None,
+    weight: Tensor,
+    bias: Tensor | None,
+    sums: tuple[Tensor, Tensor] | None,
+    out: Tensor,
+    chunk: int,
+) -> bool:
+    """One kernel-MLP layer over chunks of rows: ``out = x weight^T (+ bias)`` with ``x = swish(h, *act, w)``
+    (``act`` None: x = h) and, with ``sums``, the column sums of out and out^2 added to them
+    (``lieconv.nn.kernels._layer``); False (nothing written) where it does not run natively.
+
+    Shapes: h (R, d_in), w (R, 1) or None, weight (d_out, d_in), bias (d_out,), out (R, d_out) (may be h
+    when act is given and the widths agree), sums two (d_out,) float64."""
+    scale, shift = (None, None) if act is None else act
+    lib = _mlp_lib(h, scale, shift, w, weight, bias, out)
+    if lib is None or (sums is not None and not all(t.dtype is torch.float64 and t.is_contiguous() for t in sums)):
+        return False
+    (R, din), dout = h.shape, weight.shape[0]
+    scratch = h.new_empty(min(R, chunk), din) if act is not None else None
+    s1, s2 = (None, None) if sums is None else sums
+    lib.lieconv_mlp_forward(
+        h.data_ptr(), R, din, int(act is not None), _ptr(scale), _ptr(shift), _ptr(w), weight.data_ptr(), dout,
+        _ptr(bias), _ptr(s1), _ptr(s2), out.data_ptr(), chunk, _ptr(scratch),
+    )  # fmt: skip
+    return True
+
+
+def mlp_backward(
+    G: Tensor,
+    t: Tensor | None,
+    norm: tuple[Tensor, Tensor, Tensor] | None,
+    w: Tensor | None,
+    weight: Tensor,
+    below: tuple[Tensor, Tensor | None, Tensor | None, Tensor, tuple[Tensor, Tensor] | None] | None,
+    x0: Tensor | None,
+    acc: tuple[Tensor, Tensor | None],
+    chunk: int,
+) -> bool:
+    """One layer of the kernel MLP's backward over chunks of rows (``lieconv.nn.kernels._chunked_backward``
+    with every t kept); False (nothing written) where it does not run natively.
+
+    G (R, d_out): dL/dy_l, overwritten with dL/dt_l = norm_grad(G, t, *norm, w) (``norm`` = (scale, d1, d2)
+    of a batch-norm layer, with t = t_l) or left as it is (norm None); ``below`` = (t_(l-1), scale,
+    shift, Gn, sums) for l > 0: Gn (R, d_in) = swish_grad(dt @ weight, t_(l-1), scale, shift, w) (Gn may
+    be t's storage when the widths agree), with the column sums into ``sums``; x0 (R, d_in) the first
+    layer's input (l = 0); ``acc`` = (accT (d_in, d_out), accb (d_out,) or None): += x^T dt, += sum_r dt."""
+    scale, d1, d2 = (None, None, None) if norm is None else norm
+    tp, bscale, bshift, Gn, nsums = (None,) * 5 if below is None else below
+    accT, accb = acc
+    lib = _mlp_lib(G, t, scale, d1, d2, w, weight, tp, bscale, bshift, Gn, x0, accT, accb)
+    if lib is None or (nsums is not None and not all(s.dtype is torch.float64 and s.is_contiguous() for s in nsums)):
+        return False
+    R, dout = G.shape
+    din = weight.shape[1]
+    scratch = G.new_empty(min(R, chunk), din) if below is not None else None
+    ns1, ns2 = (None, None) if nsums is None else nsums
+    lib.lieconv_mlp_backward(
+        G.data_ptr(), _ptr(t), R, dout, _ptr(scale), _ptr(d1), _ptr(d2), _ptr(w), weight.data_ptr(), din, _ptr(tp),
+        _ptr(bscale), _ptr(bshift), _ptr(Gn), _ptr(ns1), _ptr(ns2), _ptr(x0), accT.data_ptr(), _ptr(accb), chunk,
+        _ptr(scratch),
+    )  # fmt: skip
+    return True
 
 
 def swish_grad2(h: Tensor, g: Tensor, y: Tensor, want_g: bool = True, want_y: bool = True):

@@ -242,9 +242,11 @@ def _layer(
     into ``out`` when given (which may be h when ``act`` is given: each chunk is read before it is written)."""
     R = h.shape[0]
     t = h.new_empty(R, weight.shape[0]) if out is None else out
-    wt = weight.detach().t()
     bias = None if bias is None else bias.detach()
     chunk = _row_chunk(h)
+    if native.mlp_forward(h, act, w, weight.detach(), bias, sums, t, chunk):
+        return t
+    wt = weight.detach().t()
     scratch = h.new_empty(min(R, chunk), h.shape[1]) if act is not None else None
     for a, b in _spans(R, chunk):
         x = h[a:b] if act is None else native.swish(h[a:b], *act, None if w is None else w[a:b], out=scratch[: b - a])
@@ -321,8 +323,7 @@ def _chunked_backward(
 
     G = torch.empty_like(ts[-1])
     sums = column_sums(layers[-1], G.shape[1])
-    for a, b in spans:
-        native.swish_grad(grad[a:b], ts[-1][a:b], *acts[-1], wv(a, b), out=G[a:b], sums=sums)
+    native.swish_grad(grad, ts[-1], *acts[-1], w, out=G, sums=sums)
     out: list[tuple[Tensor, Tensor]] = []
     for l in reversed(range(L)):
         m = layers[l]
@@ -348,8 +349,14 @@ def _chunked_backward(
             fits = ts[l] is not None and ts[l].shape[1] == width
             Gn = ts[l] if fits else x0.new_empty(R, width)
         nsums = column_sums(below, Gn.shape[1]) if l > 0 else None
-        xs = x0.new_empty(min(R, chunk), wd.shape[1]) if l > 0 else None
-        for a, b in spans:
+        norm = None if d1 is None else (scale, d1, d2)
+        lower = None if l == 0 else (ts[l - 1], *acts[l - 1], Gn, nsums)
+        kept = all(t is not None for t in ts[: l + 1])  # the native loop makes no t again
+        native_loop = kept and native.mlp_backward(
+            G, ts[l], norm, w, wd, lower, x0 if l == 0 else None, (accT, accb), chunk
+        )
+        xs = x0.new_empty(min(R, chunk), wd.shape[1]) if l > 0 and not native_loop else None
+        for a, b in [] if native_loop else spans:
             tp = t_rows(l - 1, a, b) if l > 0 else None  # t_(l-1), then t_l from it where not kept
             if d1 is not None:
                 dt = native.norm_grad(G[a:b], t_rows(l, a, b, tp), scale, d1, d2, wv(a, b), out=G[a:b])
