@@ -115,9 +115,7 @@ def _build() -> ctypes.CDLL | None:
             if not lib.is_file():
                 lib.parent.mkdir(parents=True, exist_ok=True)
                 tmp = lib.with_suffix(f".{os.getpid()}.tmp")
-                subprocess.run(
-                    [cxx, *_FLAGS, *map(str, _SOURCES), "-o", str(tmp)], check=True, capture_output=True, timeout=120
-                )
+                _compile(cxx, tmp)
                 os.replace(tmp, lib)  # atomic: concurrent processes never load a half-written file
             dll = ctypes.CDLL(str(lib))
         except (OSError, subprocess.SubprocessError):
@@ -155,6 +153,27 @@ def _build() -> ctypes.CDLL | None:
             dll.lieconv_set_sgemm(sgemm)
         return dll
     return None
+
+
+def _compile(cxx: str, out: Path) -> None:
+    """The sources compiled side by side (one compiler per source: the cores share the work), then linked."""
+    with tempfile.TemporaryDirectory() as work:
+        objs = [Path(work) / f"{src.stem}.o" for src in _SOURCES]
+        with open(Path(work) / "log", "wb") as log:  # a file, not a pipe: no compiler blocks on its output
+            jobs = [
+                subprocess.Popen([cxx, *_FLAGS, "-c", str(src), "-o", str(obj)], stdout=log, stderr=log)
+                for src, obj in zip(_SOURCES, objs)
+            ]
+            codes = []
+            for job in jobs:
+                try:
+                    codes.append(job.wait(timeout=300))
+                except subprocess.TimeoutExpired:
+                    job.kill()
+                    codes.append(-1)
+        if any(codes):
+            raise subprocess.SubprocessError("the native kernels did not compile")
+        subprocess.run([cxx, *_FLAGS, *map(str, objs), "-o", str(out)], check=True, capture_output=True, timeout=120)
 
 
 def _torch_sgemm() -> int | None:
