@@ -415,3 +415,33 @@ def test_bmm_declines_what_it_has_no_kernel_for(monkeypatch):
     assert native.bmm(a, b.transpose(1, 2), torch.empty(2, 3, 16)) is None  # b's rows not contiguous
     assert native.bmm(torch.randn(2, 3, 8), torch.randn(2, 16, 8), torch.empty(2, 3, 16), trans_b=True) is None
     assert native.bmm(a, b, torch.empty(2, 4, 16)) is None  # shapes that do not match
+
+
+@pytest.mark.parametrize("n", [1, 2, 40])
+def test_bn_affine_is_sums_affine_in_torch(monkeypatch, n):
+    """native.bn_affine (scale, shift, running statistics moved towards mean + offset and the unbiased
+    variance, none for a single row) against MaskBatchNorm.sums_affine's torch formula; a variance
+    clamped at zero included."""
+    from lieconv.nn.norm import MaskBatchNorm
+
+    g = torch.Generator().manual_seed(n)
+    s1 = torch.randn(20, dtype=torch.float64, generator=g) * n
+    s2 = s1 * s1 / n + torch.rand(20, dtype=torch.float64, generator=g) * n
+    s2[:4] = s1[:4] * s1[:4] / n * (1 - 1e-12)
+    offset = torch.randn(20, generator=g)
+    bns = []
+    for use_native in (True, False):
+        bn = MaskBatchNorm(20)
+        with torch.no_grad():
+            bn.weight.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(3))
+            bn.bias.normal_(generator=torch.Generator().manual_seed(4))
+            bn.running_mean.normal_(generator=torch.Generator().manual_seed(5))
+        with monkeypatch.context() as mp, torch.no_grad():
+            if not use_native:
+                mp.setattr(native, "bn_affine", lambda *a, **k: None)
+            scale, shift = bn.sums_affine(s1, s2, n, offset)
+        bns.append((scale, shift, bn.running_mean.clone(), bn.running_var.clone()))
+    for got, want in zip(*bns):
+        torch.testing.assert_close(got, want, rtol=2e-6, atol=1e-6)
+    w = torch.ones(20)
+    assert (native.bn_affine(s1, s2, n, w, w, 1e-5) is not None) == native.available()  # the native one ran

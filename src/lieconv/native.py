@@ -40,8 +40,10 @@ call per matrix costs more than its arithmetic), or None where it does not run.
 ``_native/swish.cpp``), each one pass instead of 3-6 ``torch`` operators; ``swish_grad2``: the two
 derivatives of ``g silu'(y)`` (training through a derivative) in one pass; ``mlp_forward`` /
 ``mlp_backward``: a kernel-MLP layer's whole chunk loop in one call (``_native/mlp.cpp``: these
-passes and the BLAS ``sgemm_`` that torch exports, called from C++; one thread).  Native on contiguous
-float32 CPU tensors; the same formulas in ``torch`` otherwise (equal to float rounding: the native
+passes and the BLAS ``sgemm_`` that torch exports, called from C++; one thread); ``bn_affine`` /
+``bn_affine_grad``: a batch norm's affine map (and running statistics) from its column sums, and its
+derivatives, in one loop over the channels (``_native/norm.cpp``) instead of a dozen small operators.
+Native on contiguous float32 CPU tensors; the same formulas in ``torch`` otherwise (equal to float rounding: the native
 sigmoid is a polynomial within ~2e-7 of torch's).
 
 The library is built once per source, compiler and machine with ``$CXX`` (else ``c++`` / ``g++``
@@ -81,6 +83,8 @@ __all__ = [
     "swish_grad2",
     "mlp_forward",
     "mlp_backward",
+    "bn_affine",
+    "bn_affine_grad",
     "index_add_",
     "gather_contract",
     "gather_contract_grad",
@@ -89,7 +93,16 @@ __all__ = [
 
 _SOURCES = tuple(
     Path(__file__).with_name("_native") / name
-    for name in ("select.cpp", "swish.cpp", "distance.cpp", "scatter.cpp", "contract.cpp", "bmm.cpp", "mlp.cpp")
+    for name in (
+        "select.cpp",
+        "swish.cpp",
+        "distance.cpp",
+        "scatter.cpp",
+        "contract.cpp",
+        "bmm.cpp",
+        "mlp.cpp",
+        "norm.cpp",
+    )
 )
 _HEADER = Path(__file__).with_name("_native") / "common.h"
 _FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC"]
@@ -141,6 +154,8 @@ def _build() -> ctypes.CDLL | None:
             ("lieconv_bmm_nn", [p, n, n, n, p, n, n, p, n, n, n, n, n, n, ctypes.c_int]),
             ("lieconv_bmm_nt", [p, n, n, p, n, n, p, n, n, n, n, n, n, ctypes.c_int]),
             ("lieconv_set_sgemm", [p]),
+            ("lieconv_bn_affine", [p, p, ctypes.c_double, n, p, p, ctypes.c_float, p, p, p, p, p, ctypes.c_float]),
+            ("lieconv_bn_affine_grad", [p, p, ctypes.c_double, n, p, ctypes.c_float, p, p, p, p, p]),
             ("lieconv_mlp_forward", [p, n, n, ctypes.c_int, p, p, p, p, n, p, p, p, p, n, p]),
             ("lieconv_mlp_backward", [p, p, n, n, p, p, p, p, p, n, p, p, p, p, p, p, p, p, p, n, p]),
         ):
@@ -652,6 +667,59 @@ def mlp_backward(
         _ptr(scratch),
     )  # fmt: skip
     return True
+
+
+def _stats_lib(s1: Tensor, s2: Tensor, *floats: Tensor | None) -> ctypes.CDLL | None:
+    """The library when the batch-norm statistics run natively: float64 sums, float32 parameters."""
+    ok = all(t.is_cpu and t.dtype is torch.float64 and t.is_contiguous() for t in (s1, s2))
+    return _native_rows(*floats) if ok else None
+
+
+def bn_affine(
+    s1: Tensor,
+    s2: Tensor,
+    n: int,
+    weight: Tensor,
+    bias: Tensor,
+    eps: float,
+    offset: Tensor | None = None,
+    running: tuple[Tensor, Tensor] | None = None,
+    momentum: float = 0.0,
+) -> tuple[Tensor, Tensor] | None:
+    """(scale, shift) of a batch norm from the column sums S1, S2 of n >= 1 rows (``_native/norm.cpp``:
+    mean S1 / n, biased variance, scale = weight (var + eps)^(-1/2), shift = bias - mean scale), with
+    ``running`` = (mean, var) buffers moved by ``momentum`` towards (mean + offset, unbiased var) when
+    n > 1; None where it does not run (no graph: the caller's torch formula serves autograd).
+
+    Shapes: s1, s2 (d,) float64; weight, bias, offset, the buffers (d,) float32 -> two (d,) float32."""
+    rm, rv = (None, None) if running is None else running
+    lib = _stats_lib(s1, s2, weight, bias, offset, rm, rv) if n >= 1 else None
+    if lib is None:
+        return None
+    scale, shift = torch.empty_like(weight), torch.empty_like(weight)
+    lib.lieconv_bn_affine(
+        s1.data_ptr(), s2.data_ptr(), float(n), weight.shape[0], weight.data_ptr(), bias.data_ptr(), eps,
+        _ptr(offset), scale.data_ptr(), shift.data_ptr(), _ptr(rm), _ptr(rv), momentum,
+    )  # fmt: skip
+    return scale, shift
+
+
+def bn_affine_grad(
+    s1: Tensor, s2: Tensor, n: int, weight: Tensor, eps: float, gs: Tensor, gc: Tensor
+) -> tuple[Tensor, Tensor, Tensor] | None:
+    """The derivatives of ``bn_affine``'s (scale, shift) from (gs, gc), their gradients: (dL/dweight,
+    dL/dS1, dL/dS2) (the gradient of bias is gc itself), or None where it does not run.
+
+    Shapes: s1, s2 (d,) float64; weight, gs, gc (d,) float32 -> (d,) float32, two (d,) float64."""
+    lib = _stats_lib(s1, s2, weight, gs, gc) if n >= 1 else None
+    if lib is None:
+        return None
+    gw, d1, d2 = torch.empty_like(weight), torch.empty_like(s1), torch.empty_like(s1)
+    lib.lieconv_bn_affine_grad(
+        s1.data_ptr(), s2.data_ptr(), float(n), weight.shape[0], weight.data_ptr(), eps, gs.data_ptr(),
+        gc.data_ptr(), gw.data_ptr(), d1.data_ptr(), d2.data_ptr(),
+    )  # fmt: skip
+    return gw, d1, d2
 
 
 def swish_grad2(h: Tensor, g: Tensor, y: Tensor, want_g: bool = True, want_y: bool = True):

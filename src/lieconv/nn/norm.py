@@ -114,6 +114,14 @@ class MaskBatchNorm(nn.Module):
         running statistics (``s1``, ``s2`` unused).  Differentiable in the parameters, s1 and s2.
         """
         dtype = self.weight.dtype
+        if self.training and not self.sync and not torch.is_grad_enabled() and not isinstance(count, Tensor):
+            running = (self.running_mean, self.running_var) if update_stats else None
+            off = None if offset is None else offset.detach()
+            out = native.bn_affine(
+                s1, s2, count, self.weight.detach(), self.bias.detach(), self.eps, off, running, self.momentum
+            )
+            if out is not None:
+                return out
         offset = torch.zeros_like(self.weight) if offset is None else offset
         if self.training:
             mean, var = self._batch_stats(s1, s2, count, update=update_stats, offset=offset)
@@ -137,6 +145,10 @@ class MaskBatchNorm(nn.Module):
 
         (the same numbers autograd gives through ``sums_affine``, without building its graph)."""
         dtype = self.weight.dtype
+        if not isinstance(count, Tensor):
+            out = native.bn_affine_grad(s1, s2, count, self.weight.detach(), self.eps, grad_scale, grad_shift)
+            if out is not None:
+                return out[0], grad_shift, out[1], out[2]
         mean, var = self._batch_stats(s1, s2, count, update=False)
         known = not isinstance(count, Tensor)  # a count known on the host: no masks of the empty case
         if known:
