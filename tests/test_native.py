@@ -445,3 +445,14 @@ def test_bn_affine_is_sums_affine_in_torch(monkeypatch, n):
         torch.testing.assert_close(got, want, rtol=2e-6, atol=1e-6)
     w = torch.ones(20)
     assert (native.bn_affine(s1, s2, n, w, w, 1e-5) is not None) == native.available()  # the native one ran
+
+
+def test_gather_columns_is_torchs_gather():
+    """The farthest-point rows' column gather against torch.gather: strided rows (a slice of a wider
+    tensor), int32 natively, int64 by torch."""
+    g = torch.Generator().manual_seed(9)
+    src = torch.randint(0, 1000, (3, 12, 30), generator=g, dtype=torch.int32)[:, :, 2:27]
+    cols = torch.randint(0, 25, (3, 9), generator=g)
+    for s in (src, src.long()):
+        want = s[:, :7].gather(2, cols[:, None, :].expand(3, 7, 9))
+        assert torch.equal(native.gather_columns(s, cols, 7), want)

@@ -22,6 +22,9 @@ and the whole farthest-point loop on them (``_native/distance.cpp``), or None wh
 own sine), but every distance of a kind is the same bits wherever it is computed, so farthest-point
 rows stay the search's own numbers.
 
+``gather_columns(src, cols, m)``: the farthest-point rows of a subsampled layer's points, column
+by column (``_native/scatter.cpp``; ``torch.gather`` of an expanded index else).
+
 ``index_add_(out, idx, src)``: ``out.index_add_(0, idx, src)`` for float32 rows (``_native/scatter.cpp``:
 a plain loop in the order of ``idx``, 10x as fast as ``torch``'s sorting one on the aggregation's
 gradient; threads split the destination rows, so the sums do not depend on the thread count).
@@ -86,6 +89,7 @@ __all__ = [
     "bn_affine",
     "bn_affine_grad",
     "index_add_",
+    "gather_columns",
     "gather_contract",
     "gather_contract_grad",
     "bmm",
@@ -149,6 +153,7 @@ def _build() -> ctypes.CDLL | None:
             ("lieconv_distance", [ctypes.c_int, p, n, p, p, n, p, n, p, p]),
             ("lieconv_farthest", [ctypes.c_int, p, n, n, n, n, p, n, p, p, n, p, p, p, ctypes.c_int]),
             ("lieconv_index_add", [p, n, n, p, p, n, n, n]),
+            ("lieconv_gather_columns", [p, n, n, p, n, n, n, p]),
             ("lieconv_gather_contract", [p, n, p, p, n, n, n, p]),
             ("lieconv_gather_contract_grad", [p, n, p, p, n, n, n, p, p, p, p, n, n]),
             ("lieconv_bmm_nn", [p, n, n, n, p, n, n, p, n, n, n, n, n, n, ctypes.c_int]),
@@ -766,6 +771,23 @@ def index_add_(out: Tensor, idx: Tensor, src: Tensor) -> Tensor:
         lib.lieconv_index_add(out.data_ptr(), a, b, idx.data_ptr(), src.data_ptr(), idx.shape[0], d, ld)
 
     _split(n_out, parts, run)
+    return out
+
+
+def gather_columns(src: Tensor, cols: Tensor, m: int) -> Tensor:
+    """``src[:, :m].gather(2, cols[:, None, :].expand(B, m, n))``: the first m rows of each example with
+    their columns picked by cols (the farthest-point rows of a subsampled layer's points;
+    ``_native/scatter.cpp`` for int32 rows on the CPU, ``torch.gather`` else; every index the caller's own).
+
+    Shapes: src (B, >= m, N), cols (B, n) int64 in [0, N) -> (B, m, n)."""
+    B, n = cols.shape
+    ok = src.is_cpu and src.dtype is torch.int32 and src.stride(2) == 1 and cols.dtype is torch.int64
+    lib = _library() if ok and cols.is_cpu and src.shape[1] >= m else None
+    if lib is None:
+        return src[:, :m].gather(2, cols[:, None, :].expand(B, m, n))
+    cols = cols.contiguous()
+    out = src.new_empty(B, m, n)
+    lib.lieconv_gather_columns(src.data_ptr(), src.stride(0), src.stride(1), cols.data_ptr(), B, m, n, out.data_ptr())
     return out
 
 

@@ -130,13 +130,13 @@ class LieConv(nn.Module):
             rows = kept[0] if kept else None
             qe, qq = gather_points(x.elems, idx), gather_points(x.orbits, idx)
         else:
-            Bg, N = x.mask.shape
+            Bg = x.mask.shape[0]
             idx = torch.arange(m, device=x.mask.device).expand(Bg, m)
             qe, qq, qmask = x.elems[:, :m], x.orbits[:, :m], x.mask[:, :m]
             rows = None
             if keep and x.farthest.rows is not None:
                 prev, cols = x.farthest
-                rows = prev[:, :m].gather(2, cols[:, None, :].expand(Bg, m, N))  # (Bg, m, N)
+                rows = native.gather_columns(prev, cols, m)  # (Bg, m, N)
         return idx, qe, qq, qmask, FarthestOrder(rows, None if rows is None else idx)
 
     def covers_all(self, n: int) -> bool:
