@@ -67,6 +67,7 @@ class RowPacking:
             real = int(flat.sum())
             self.active = real <= (1 - MIN_PADDING) * flat.numel()
         self.index = flat.nonzero().squeeze(1) if self.active else None
+        self.padding = (~flat).nonzero().squeeze(1) if self.active else None
         self.mask = None if self.active else mask
 
     def pack(self, values: Tensor) -> Tensor:
@@ -78,5 +79,5 @@ class RowPacking:
         if not self.active:
             return rows
         B, N = self.shape
-        out = rows.new_zeros(B * N, rows.shape[-1]).index_copy_(0, self.index, rows)  # in place: no clone
-        return out.view(B, N, rows.shape[-1])
+        out = rows.new_empty(B * N, rows.shape[-1]).index_fill_(0, self.padding, 0.0)  # zeros at the padding only
+        return out.index_copy_(0, self.index, rows).view(B, N, rows.shape[-1])  # in place: no clone
