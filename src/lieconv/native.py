@@ -651,7 +651,7 @@ def mlp_backward(
     """One layer of the kernel MLP's backward over chunks of rows (``lieconv.nn.kernels._chunked_backward``
     with every t kept); False (nothing written) where it does not run natively.
 
-    G (R, d_out): dL/dy_l, overwritten with dL/dt_l = norm_grad(G, t, *norm, w) (``norm`` = (scale, d1, d2)
+    G (R, d_out): dL/dy_l, overwritten with dL/dt_l = ``norm_grad(G, t, *norm, w)`` (``norm`` = (scale, d1, d2)
     of a batch-norm layer, with t = t_l) or left as it is (norm None); ``below`` = (t_(l-1), scale,
     shift, Gn, sums) for l > 0: Gn (R, d_in) = swish_grad(dt @ weight, t_(l-1), scale, shift, w) (Gn may
     be t's storage when the widths agree), with the column sums into ``sums``; x0 (R, d_in) the first
