@@ -599,6 +599,11 @@ def norm_grad(g: Tensor, t: Tensor, scale: Tensor, d1: Tensor, d2: Tensor, mask:
     return out
 
 
+def _doubles(*tensors: Tensor | None) -> bool:
+    """Whether every given tensor (None: absent) is a contiguous float64 CPU tensor (the sums)."""
+    return all(t is None or (t.is_cpu and t.dtype is torch.float64 and t.is_contiguous()) for t in tensors)
+
+
 def _mlp_lib(*tensors: Tensor | None) -> ctypes.CDLL | None:
     """The library when the kernel MLP's loops run natively on these tensors: built with torch's
     ``sgemm_``, one thread (with more, the Python loops split each chunk's passes over the threads),
@@ -625,7 +630,7 @@ def mlp_forward(
     when act is given and the widths agree), sums two (d_out,) float64."""
     scale, shift = (None, None) if act is None else act
     lib = _mlp_lib(h, scale, shift, w, weight, bias, out)
-    if lib is None or (sums is not None and not all(t.dtype is torch.float64 and t.is_contiguous() for t in sums)):
+    if lib is None or not _doubles(*(sums or ())):
         return False
     (R, din), dout = h.shape, weight.shape[0]
     scratch = h.new_empty(min(R, chunk), din) if act is not None else None
@@ -660,7 +665,7 @@ def mlp_backward(
     tp, bscale, bshift, Gn, nsums = (None,) * 5 if below is None else below
     accT, accb = acc
     lib = _mlp_lib(G, t, scale, d1, d2, w, weight, tp, bscale, bshift, Gn, x0, accT, accb)
-    if lib is None or (nsums is not None and not all(s.dtype is torch.float64 and s.is_contiguous() for s in nsums)):
+    if lib is None or not _doubles(*(nsums or ())):
         return False
     R, dout = G.shape
     din = weight.shape[1]
@@ -676,8 +681,7 @@ def mlp_backward(
 
 def _stats_lib(s1: Tensor, s2: Tensor, *floats: Tensor | None) -> ctypes.CDLL | None:
     """The library when the batch-norm statistics run natively: float64 sums, float32 parameters."""
-    ok = all(t.is_cpu and t.dtype is torch.float64 and t.is_contiguous() for t in (s1, s2))
-    return _native_rows(*floats) if ok else None
+    return _native_rows(*floats) if _doubles(s1, s2) else None
 
 
 def bn_affine(

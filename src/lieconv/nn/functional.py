@@ -135,16 +135,15 @@ def _ct(x: Tensor) -> Tensor:
 def _bmm(a: Tensor, b: Tensor, out: Tensor | None = None, *, ta: bool = False, tb: bool = False, acc: bool = False):
     """``op(a) @ op(b)`` batched, op the transpose of the last two axes where ``ta`` / ``tb``, into (or with
     ``acc`` added to) ``out``: ``native.bmm`` where it runs and no graph is recorded, else ``torch``."""
-    graph = a.requires_grad or b.requires_grad or (out is not None and out.requires_grad)
-    if not (graph and torch.is_grad_enabled()):
+    graph = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad or (out is not None and out.requires_grad))
+    if not graph:
         o = out if out is not None else a.new_empty(a.shape[0], a.shape[2 if ta else 1], b.shape[1 if tb else 2])
         if native.bmm(a, b, o, trans_a=ta, trans_b=tb, accumulate=acc) is not None:
             return o
-        A, B = (_ct(a) if ta else a), (b.transpose(1, 2) if tb else b)
-        return out.baddbmm_(A, B) if acc else torch.bmm(A, B, out=o)
+        out = o
     A, B = (_ct(a) if ta else a), (b.transpose(1, 2) if tb else b)
     if acc:
-        return torch.baddbmm(out, A, B)
+        return torch.baddbmm(out, A, B) if graph else out.baddbmm_(A, B)
     return torch.bmm(A, B) if out is None else torch.bmm(A, B, out=out)
 
 

@@ -150,24 +150,14 @@ class MaskBatchNorm(nn.Module):
             if out is not None:
                 return out[0], grad_shift, out[1], out[2]
         mean, var = self._batch_stats(s1, s2, count, update=False)
-        known = not isinstance(count, Tensor)  # a count known on the host: no masks of the empty case
-        if known:
-            safe, empty = float(max(count, 1)), None if count >= 1 else True
-        else:
-            n = torch.as_tensor(count, dtype=s1.dtype, device=s1.device)
-            safe, empty = n.clamp(min=1), n < 1
+        n = torch.as_tensor(count, dtype=s1.dtype, device=s1.device)
+        safe, empty = n.clamp(min=1), n < 1
+        clamped = s2 / safe - mean * mean < 0  # v < 0 (where not empty: mean is S1 / n there)
         mean_c, r = mean.to(dtype), torch.rsqrt(var.to(dtype) + self.eps)
         g_total = grad_scale - grad_shift * mean_c
         g_var = (g_total * self.weight.detach() * r.pow(3) * -0.5).to(s1.dtype)
-        g_mean = (-grad_shift * self.weight.detach() * r).to(s1.dtype)
-        if empty is True:  # n < 1: constant statistics
-            g_var, g_mean = torch.zeros_like(g_var), torch.zeros_like(g_var)
-        else:
-            drop = s2 / safe - mean * mean < 0  # v < 0: var clamped (where not empty: mean is S1 / n)
-            if empty is not None:
-                drop = drop | empty
-                g_mean = torch.where(empty, torch.zeros_like(g_var), g_mean)
-            g_var = torch.where(drop, torch.zeros_like(g_var), g_var)
+        g_var = torch.where(empty | clamped, torch.zeros_like(g_var), g_var)
+        g_mean = torch.where(empty, torch.zeros_like(g_var), (-grad_shift * self.weight.detach() * r).to(s1.dtype))
         return g_total * r, grad_shift, (g_mean - 2 * mean * g_var) / safe, g_var / safe
 
     def _batch_stats(
