@@ -77,6 +77,26 @@ def test_deepcopy_and_state_dict_round_trip():
     torch.testing.assert_close(other(pts, generator=gen()), ref, rtol=0, atol=0)
 
 
+def test_conv_weight_is_read_in_place_and_any_layout_loads():
+    """LieConv keeps W transposed in memory (the point features read a view of it); a state dict
+    whose W is contiguous (older checkpoints, or one made so) loads to the same outputs, and a
+    contiguous W in the module itself still gives them (by a copy)."""
+    group = get_group("T2")
+    net = net_for(group).eval()
+    pts = random_points(group)
+    ref = net(pts, generator=gen())
+    conv = next(m for m in net.modules() if hasattr(m, "_feature_weight"))
+    assert conv._feature_weight().data_ptr() == conv.linear.weight.data_ptr()
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    other = net_for(group).eval()
+    other.load_state_dict(state)
+    torch.testing.assert_close(other(pts, generator=gen()), ref, rtol=0, atol=0)
+    for m in other.modules():
+        if hasattr(m, "_feature_weight"):
+            m.linear.weight = torch.nn.Parameter(m.linear.weight.detach().contiguous())
+    torch.testing.assert_close(other(pts, generator=gen()), ref, rtol=1e-12, atol=1e-12)
+
+
 def grid_points(B, dtype=torch.float64):
     ys, xs = torch.meshgrid(torch.arange(6.0), torch.arange(6.0), indexing="ij")
     coords = torch.stack([xs, ys], -1).reshape(1, 36, 2).to(dtype)

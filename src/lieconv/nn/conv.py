@@ -97,6 +97,10 @@ class LieConv(nn.Module):
         self.kernel_out = int(kernel_out)
         self.kernel = KernelMLP(rel_dim + 2 * group.q_dim, kernel_out, hidden=kernel_hidden, bn=bn)
         self.linear = nn.Linear(chin * kernel_out, chout)
+        # W (chout, chin * kernel_out) stored transposed, so that both products read it in place:
+        # Wᵀ (chin * kernel_out, chout) for the gathered z_i and its view (chin, kernel_out * chout)
+        # for the point features; the values, their draws and the state dict are nn.Linear's
+        self.linear.weight = nn.Parameter(self.linear.weight.detach().t().contiguous().t())
 
     def extra_repr(self) -> str:
         return (
@@ -238,9 +242,9 @@ class LieConv(nn.Module):
         return p.unpack(p.pack(values) @ w).view(B, N * h, o)
 
     def _feature_weight(self) -> Tensor:
-        """``W`` as the (chin, kernel_out * chout) matrix of ``point_features``: column (h, o) holds W_h[o, :]."""
-        o, c, h = self.chout, self.chin, self.kernel_out
-        return self.linear.weight.view(o, c, h).permute(1, 2, 0).reshape(c, h * o)
+        """``W`` as the (chin, kernel_out * chout) matrix of ``point_features``: column (h, o) holds W_h[o, :]
+        (a view of the transposed storage; a copy if the weight was made contiguous since)."""
+        return self.linear.weight.t().reshape(self.chin, self.kernel_out * self.chout)
 
     def aggregate(
         self,
