@@ -77,18 +77,22 @@ def test_deepcopy_and_state_dict_round_trip():
     torch.testing.assert_close(other(pts, generator=gen()), ref, rtol=0, atol=0)
 
 
-def test_conv_weight_is_read_in_place_and_any_layout_loads():
+@pytest.mark.parametrize("full", [False, True])
+def test_conv_weight_is_read_in_place_and_any_layout_loads(full):
     """LieConv keeps W transposed in memory (the point features read a view of it); a state dict
     whose W is contiguous (older checkpoints, or one made so) loads to the same outputs, and a
-    contiguous W in the module itself still gives them (by a copy)."""
+    contiguous W in the module itself still gives them (by a copy).  Searched neighbourhoods (the
+    gathered product with Wᵀ) and full ones (the point features)."""
     group = get_group("T2")
-    net = net_for(group).eval()
+    opts = dict(num_nbhd=40, fill=1.0, ds_frac=1.0) if full else {}
+    net = net_for(group, **opts).eval()
     pts = random_points(group)
     ref = net(pts, generator=gen())
     conv = next(m for m in net.modules() if hasattr(m, "_feature_weight"))
     assert conv._feature_weight().data_ptr() == conv.linear.weight.data_ptr()
+    assert conv.covers_all(pts.coords.shape[1]) == full
     state = {k: v.contiguous() for k, v in net.state_dict().items()}
-    other = net_for(group).eval()
+    other = net_for(group, **opts).eval()
     other.load_state_dict(state)
     torch.testing.assert_close(other(pts, generator=gen()), ref, rtol=0, atol=0)
     for m in other.modules():
