@@ -187,12 +187,8 @@ class MaskBatchNorm(nn.Module):
         if not update:
             return mean, var
         with torch.no_grad():
-            many = (n > 1).to(total.dtype)
-            unbiased = var * (n / (n - 1).clamp(min=1))
-            m = self.momentum * many  # no update from a single (or no) real entry
-            shifted = mean.detach() if offset is None else mean.detach() + offset.detach().to(mean.dtype)
-            self.running_mean.lerp_(shifted.to(self.running_mean.dtype), m.to(self.running_mean.dtype))
-            self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), m.to(self.running_var.dtype))
+            many = (n > 1).to(total.dtype)  # no update from a single (or no) real entry
+            self._update_running(mean, var * (n / (n - 1).clamp(min=1)), offset, self.momentum * many)
         return mean, var
 
     def _host_count_stats(
@@ -206,11 +202,15 @@ class MaskBatchNorm(nn.Module):
         var = (total_sq / float(n) - mean * mean).clamp(min=0)
         if update and n > 1:
             with torch.no_grad():
-                shifted = mean.detach() if offset is None else mean.detach() + offset.detach().to(mean.dtype)
-                unbiased = var.detach() * (float(n) / (n - 1))
-                self.running_mean.lerp_(shifted.to(self.running_mean.dtype), self.momentum)
-                self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
+                self._update_running(mean, var * (float(n) / (n - 1)), offset, self.momentum)
         return mean, var
+
+    def _update_running(self, mean: Tensor, unbiased: Tensor, offset: Tensor | None, m: Tensor | float) -> None:
+        """The running averages moved by m (a number or a 0-d tensor) towards mean + offset and the
+        unbiased variance (under ``no_grad``)."""
+        shifted = mean.detach() if offset is None else mean.detach() + offset.detach().to(mean.dtype)
+        for buf, value in ((self.running_mean, shifted), (self.running_var, unbiased.detach())):
+            buf.lerp_(value.to(buf.dtype), m.to(buf.dtype) if isinstance(m, Tensor) else m)
 
 
 def masked_moments(x: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor]:
